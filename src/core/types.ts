@@ -1,0 +1,155 @@
+/**
+ * The public surface of the core engine: the write side (policy commands) and the read side
+ * (checks, listings, receipts). The HTTP API, the CLI and the tests all drive this interface.
+ */
+import type {
+  AssignmentId,
+  ConsistencyMode,
+  Direction,
+  EffectiveRow,
+  GroupId,
+  OrgId,
+  PermissionSlug,
+  ResourceRef,
+  RiskTier,
+  RoleSlug,
+  SubjectId,
+  SubjectKind,
+  VerifyMode,
+} from '../domain/model.ts';
+
+/** Who made a write and under which request; recorded in the change log. */
+export interface WriteContext {
+  actor?: string;
+  requestId?: string;
+}
+
+export interface Propagation {
+  mode: 'sync' | 'async';
+  status: 'effective' | 'pending';
+  /** ISO time at which the read model reflected the change (sync: the commit). */
+  effectiveAt?: string;
+}
+
+/**
+ * Every policy write answers with the revision it committed (or, for a write that changed nothing,
+ * the organization's current revision and `changed: false`).
+ */
+export interface WriteResult {
+  revision: number;
+  changed: boolean;
+  propagation: Propagation;
+}
+
+export interface AssignmentResult extends WriteResult {
+  id: AssignmentId;
+  created: boolean;
+}
+
+export interface Via {
+  assignment: AssignmentId;
+  group: GroupId | null;
+  role: RoleSlug;
+  resource: ResourceRef;
+}
+
+export interface CheckRequest {
+  subject: string;
+  permission: string;
+  resource: string;
+  consistency?: { mode: ConsistencyMode; revision?: number };
+}
+
+export interface CheckResult {
+  allowed: boolean;
+  /** The organization revision the answer is at least as fresh as. */
+  revision: number;
+  evaluatedAgainst: 'read_model' | 'source';
+  consistency: ConsistencyMode;
+  /** Whether read-model candidates were verified against the source tables. */
+  verified: boolean;
+  via?: Via;
+}
+
+export interface EffectivePermission {
+  permission: PermissionSlug;
+  resource: ResourceRef;
+  role: RoleSlug;
+  risk: RiskTier;
+  via: Via;
+}
+
+export interface AccessEntry {
+  subject: SubjectId;
+  via: Via;
+}
+
+export interface Change {
+  revision: number;
+  kind: string;
+  direction: Direction;
+  tier: RiskTier | null;
+  mode: 'sync' | 'async';
+  actor: string | null;
+  requestId: string | null;
+  body: unknown;
+  decidedAt: string;
+  effectiveAt: string | null;
+  lagMs: number | null;
+  rowsAdded: number;
+  rowsRemoved: number;
+}
+
+export interface Organization {
+  id: OrgId;
+  name: string | null;
+  revision: number;
+}
+export interface Subject {
+  id: SubjectId;
+  kind: SubjectKind;
+  active: boolean;
+}
+export interface Assignment {
+  id: AssignmentId;
+  principal: string;
+  role: RoleSlug;
+  resource: ResourceRef;
+}
+
+export interface Lockstep {
+  // — write side —
+  putOrganization(org: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult>;
+  putPermission(org: string, slug: string, body: { risk: string }, ctx?: WriteContext): Promise<WriteResult>;
+  putRole(org: string, slug: string, body: { permissions: readonly string[] }, ctx?: WriteContext): Promise<WriteResult>;
+  putResource(org: string, type: string, id: string, body: { parent?: string | null }, ctx?: WriteContext): Promise<WriteResult>;
+  deleteResource(org: string, type: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
+  putSubject(org: string, id: string, body: { kind: string; active?: boolean }, ctx?: WriteContext): Promise<WriteResult>;
+  deleteSubject(org: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
+  putGroup(org: string, id: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult>;
+  deleteGroup(org: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
+  addMember(org: string, group: string, subject: string, ctx?: WriteContext): Promise<WriteResult>;
+  removeMember(org: string, group: string, subject: string, ctx?: WriteContext): Promise<WriteResult>;
+  createAssignment(org: string, body: { principal: string; role: string; resource: string }, ctx?: WriteContext): Promise<AssignmentResult>;
+  deleteAssignment(org: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
+
+  // — read side —
+  check(org: string, req: CheckRequest): Promise<CheckResult>;
+  subjectEffective(org: string, subject: string): Promise<{ revision: number; permissions: EffectivePermission[] }>;
+  resourceAccess(org: string, resource: string, permission: string): Promise<{ revision: number; subjects: AccessEntry[] }>;
+  getChange(org: string, revision: number): Promise<Change>;
+  getOrganization(org: string): Promise<Organization>;
+  getSubject(org: string, id: string): Promise<Subject>;
+  getAssignment(org: string, id: string): Promise<Assignment>;
+  /** The whole read model of an organization (tests, drift audit). */
+  readModel(org: string): Promise<EffectiveRow[]>;
+
+  close(): Promise<void>;
+}
+
+export interface LockstepOptions {
+  /** Which tiers get provenance verification on read-model checks. Default `always`. */
+  verify?: VerifyMode;
+  now?: () => number;
+  newId?: () => string;
+}
