@@ -1,0 +1,29 @@
+/**
+ * The one seam between Lockstep and its storage engines. Everything above it is plain SQL written
+ * once, with PostgreSQL-style positional parameters ($1, $2, …); the SQLite engine rewrites them.
+ * The handful of dialect differences are named here rather than scattered through the queries.
+ */
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Sql {
+  readonly dialect: Dialect;
+  /** `' FOR UPDATE'` on PostgreSQL; empty on SQLite, whose write transactions are already exclusive. */
+  readonly forUpdate: string;
+  all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  /** Runs a statement and returns the number of rows it changed. */
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+}
+
+export interface Database extends Sql {
+  /**
+   * Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. On SQLite
+   * transactions are serialized in-process; reads outside a transaction never see uncommitted rows.
+   */
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /** Applies pending migrations; returns the versions applied. */
+  migrate(): Promise<number[]>;
+  close(): Promise<void>;
+  /** A short description of where the data lives, with no credentials. */
+  readonly description: string;
+}

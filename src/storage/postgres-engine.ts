@@ -1,0 +1,116 @@
+/**
+ * PostgreSQL through `pg`: a pool; statements are named so each connection prepares them once.
+ * Transactions run at READ COMMITTED; policy writes serialize per organization by locking its row
+ * (see policy/write.ts), which is what keeps the set-based read-model updates race-free.
+ */
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import type { Database, Sql } from './database.ts';
+import { wrapStorageError } from './errors.ts';
+import { loadMigrations, MIGRATIONS_TABLE } from './migrations.ts';
+
+// BIGINT columns hold revisions, counts and epoch milliseconds: all well inside 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+const names = new Map<string, string>();
+const nameOf = (sql: string) => {
+  let n = names.get(sql);
+  if (!n) names.set(sql, (n = 'ls_' + createHash('sha1').update(sql).digest('hex').slice(0, 16)));
+  return n;
+};
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+function sqlOn(q: Queryable): Sql {
+  const exec = async (sql: string, params: readonly unknown[] = []) => {
+    try {
+      return await q.query({ name: nameOf(sql), text: sql, values: params as unknown[] });
+    } catch (e) {
+      wrapStorageError(e);
+    }
+  };
+  return {
+    dialect: 'postgres',
+    forUpdate: ' FOR UPDATE',
+    all: async <T>(sql: string, params?: readonly unknown[]) => (await exec(sql, params)).rows as T[],
+    get: async <T>(sql: string, params?: readonly unknown[]) => (await exec(sql, params)).rows[0] as T | undefined,
+    run: async (sql, params) => (await exec(sql, params)).rowCount ?? 0,
+  };
+}
+
+export interface PostgresOptions {
+  /** Schema to create (if missing) and use; tests pass a fresh one per run. */
+  schema?: string;
+  max?: number;
+}
+
+export function openPostgres(url: string, opts: PostgresOptions = {}): Database {
+  const schema = opts.schema;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  // An idle client that loses its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  const safeUrl = url.replace(/\/\/[^@/]*@/, '//***@');
+  let ensured: Promise<void> | undefined;
+  const ensureSchema = () =>
+    (ensured ??= schema ? pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).then(() => undefined) : Promise.resolve());
+
+  return {
+    ...sqlOn(pool),
+    description: `postgres ${safeUrl}${schema ? ` (schema ${schema})` : ''}`,
+    async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (e) {
+        wrapStorageError(e);
+      }
+      try {
+        await client.query('BEGIN');
+        const result = await fn(sqlOn(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      } finally {
+        client.release();
+      }
+    },
+    async migrate() {
+      await ensureSchema();
+      const client = await pool.connect();
+      try {
+        // One migrator at a time across processes.
+        await client.query('SELECT pg_advisory_lock(7312001)');
+        await client.query(MIGRATIONS_TABLE);
+        const done = new Set((await client.query('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+        const applied: number[] = [];
+        for (const m of loadMigrations('postgres')) {
+          if (done.has(m.version)) continue;
+          await client.query('BEGIN');
+          try {
+            await client.query(m.sql);
+            await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+            await client.query('COMMIT');
+          } catch (e) {
+            await client.query('ROLLBACK');
+            throw e;
+          }
+          applied.push(m.version);
+        }
+        return applied;
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(7312001)').catch(() => undefined);
+        client.release();
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * SQLite through better-sqlite3: WAL, one connection. better-sqlite3 is synchronous, so the async
+ * seam is a thin shell; transactions are serialized by an in-process lock, and a read that arrives
+ * while a transaction is open waits for it, so no reader ever sees uncommitted rows.
+ */
+import BetterSqlite3 from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Database, Sql } from './database.ts';
+import { wrapStorageError } from './errors.ts';
+import { loadMigrations, MIGRATIONS_TABLE } from './migrations.ts';
+
+type Statement = BetterSqlite3.Statement<unknown[], unknown>;
+
+/** `$1 … $n` → `?` with the arguments reordered (and repeated) to match. */
+function compile(sql: string): { text: string; order: number[] } {
+  const order: number[] = [];
+  const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
+    order.push(Number(n) - 1);
+    return '?';
+  });
+  return { text, order };
+}
+
+const toSqlite = (v: unknown) => (typeof v === 'boolean' ? (v ? 1 : 0) : v === undefined ? null : v);
+
+export function openSqlite(path: string): Database {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new BetterSqlite3(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+
+  const cache = new Map<string, { stmt: Statement; order: number[]; reader: boolean }>();
+  function prepare(sql: string) {
+    let hit = cache.get(sql);
+    if (!hit) {
+      const { text, order } = compile(sql);
+      try {
+        const stmt = db.prepare(text) as Statement;
+        hit = { stmt, order, reader: stmt.reader };
+      } catch (e) {
+        wrapStorageError(e);
+      }
+      cache.set(sql, hit);
+    }
+    return hit;
+  }
+  const args = (order: number[], params: readonly unknown[]) => order.map((i) => toSqlite(params[i]));
+
+  function allNow<T>(sql: string, params: readonly unknown[] = []): T[] {
+    const p = prepare(sql);
+    try {
+      return p.stmt.all(...args(p.order, params)) as T[];
+    } catch (e) {
+      wrapStorageError(e);
+    }
+  }
+  function runNow(sql: string, params: readonly unknown[] = []): number {
+    const p = prepare(sql);
+    try {
+      return p.reader ? p.stmt.all(...args(p.order, params)).length : p.stmt.run(...args(p.order, params)).changes;
+    } catch (e) {
+      wrapStorageError(e);
+    }
+  }
+
+  let current: Promise<unknown> = Promise.resolve();
+  let open = false;
+  const idle = async () => {
+    while (open) await current.catch(() => undefined);
+  };
+
+  const base = { dialect: 'sqlite' as const, forUpdate: '' };
+  const inTx: Sql = {
+    ...base,
+    all: async (sql, params) => allNow(sql, params),
+    get: async (sql, params) => allNow(sql, params)[0] as never,
+    run: async (sql, params) => runNow(sql, params),
+  };
+
+  const database: Database = {
+    ...base,
+    description: path === ':memory:' ? 'sqlite (memory)' : `sqlite ${path}`,
+    async all(sql, params) {
+      if (open) await idle();
+      return allNow(sql, params);
+    },
+    async get(sql, params) {
+      if (open) await idle();
+      return allNow(sql, params)[0] as never;
+    },
+    async run(sql, params) {
+      if (open) await idle();
+      return runNow(sql, params);
+    },
+    transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+      const run = async (): Promise<T> => {
+        open = true;
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(inTx);
+          db.exec('COMMIT');
+          return result;
+        } catch (e) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw e;
+        } finally {
+          open = false;
+        }
+      };
+      const next = current.catch(() => undefined).then(run);
+      current = next;
+      return next;
+    },
+    async migrate() {
+      db.exec(MIGRATIONS_TABLE);
+      const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+      const applied: number[] = [];
+      for (const m of loadMigrations('sqlite')) {
+        if (done.has(m.version)) continue;
+        db.transaction(() => {
+          db.exec(m.sql);
+          db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+        })();
+        applied.push(m.version);
+      }
+      return applied;
+    },
+    async close() {
+      await idle();
+      db.close();
+    },
+  };
+  return database;
+}
