@@ -1,0 +1,135 @@
+/**
+ * Bearer API keys. A key reads `lsk_<id>_<secret>`; the store keeps only the SHA-256 of the whole
+ * key. Authentication is one primary-key lookup on `<id>` and a constant-time comparison of the
+ * hashes, so a wrong secret and a wrong id take the same path.
+ *
+ * Scopes: `admin` (everything, every organization; `org_id` NULL), `write` (policy writes and reads
+ * in one organization), `check` (checks and listings in one organization).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Database } from '../storage/database.ts';
+import { parseOrgId } from '../domain/model.ts';
+import { validation } from '../domain/errors.ts';
+
+export const KEY_SCOPES = ['admin', 'write', 'check'] as const;
+export type KeyScope = (typeof KEY_SCOPES)[number];
+
+export interface ApiKey {
+  id: string;
+  scope: KeyScope;
+  /** null for admin keys. */
+  org: string | null;
+  name: string | null;
+}
+
+const KEY_FORMAT = /^lsk_([a-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
+/** Operator-chosen admin keys (LOCKSTEP_ADMIN_KEY) that do not follow the format must be at least this long. */
+export const MIN_FREEFORM_KEY_LENGTH = 32;
+
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+const newKeyId = () => randomBytes(8).toString('hex');
+const newKeyString = (id: string) => `lsk_${id}_${randomBytes(32).toString('base64url')}`;
+
+export interface CreateKeyOptions {
+  scope: KeyScope;
+  org?: string;
+  name?: string;
+  now?: () => number;
+}
+
+async function insertKey(db: Database, id: string, key: string, opts: CreateKeyOptions): Promise<void> {
+  await db.run('INSERT INTO api_keys (id, org_id, scope, name, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)', [
+    id,
+    opts.org ?? null,
+    opts.scope,
+    opts.name ?? null,
+    sha256(key).toString('hex'),
+    (opts.now ?? Date.now)(),
+  ]);
+}
+
+function checkScope(opts: CreateKeyOptions) {
+  if (!KEY_SCOPES.includes(opts.scope)) throw validation('scope', `scope must be one of ${KEY_SCOPES.join(', ')}`);
+  if (opts.scope === 'admin' && opts.org !== undefined) throw validation('org', 'an admin key spans every organization; give no org');
+  if (opts.scope !== 'admin') parseOrgId(opts.org, 'org');
+}
+
+/**
+ * Creates a key and returns it in clear, the only time it exists in clear. The organization need
+ * not exist yet (an admin may hand out a key before creating it).
+ */
+export async function createKey(db: Database, opts: CreateKeyOptions): Promise<{ id: string; key: string }> {
+  checkScope(opts);
+  const id = newKeyId();
+  const key = newKeyString(id);
+  await insertKey(db, id, key, opts);
+  return { id, key };
+}
+
+/** Revokes a key by id; answers whether it was active. */
+export async function revokeKey(db: Database, id: string, now: () => number = Date.now): Promise<boolean> {
+  return (await db.run('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now(), id])) > 0;
+}
+
+interface KeyRow {
+  id: string;
+  org_id: string | null;
+  scope: KeyScope;
+  name: string | null;
+  hash: string;
+}
+
+/**
+ * The key named by an `Authorization: Bearer …` header, or null when the header is missing,
+ * malformed, unknown, revoked or wrong. Never says which.
+ */
+export async function authenticate(db: Database, header: string | undefined): Promise<ApiKey | null> {
+  const m = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header ?? '');
+  const key = m?.[1];
+  if (!key || key.length > 512) return null;
+  const presented = sha256(key);
+  const id = KEY_FORMAT.exec(key)?.[1];
+  let row: KeyRow | undefined;
+  if (id !== undefined) {
+    row = await db.get<KeyRow>('SELECT id, org_id, scope, name, hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL', [id]);
+  } else if (key.length >= MIN_FREEFORM_KEY_LENGTH) {
+    // A free-form operator key carries no id: look it up by its hash (a unique index).
+    row = await db.get<KeyRow>('SELECT id, org_id, scope, name, hash FROM api_keys WHERE hash = $1 AND revoked_at IS NULL', [presented.toString('hex')]);
+  }
+  const stored = row ? Buffer.from(row.hash, 'hex') : sha256('');
+  const equal = stored.length === presented.length && timingSafeEqual(stored, presented);
+  if (!row || !equal) return null;
+  return { id: row.id, scope: row.scope, org: row.org_id, name: row.name };
+}
+
+/**
+ * Makes sure the store can be administered. With `LOCKSTEP_ADMIN_KEY` set, that key is registered
+ * (once) as an admin key. Without it, a store that has no active admin key gets a generated one,
+ * returned so that the caller prints it once; it cannot be recovered later.
+ */
+export async function ensureAdminKey(db: Database, adminKey: string | undefined, now: () => number = Date.now): Promise<{ generated?: string }> {
+  if (adminKey !== undefined) {
+    if (!KEY_FORMAT.test(adminKey) && (adminKey.length < MIN_FREEFORM_KEY_LENGTH || adminKey.length > 512 || /\s/.test(adminKey))) {
+      throw validation('LOCKSTEP_ADMIN_KEY', `LOCKSTEP_ADMIN_KEY must look like lsk_<id>_<secret> or be ${MIN_FREEFORM_KEY_LENGTH}-512 characters without spaces`);
+    }
+    const hash = sha256(adminKey).toString('hex');
+    const existing = await db.get<{ revoked_at: number | null; scope: string }>('SELECT revoked_at, scope FROM api_keys WHERE hash = $1', [hash]);
+    if (existing) {
+      if (existing.revoked_at !== null || existing.scope !== 'admin') {
+        throw validation('LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_ADMIN_KEY is a revoked or non-admin key; choose another');
+      }
+      return {};
+    }
+    const id = KEY_FORMAT.exec(adminKey)?.[1] ?? newKeyId();
+    // A formatted key is found by its embedded id, so that id must be free.
+    if (await db.get('SELECT id FROM api_keys WHERE id = $1', [id])) {
+      throw validation('LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_ADMIN_KEY has the id of another key; generate a fresh one');
+    }
+    await insertKey(db, id, adminKey, { scope: 'admin', name: 'LOCKSTEP_ADMIN_KEY', now });
+    return {};
+  }
+  const active = await db.get("SELECT id FROM api_keys WHERE scope = 'admin' AND revoked_at IS NULL LIMIT 1");
+  if (active) return {};
+  const { key } = await createKey(db, { scope: 'admin', name: 'generated on first start', now });
+  return { generated: key };
+}

@@ -1,0 +1,110 @@
+/**
+ * Building blocks of the request and response schemas. The identifier patterns repeat the syntax of
+ * src/domain/model.ts so that the OpenAPI document states it and bad input is refused before it
+ * reaches the engine (which checks it again); test/e2e/schemas.test.ts holds the two together.
+ */
+export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
+export const RESOURCE_TYPE_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
+export const ROLE_PATTERN = '^[a-z][a-z0-9_-]{0,63}$';
+export const PERMISSION_PATTERN = '^[a-z][a-z0-9_]{0,63}(\\.[a-z][a-z0-9_]{0,63}){0,4}$';
+export const RESOURCE_REF_PATTERN = '^[a-z][a-z0-9_]{0,63}:[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
+export const PRINCIPAL_PATTERN = '^(subject|group):[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
+
+export const id = (description: string) => ({ type: 'string', pattern: ID_PATTERN, description }) as const;
+export const roleSlug = { type: 'string', pattern: ROLE_PATTERN, description: 'role slug, e.g. editor' } as const;
+export const permissionSlug = { type: 'string', pattern: PERMISSION_PATTERN, description: 'permission slug, e.g. project.delete' } as const;
+export const resourceRef = { type: 'string', pattern: RESOURCE_REF_PATTERN, description: "resource reference 'type:id'" } as const;
+export const principalRef = { type: 'string', pattern: PRINCIPAL_PATTERN, description: "'subject:ID' or 'group:ID'" } as const;
+export const displayName = { type: ['string', 'null'], maxLength: 256, description: 'display name' } as const;
+
+const params = (props: Record<string, unknown>) =>
+  ({ type: 'object', properties: props, required: Object.keys(props), additionalProperties: false }) as const;
+
+export const orgParams = params({ org: id('organization id') });
+export const slugParams = (slug: object) => params({ org: id('organization id'), slug });
+export const resourceParams = params({
+  org: id('organization id'),
+  type: { type: 'string', pattern: RESOURCE_TYPE_PATTERN, description: 'resource type' },
+  id: id('resource id'),
+});
+export const idParams = (what: string) => params({ org: id('organization id'), id: id(`${what} id`) });
+export const memberParams = params({ org: id('organization id'), id: id('group id'), subject: id('subject id') });
+export const revisionParams = params({
+  org: id('organization id'),
+  // A string pattern rather than an integer: body coercion is off (a JSON "1" is not 1), and the
+  // same validator serves path parameters.
+  revision: { type: 'string', pattern: '^[1-9][0-9]{0,14}$', description: 'revision number (≥ 1)' },
+});
+
+export const propagation = {
+  type: 'object',
+  required: ['mode', 'status'],
+  properties: {
+    mode: { type: 'string', enum: ['sync', 'async'] },
+    status: { type: 'string', enum: ['effective', 'pending'] },
+    effectiveAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+export const writeResult = {
+  type: 'object',
+  required: ['revision', 'changed', 'propagation'],
+  properties: {
+    revision: { type: 'integer', description: 'the revision this write committed (or the current one if it changed nothing)' },
+    changed: { type: 'boolean' },
+    propagation,
+  },
+} as const;
+
+export const via = {
+  type: 'object',
+  required: ['assignment', 'group', 'role', 'resource'],
+  properties: {
+    assignment: { type: 'string' },
+    group: { type: ['string', 'null'] },
+    role: { type: 'string' },
+    resource: { type: 'string' },
+  },
+} as const;
+
+export const problemSchema = {
+  type: 'object',
+  description: 'RFC 9457 problem details; see docs/errors.md for the codes',
+  required: ['type', 'title', 'status', 'code', 'detail', 'requestId'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string' },
+    detail: { type: 'string' },
+    requestId: { type: 'string' },
+    field: { type: 'string', description: 'the offending field, when known' },
+    errors: {
+      type: 'array',
+      items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+    },
+  },
+} as const;
+
+const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: problemSchema } } });
+
+/** The error responses every authenticated route may give (documentation only; bodies are pre-serialized). */
+export const errorResponses = {
+  400: problemResponse('invalid input (VALIDATION)'),
+  401: problemResponse('missing or invalid API key (UNAUTHENTICATED)'),
+  403: problemResponse('the key may not do this, or not in this organization (FORBIDDEN)'),
+  404: problemResponse('an object named by the request does not exist (NOT_FOUND)'),
+} as const;
+export const writeErrorResponses = {
+  ...errorResponses,
+  409: problemResponse('conflicts with the current state (CONFLICT)'),
+  413: problemResponse('body larger than the limit (PAYLOAD_TOO_LARGE)'),
+  422: problemResponse('the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED)'),
+} as const;
+
+export const deleteHeaders = {
+  'Lockstep-Revision': { type: 'integer', description: 'the revision the delete committed (or the current one)' },
+  'Lockstep-Propagation': { type: 'string', description: "'effective' or 'pending'" },
+} as const;
+
+export const bearer = [{ bearer: [] }];

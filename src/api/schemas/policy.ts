@@ -1,0 +1,150 @@
+/** Schemas of the policy write routes (and the object getters): validation and OpenAPI both. */
+import {
+  bearer,
+  deleteHeaders,
+  displayName,
+  errorResponses,
+  id,
+  idParams,
+  memberParams,
+  orgParams,
+  permissionSlug,
+  principalRef,
+  resourceParams,
+  resourceRef,
+  roleSlug,
+  slugParams,
+  writeErrorResponses,
+  writeResult,
+} from './common.ts';
+
+const body = (properties: Record<string, unknown>, required: string[] = []) =>
+  ({ type: 'object', properties, required, additionalProperties: false }) as const;
+
+const write = (tag: string, summary: string, params: object, requestBody?: object) => ({
+  tags: [tag],
+  summary,
+  security: bearer,
+  params,
+  ...(requestBody ? { body: requestBody } : {}),
+  response: { 200: { description: 'committed (or already so)', ...writeResult }, ...writeErrorResponses },
+});
+
+const remove = (tag: string, summary: string, params: object) => ({
+  tags: [tag],
+  summary,
+  security: bearer,
+  params,
+  response: {
+    204: { description: 'deleted; the revision is in the Lockstep-Revision header', type: 'null', headers: deleteHeaders },
+    ...writeErrorResponses,
+  },
+});
+
+export const organization = {
+  id: 'string',
+  name: { type: ['string', 'null'] },
+  revision: { type: 'integer' },
+};
+
+export const putOrganization = write('organizations', 'Create or rename an organization (admin keys only)', orgParams, body({ name: displayName }));
+export const getOrganization = {
+  tags: ['organizations'],
+  summary: 'Read an organization and its current revision',
+  security: bearer,
+  params: orgParams,
+  response: {
+    200: {
+      type: 'object',
+      required: ['id', 'name', 'revision'],
+      properties: { id: { type: 'string' }, name: { type: ['string', 'null'] }, revision: { type: 'integer' } },
+    },
+    ...errorResponses,
+  },
+};
+
+export const putPermission = write(
+  'permissions',
+  'Create a permission or change its risk tier',
+  slugParams(permissionSlug),
+  body({ risk: { type: 'string', enum: ['standard', 'high', 'critical'] } }, ['risk']),
+);
+
+export const putRole = write(
+  'roles',
+  "Create a role or replace its set of permissions (a policy change that fans out to every holder)",
+  slugParams(roleSlug),
+  body({ permissions: { type: 'array', items: permissionSlug, maxItems: 1000 } }, ['permissions']),
+);
+
+export const putResource = write(
+  'resources',
+  'Create a resource or re-parent it',
+  resourceParams,
+  body({ parent: { anyOf: [resourceRef, { type: 'null' }], description: "parent 'type:id', or null for a root" } }),
+);
+export const deleteResource = remove('resources', 'Delete a resource, its subtree and every assignment on them', resourceParams);
+
+export const putSubject = write(
+  'subjects',
+  'Create a subject, or activate / deactivate it (kind cannot change)',
+  idParams('subject'),
+  body({ kind: { type: 'string', enum: ['user', 'service_account', 'agent'] }, active: { type: 'boolean' } }, ['kind']),
+);
+export const deleteSubject = remove('subjects', 'Delete a subject, its memberships and direct assignments', idParams('subject'));
+export const getSubject = {
+  tags: ['subjects'],
+  summary: 'Read a subject',
+  security: bearer,
+  params: idParams('subject'),
+  response: {
+    200: {
+      type: 'object',
+      required: ['id', 'kind', 'active'],
+      properties: { id: { type: 'string' }, kind: { type: 'string' }, active: { type: 'boolean' } },
+    },
+    ...errorResponses,
+  },
+};
+
+export const putGroup = write('groups', 'Create or rename a group', idParams('group'), body({ name: displayName }));
+export const deleteGroup = remove('groups', 'Delete a group, its memberships and its assignments', idParams('group'));
+export const putMember = write('groups', 'Add a subject to a group', memberParams);
+export const deleteMember = remove('groups', 'Remove a subject from a group', memberParams);
+
+export const postAssignment = {
+  tags: ['assignments'],
+  summary: 'Assign a role on a resource to a subject or group (idempotent on the natural key)',
+  security: bearer,
+  params: orgParams,
+  body: body({ principal: principalRef, role: roleSlug, resource: resourceRef }, ['principal', 'role', 'resource']),
+  response: {
+    ...Object.fromEntries(
+      ([
+        [201, 'created'],
+        [200, 'the same (principal, role, resource) already existed; its id, nothing changed'],
+      ] as const).map(([status, description]) => [
+        status,
+        { description, type: 'object', required: ['id', ...writeResult.required], properties: { id: { type: 'string' }, ...writeResult.properties } },
+      ]),
+    ),
+    ...writeErrorResponses,
+  },
+};
+export const deleteAssignment = remove('assignments', 'Delete an assignment', idParams('assignment'));
+export const getAssignment = {
+  tags: ['assignments'],
+  summary: 'Read an assignment',
+  security: bearer,
+  params: idParams('assignment'),
+  response: {
+    200: {
+      type: 'object',
+      required: ['id', 'principal', 'role', 'resource'],
+      properties: { id: { type: 'string' }, principal: { type: 'string' }, role: { type: 'string' }, resource: { type: 'string' } },
+    },
+    ...errorResponses,
+  },
+};
+
+export { id };

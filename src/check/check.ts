@@ -1,0 +1,178 @@
+/**
+ * The read side: checks and listings.
+ *
+ * `minimize_latency` reads candidate read-model rows for the resource and its ancestors and, where the
+ * permission's tier calls for it, verifies each candidate's provenance against the source tables:
+ * the assignment still exists, the membership it came through still exists, the subject is active.
+ * The role→permission link is always read from the source table (the read model stores roles).
+ * That is a few index probes, and it is why a revocation is enforceable the moment it commits.
+ *
+ * `fully_consistent` evaluates the source tables alone (the `desired_effective_assignments` view).
+ */
+import { LockstepError, notFound, validation } from '../domain/errors.ts';
+import {
+  CONSISTENCY_MODES,
+  parseOrgId,
+  parsePermissionSlug,
+  parseResourceRef,
+  parseSubjectId,
+  tierOfRank,
+  verifies,
+  type AssignmentId,
+  type ConsistencyMode,
+  type GroupId,
+  type OrgId,
+  type PermissionSlug,
+  type ResourceRef,
+  type RiskTier,
+  type RoleSlug,
+  type SubjectId,
+  type VerifyMode,
+} from '../domain/model.ts';
+import type { AccessEntry, CheckRequest, CheckResult, EffectivePermission, Via } from '../core/types.ts';
+import type { Sql } from '../storage/database.ts';
+import { ANCESTORS_CTE } from '../policy/read-model.ts';
+
+/** Provenance of read-model row `e` for subject column `subj`: the source rows that justify it. */
+const PROVENANCE = (subj: string) => `
+      EXISTS (SELECT 1 FROM assignments a WHERE a.org_id = e.org_id AND a.id = e.assignment_id)
+  AND (e.group_id IS NULL OR EXISTS (SELECT 1 FROM memberships m
+        WHERE m.org_id = e.org_id AND m.group_id = e.group_id AND m.subject_id = ${subj}))
+  AND EXISTS (SELECT 1 FROM subjects s WHERE s.org_id = e.org_id AND s.id = ${subj} AND s.active = 1)`;
+
+/** Per-tier verification switch: $V1..$V3 are 1 where that tier (rank) is verified. */
+const VERIFIED_BY_TIER = (riskCol: string, first: number, subj: string) =>
+  `(CASE CAST(${riskCol} AS INTEGER) WHEN 1 THEN CAST($${first} AS INTEGER) WHEN 2 THEN CAST($${first + 1} AS INTEGER)
+     ELSE CAST($${first + 2} AS INTEGER) END = 0 OR (${PROVENANCE(subj)}))`;
+
+// $1 org, $2 resource, $3 subject, $4 permission.
+const CHECK_READ_MODEL = (verify: boolean) => `
+  WITH RECURSIVE ${ANCESTORS_CTE}
+  SELECT e.assignment_id, e.group_id, e.role, e.resource
+    FROM anc
+    JOIN effective_assignments e ON e.org_id = $1 AND e.subject_id = $3 AND e.resource = anc.ref
+    JOIN role_permissions rp ON rp.org_id = $1 AND rp.role = e.role AND rp.permission = $4
+   ${verify ? `WHERE ${PROVENANCE('$3')}` : ''}
+   ORDER BY anc.depth, e.assignment_id
+   LIMIT 1`;
+
+const CHECK_SOURCE = `
+  WITH RECURSIVE ${ANCESTORS_CTE}
+  SELECT e.assignment_id, e.group_id, e.role, e.resource
+    FROM anc
+    JOIN desired_effective_assignments e ON e.org_id = $1 AND e.subject_id = $3 AND e.resource = anc.ref
+    JOIN role_permissions rp ON rp.org_id = $1 AND rp.role = e.role AND rp.permission = $4
+   ORDER BY anc.depth, e.assignment_id
+   LIMIT 1`;
+
+interface ViaRow {
+  assignment_id: AssignmentId;
+  group_id: GroupId | null;
+  role: RoleSlug;
+  resource: ResourceRef;
+}
+const toVia = (r: ViaRow): Via => ({ assignment: r.assignment_id, group: r.group_id, role: r.role, resource: r.resource });
+
+export interface CheckEnv {
+  db: Sql;
+  verify: VerifyMode;
+}
+
+function verifyFlags(mode: VerifyMode): [number, number, number] {
+  return [verifies(mode, 'standard') ? 1 : 0, verifies(mode, 'high') ? 1 : 0, verifies(mode, 'critical') ? 1 : 0];
+}
+
+async function orgMeta(db: Sql, org: OrgId, permission?: PermissionSlug): Promise<{ revision: number; risk: RiskTier | null }> {
+  const row = permission
+    ? await db.get<{ revision: number; risk: number | null }>(
+        'SELECT o.revision, p.risk FROM organizations o LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = $2 WHERE o.id = $1',
+        [org, permission],
+      )
+    : await db.get<{ revision: number; risk: null }>('SELECT revision, NULL AS risk FROM organizations WHERE id = $1', [org]);
+  if (!row) throw notFound('org', 'organization', org);
+  return { revision: Number(row.revision), risk: tierOfRank(row.risk) };
+}
+
+export function createChecks(env: CheckEnv) {
+  const { db } = env;
+  const flags = verifyFlags(env.verify);
+
+  return {
+    async check(orgIn: string, req: CheckRequest): Promise<CheckResult> {
+      const org = parseOrgId(orgIn);
+      const subject = parseSubjectId(req.subject);
+      const permission = parsePermissionSlug(req.permission);
+      const resource = parseResourceRef(req.resource);
+      const requested = req.consistency?.mode;
+      if (requested !== undefined && !CONSISTENCY_MODES.includes(requested)) {
+        throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
+      }
+      const meta = await orgMeta(db, org, permission);
+      if (meta.risk === null) throw notFound('permission', 'permission', permission);
+      if (requested === 'at_least_as_fresh') {
+        const want = req.consistency?.revision;
+        if (want === undefined || !Number.isInteger(want) || want < 0) {
+          throw validation('consistency.revision', 'at_least_as_fresh needs a non-negative integer revision');
+        }
+        // Every write is propagated synchronously today, so the read model has applied every
+        // committed revision; a revision from the future is a client error.
+        if (want > meta.revision) {
+          throw new LockstepError('VALIDATION', `revision ${want} has not been committed (current: ${meta.revision})`, { field: 'consistency.revision' });
+        }
+      }
+      // Critical permissions are decided on the source unless the caller asked for something else.
+      const mode: ConsistencyMode = requested ?? (meta.risk === 'critical' ? 'fully_consistent' : 'minimize_latency');
+      const params = [org, resource, subject, permission];
+      if (mode === 'fully_consistent') {
+        const row = await db.get<ViaRow>(CHECK_SOURCE, params);
+        return { allowed: !!row, revision: meta.revision, evaluatedAgainst: 'source', consistency: mode, verified: true, ...(row ? { via: toVia(row) } : {}) };
+      }
+      const verified = verifies(env.verify, meta.risk);
+      const row = await db.get<ViaRow>(CHECK_READ_MODEL(verified), params);
+      return { allowed: !!row, revision: meta.revision, evaluatedAgainst: 'read_model', consistency: mode, verified, ...(row ? { via: toVia(row) } : {}) };
+    },
+
+    /** What a subject can do: each (permission, resource) it holds, with the derivation. */
+    async subjectEffective(orgIn: string, subjectIn: string): Promise<{ revision: number; permissions: EffectivePermission[] }> {
+      const org = parseOrgId(orgIn);
+      const subject = parseSubjectId(subjectIn, 'id');
+      const meta = await orgMeta(db, org);
+      if (!(await db.get('SELECT 1 AS x FROM subjects WHERE org_id = $1 AND id = $2', [org, subject]))) throw notFound('id', 'subject', subject);
+      const rows = await db.all<ViaRow & { permission: PermissionSlug; risk: number }>(
+        `SELECT rp.permission, p.risk, e.assignment_id, e.group_id, e.role, e.resource
+           FROM effective_assignments e
+           JOIN role_permissions rp ON rp.org_id = e.org_id AND rp.role = e.role
+           JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
+          WHERE e.org_id = $1 AND e.subject_id = $2 AND ${VERIFIED_BY_TIER('p.risk', 3, '$2')}
+          ORDER BY e.resource, rp.permission, e.assignment_id`,
+        [org, subject, ...flags],
+      );
+      return {
+        revision: meta.revision,
+        permissions: rows.map((r) => ({ permission: r.permission, resource: r.resource, role: r.role, risk: tierOfRank(r.risk)!, via: toVia(r) })),
+      };
+    },
+
+    /** Who can do P on R, through an assignment on R or any of its ancestors. */
+    async resourceAccess(orgIn: string, resourceIn: string, permissionIn: string): Promise<{ revision: number; subjects: AccessEntry[] }> {
+      const org = parseOrgId(orgIn);
+      const resource = parseResourceRef(resourceIn);
+      const permission = parsePermissionSlug(permissionIn);
+      const meta = await orgMeta(db, org, permission);
+      if (meta.risk === null) throw notFound('permission', 'permission', permission);
+      if (!(await db.get('SELECT 1 AS x FROM resources WHERE org_id = $1 AND ref = $2', [org, resource]))) throw notFound('resource', 'resource', resource);
+      const rank = ['standard', 'high', 'critical'].indexOf(meta.risk) + 1;
+      const rows = await db.all<ViaRow & { subject_id: SubjectId }>(
+        `WITH RECURSIVE ${ANCESTORS_CTE}
+         SELECT e.subject_id, e.assignment_id, e.group_id, e.role, e.resource
+           FROM anc
+           JOIN effective_assignments e ON e.org_id = $1 AND e.resource = anc.ref
+           JOIN role_permissions rp ON rp.org_id = $1 AND rp.role = e.role AND rp.permission = $3
+          WHERE ${VERIFIED_BY_TIER('$4', 5, 'e.subject_id')}
+          ORDER BY e.subject_id, anc.depth, e.assignment_id`,
+        [org, resource, permission, rank, ...flags],
+      );
+      return { revision: meta.revision, subjects: rows.map((r) => ({ subject: r.subject_id, via: toVia(r) })) };
+    },
+  };
+}

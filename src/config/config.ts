@@ -1,0 +1,72 @@
+/**
+ * Configuration, parsed once into a frozen object. This is the only module that reads the
+ * environment; everything else receives a `Config`.
+ */
+import { VERIFY_MODES, type VerifyMode } from '../domain/model.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  /** A SQLite path (or `:memory:`) or a `postgres://` URL. */
+  readonly db: string;
+  readonly host: string;
+  readonly port: number;
+  readonly verify: VerifyMode;
+  readonly logLevel: LogLevel;
+  /** Operator-provided admin key (`LOCKSTEP_ADMIN_KEY`); never logged. */
+  readonly adminKey: string | undefined;
+  /** Largest accepted request body, in bytes. */
+  readonly bodyLimit: number;
+}
+
+export const DEFAULTS: Config = Object.freeze({
+  db: './data/lockstep.db',
+  host: '127.0.0.1',
+  port: 7300,
+  verify: 'always',
+  logLevel: 'info',
+  adminKey: undefined,
+  bodyLimit: 1024 * 1024,
+});
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function oneOf<T extends string>(name: string, allowed: readonly T[], v: string): T {
+  if (!allowed.includes(v as T)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
+}
+
+function port(name: string, v: string | number): number {
+  const n = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name} must be a port number 0-65535, got '${v}'`);
+  return n;
+}
+
+/**
+ * Builds the configuration from the environment (`LOCKSTEP_DB`, `LOCKSTEP_HOST`, `LOCKSTEP_PORT`,
+ * `LOCKSTEP_VERIFY`, `LOCKSTEP_LOG_LEVEL`, `LOCKSTEP_ADMIN_KEY`) and explicit overrides (CLI flags,
+ * tests), overrides winning. Invalid values throw `ConfigError` naming the setting.
+ */
+export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const pick = <K extends keyof Config>(k: K, envName: string, parse: (v: string) => Config[K]): Config[K] => {
+    if (overrides[k] !== undefined) return overrides[k] as Config[K];
+    const raw = env[envName];
+    return raw === undefined || raw === '' ? DEFAULTS[k] : parse(raw);
+  };
+  const cfg: Config = {
+    db: pick('db', 'LOCKSTEP_DB', (v) => v),
+    host: pick('host', 'LOCKSTEP_HOST', (v) => v),
+    port: port('port', pick('port', 'LOCKSTEP_PORT', (v) => port('LOCKSTEP_PORT', v))),
+    verify: oneOf('verify', VERIFY_MODES, pick('verify', 'LOCKSTEP_VERIFY', (v) => oneOf('LOCKSTEP_VERIFY', VERIFY_MODES, v))),
+    logLevel: oneOf('logLevel', LOG_LEVELS, pick('logLevel', 'LOCKSTEP_LOG_LEVEL', (v) => oneOf('LOCKSTEP_LOG_LEVEL', LOG_LEVELS, v))),
+    adminKey: pick('adminKey', 'LOCKSTEP_ADMIN_KEY', (v) => v),
+    bodyLimit: pick('bodyLimit', 'LOCKSTEP_BODY_LIMIT', (v) => {
+      if (!/^\d+$/.test(v) || Number(v) < 1) throw new ConfigError(`LOCKSTEP_BODY_LIMIT must be a positive number of bytes, got '${v}'`);
+      return Number(v);
+    }),
+  };
+  return Object.freeze(cfg);
+}

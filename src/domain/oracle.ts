@@ -1,0 +1,378 @@
+/**
+ * The reference evaluator: docs/semantics.md implemented from scratch, in memory, as plainly as
+ * possible. It is the oracle the property tests hold the SQL engine against, so it favours being
+ * obviously right over being fast: the read model is recomputed from the source maps on every call.
+ * Pure: no I/O, no clock; assignment ids are supplied by the caller.
+ */
+import { LockstepError, notFound } from './errors.ts';
+import type { ErrorCode } from './errors.ts';
+import {
+  MAX_RESOURCE_DEPTH,
+  parseAssignmentId,
+  parseGroupId,
+  parseOrgId,
+  parsePermissionSlug,
+  parsePrincipal,
+  parseResourceRef,
+  parseRiskTier,
+  parseRoleSlug,
+  parseSubjectId,
+  parseSubjectKind,
+  resourceRef,
+} from './model.ts';
+import type {
+  AssignmentId,
+  EffectiveRow,
+  GroupId,
+  PermissionSlug,
+  Principal,
+  ResourceRef,
+  RiskTier,
+  RoleSlug,
+  SubjectId,
+  SubjectKind,
+} from './model.ts';
+
+export interface OracleOrg {
+  name: string | null;
+  revision: number;
+  permissions: Map<string, RiskTier>;
+  roles: Map<string, Set<string>>;
+  /** ref → parent ref (null for a root). */
+  resources: Map<string, string | null>;
+  subjects: Map<string, { kind: SubjectKind; active: boolean }>;
+  groups: Map<string, string | null>;
+  /** group → its members. */
+  members: Map<string, Set<string>>;
+  assignments: Map<string, { principal: Principal; role: RoleSlug; resource: ResourceRef }>;
+}
+export interface OracleState {
+  orgs: Map<string, OracleOrg>;
+}
+
+export const createOracleState = (): OracleState => ({ orgs: new Map() });
+
+/** One command per write method of `Lockstep`, with the same arguments. */
+export type Command =
+  | { kind: 'putOrganization'; org: string; name?: string | null }
+  | { kind: 'putPermission'; org: string; slug: string; risk: string }
+  | { kind: 'putRole'; org: string; slug: string; permissions: readonly string[] }
+  | { kind: 'putResource'; org: string; type: string; id: string; parent?: string | null }
+  | { kind: 'deleteResource'; org: string; type: string; id: string }
+  | { kind: 'putSubject'; org: string; id: string; subjectKind: string; active?: boolean }
+  | { kind: 'deleteSubject'; org: string; id: string }
+  | { kind: 'putGroup'; org: string; id: string; name?: string | null }
+  | { kind: 'deleteGroup'; org: string; id: string }
+  | { kind: 'addMember'; org: string; group: string; subject: string }
+  | { kind: 'removeMember'; org: string; group: string; subject: string }
+  | { kind: 'createAssignment'; org: string; principal: string; role: string; resource: string }
+  | { kind: 'deleteAssignment'; org: string; id: string };
+
+export type ApplyResult =
+  | { ok: true; changed: boolean; revision: number; assignmentId?: AssignmentId; created?: boolean }
+  | { ok: false; code: ErrorCode; field: string | undefined };
+
+function cloneOrg(o: OracleOrg): OracleOrg {
+  return structuredClone(o);
+}
+
+function requireOrg(state: OracleState, org: string): OracleOrg {
+  const o = state.orgs.get(org);
+  if (!o) throw notFound('org', 'organization', org);
+  return o;
+}
+
+/** Ancestors of `ref`, nearest first, starting with `ref` itself. */
+export function ancestry(o: OracleOrg, ref: string): string[] {
+  const chain: string[] = [];
+  for (let r: string | null | undefined = ref; r != null && o.resources.has(r); r = o.resources.get(r)) chain.push(r);
+  return chain;
+}
+
+/** Length of the longest downward chain below `ref` (0 for a leaf). */
+function heightBelow(o: OracleOrg, ref: string): number {
+  let h = 0;
+  for (const [child, parent] of o.resources) if (parent === ref) h = Math.max(h, 1 + heightBelow(o, child));
+  return h;
+}
+
+/** `ref` and all its descendants. */
+function subtree(o: OracleOrg, ref: string): Set<string> {
+  const out = new Set<string>();
+  for (const r of o.resources.keys()) if (ancestry(o, r).includes(ref)) out.add(r);
+  return out;
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
+}
+
+/** Validates everything, then looks things up, then mutates `o` (a private copy) and reports `changed`. */
+function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omit<Extract<ApplyResult, { ok: true }>, 'ok' | 'revision'> & { org: OracleOrg } {
+  const orgId = parseOrgId(cmd.org);
+  switch (cmd.kind) {
+    case 'putOrganization': {
+      const name = cmd.name ?? null;
+      const existing = state.orgs.get(orgId);
+      if (!existing) {
+        const o: OracleOrg = {
+          name, revision: 0, permissions: new Map(), roles: new Map(), resources: new Map(), subjects: new Map(),
+          groups: new Map(), members: new Map(), assignments: new Map(),
+        };
+        return { org: o, changed: true };
+      }
+      const o = cloneOrg(existing);
+      const changed = o.name !== name;
+      o.name = name;
+      return { org: o, changed };
+    }
+    case 'putPermission': {
+      const slug = parsePermissionSlug(cmd.slug);
+      const risk = parseRiskTier(cmd.risk);
+      const o = cloneOrg(requireOrg(state, orgId));
+      const changed = o.permissions.get(slug) !== risk;
+      o.permissions.set(slug, risk);
+      return { org: o, changed };
+    }
+    case 'putRole': {
+      const slug = parseRoleSlug(cmd.slug);
+      const perms = cmd.permissions.map((p, i) => parsePermissionSlug(p, `permissions[${i}]`));
+      const o = cloneOrg(requireOrg(state, orgId));
+      perms.forEach((p, i) => {
+        if (!o.permissions.has(p)) throw notFound(`permissions[${i}]`, 'permission', p);
+      });
+      const next = new Set<string>(perms);
+      const prev = o.roles.get(slug);
+      o.roles.set(slug, next);
+      return { org: o, changed: !prev || !sameSet(prev, next) };
+    }
+    case 'putResource': {
+      const ref = resourceRef(cmd.type, cmd.id);
+      const parent = cmd.parent == null ? null : parseResourceRef(cmd.parent, 'parent');
+      const o = cloneOrg(requireOrg(state, orgId));
+      if (parent !== null) {
+        if (!o.resources.has(parent)) throw notFound('parent', 'resource', parent);
+        if (ancestry(o, parent).includes(ref)) {
+          throw new LockstepError('CYCLE', `${parent} is ${ref} or one of its descendants`, { field: 'parent' });
+        }
+        const length = ancestry(o, parent).length + 1 + (o.resources.has(ref) ? heightBelow(o, ref) : 0);
+        if (length > MAX_RESOURCE_DEPTH) {
+          throw new LockstepError('DEPTH_EXCEEDED', `chain of ${length} resources`, { field: 'parent' });
+        }
+      }
+      const changed = !o.resources.has(ref) || o.resources.get(ref) !== parent;
+      o.resources.set(ref, parent);
+      return { org: o, changed };
+    }
+    case 'deleteResource': {
+      const ref = resourceRef(cmd.type, cmd.id);
+      const o = cloneOrg(requireOrg(state, orgId));
+      if (!o.resources.has(ref)) throw notFound('resource', 'resource', ref);
+      const gone = subtree(o, ref);
+      for (const r of gone) o.resources.delete(r);
+      for (const [id, a] of o.assignments) if (gone.has(a.resource)) o.assignments.delete(id);
+      return { org: o, changed: true };
+    }
+    case 'putSubject': {
+      const id = parseSubjectId(cmd.id);
+      const kind = parseSubjectKind(cmd.subjectKind);
+      if (cmd.active !== undefined && typeof cmd.active !== 'boolean') {
+        throw new LockstepError('VALIDATION', 'active must be a boolean', { field: 'active' });
+      }
+      const active = cmd.active ?? true;
+      const o = cloneOrg(requireOrg(state, orgId));
+      const prev = o.subjects.get(id);
+      if (prev && prev.kind !== kind) {
+        throw new LockstepError('CONFLICT', `subject ${id} is a ${prev.kind}`, { field: 'kind' });
+      }
+      o.subjects.set(id, { kind, active });
+      return { org: o, changed: !prev || prev.active !== active };
+    }
+    case 'deleteSubject': {
+      const id = parseSubjectId(cmd.id);
+      const o = cloneOrg(requireOrg(state, orgId));
+      if (!o.subjects.has(id)) throw notFound('subject', 'subject', id);
+      o.subjects.delete(id);
+      for (const m of o.members.values()) m.delete(id);
+      for (const [aid, a] of o.assignments) if (a.principal.type === 'subject' && a.principal.id === id) o.assignments.delete(aid);
+      return { org: o, changed: true };
+    }
+    case 'putGroup': {
+      const id = parseGroupId(cmd.id);
+      const name = cmd.name ?? null;
+      const o = cloneOrg(requireOrg(state, orgId));
+      const changed = !o.groups.has(id) || o.groups.get(id) !== name;
+      o.groups.set(id, name);
+      return { org: o, changed };
+    }
+    case 'deleteGroup': {
+      const id = parseGroupId(cmd.id);
+      const o = cloneOrg(requireOrg(state, orgId));
+      if (!o.groups.has(id)) throw notFound('group', 'group', id);
+      o.groups.delete(id);
+      o.members.delete(id);
+      for (const [aid, a] of o.assignments) if (a.principal.type === 'group' && a.principal.id === id) o.assignments.delete(aid);
+      return { org: o, changed: true };
+    }
+    case 'addMember':
+    case 'removeMember': {
+      const group = parseGroupId(cmd.group);
+      const subject = parseSubjectId(cmd.subject);
+      const o = cloneOrg(requireOrg(state, orgId));
+      if (!o.groups.has(group)) throw notFound('group', 'group', group);
+      if (!o.subjects.has(subject)) throw notFound('subject', 'subject', subject);
+      const members = o.members.get(group) ?? new Set<string>();
+      o.members.set(group, members);
+      const had = members.has(subject);
+      if (cmd.kind === 'addMember') members.add(subject);
+      else members.delete(subject);
+      return { org: o, changed: cmd.kind === 'addMember' ? !had : had };
+    }
+    case 'createAssignment': {
+      const principal = parsePrincipal(cmd.principal);
+      const role = parseRoleSlug(cmd.role);
+      const resource = parseResourceRef(cmd.resource);
+      const o = cloneOrg(requireOrg(state, orgId));
+      const known = principal.type === 'subject' ? o.subjects.has(principal.id) : o.groups.has(principal.id);
+      if (!known) throw notFound('principal', principal.type, principal.id);
+      if (!o.roles.has(role)) throw notFound('role', 'role', role);
+      if (!o.resources.has(resource)) throw notFound('resource', 'resource', resource);
+      for (const [aid, a] of o.assignments) {
+        if (a.principal.type === principal.type && a.principal.id === principal.id && a.role === role && a.resource === resource) {
+          return { org: o, changed: false, assignmentId: aid as AssignmentId, created: false };
+        }
+      }
+      o.assignments.set(newAssignmentId, { principal, role, resource });
+      return { org: o, changed: true, assignmentId: newAssignmentId as AssignmentId, created: true };
+    }
+    case 'deleteAssignment': {
+      const id = parseAssignmentId(cmd.id);
+      const o = cloneOrg(requireOrg(state, orgId));
+      if (!o.assignments.has(id)) throw notFound('id', 'assignment', id);
+      o.assignments.delete(id);
+      return { org: o, changed: true };
+    }
+  }
+}
+
+/**
+ * Applies one write. On error the state is untouched and the error's code and field are returned;
+ * on success a changed write bumps the organization's revision by exactly one.
+ */
+export function applyCommand(state: OracleState, cmd: Command, newAssignmentId = 'a-oracle'): ApplyResult {
+  let out: ReturnType<typeof execute>;
+  try {
+    out = execute(state, cmd, newAssignmentId);
+  } catch (e) {
+    if (e instanceof LockstepError) return { ok: false, code: e.code, field: e.field };
+    throw e;
+  }
+  const { org, ...rest } = out;
+  if (out.changed) {
+    org.revision += 1;
+    state.orgs.set(cmd.org, org);
+  }
+  return { ok: true, ...rest, revision: org.revision };
+}
+
+/** The read model of an organization, recomputed from the source maps (one row per derivation). */
+export function effectiveRows(state: OracleState, org: string): EffectiveRow[] {
+  const o = state.orgs.get(org);
+  if (!o) return [];
+  const active = (s: string) => o.subjects.get(s)?.active === true;
+  const rows: EffectiveRow[] = [];
+  for (const [id, a] of o.assignments) {
+    const base = { role: a.role, resource: a.resource, assignment: id as AssignmentId };
+    if (a.principal.type === 'subject') {
+      if (active(a.principal.id)) rows.push({ subject: a.principal.id, ...base, group: null });
+    } else {
+      for (const m of o.members.get(a.principal.id) ?? []) {
+        if (active(m)) rows.push({ subject: m as SubjectId, ...base, group: a.principal.id as GroupId });
+      }
+    }
+  }
+  return rows;
+}
+
+const roleHas = (o: OracleOrg, role: string, permission: string) => o.roles.get(role)?.has(permission) === true;
+
+
+export type OracleCheck = { ok: true; allowed: boolean; via?: EffectiveRow } | { ok: false; code: ErrorCode; field: string | undefined };
+
+function guarded<T>(fn: () => T): T | { ok: false; code: ErrorCode; field: string | undefined } {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof LockstepError) return { ok: false, code: e.code, field: e.field };
+    throw e;
+  }
+}
+
+/**
+ * Effective rows of `subject` that grant `permission` on `resource` (on it or an ancestor), nearest
+ * first. The first one is the derivation a check should name as `via`.
+ */
+export function grantingRows(state: OracleState, org: string, subject: string, permission: string, resource: string): EffectiveRow[] {
+  const o = state.orgs.get(org);
+  if (!o || !o.resources.has(resource)) return [];
+  const chain = ancestry(o, resource);
+  return effectiveRows(state, org)
+    .filter((r) => r.subject === subject && chain.includes(r.resource) && roleHas(o, r.role, permission))
+    .sort((a, b) => chain.indexOf(a.resource) - chain.indexOf(b.resource));
+}
+
+/** check(S, P, R): allowed iff R exists and some effective row of S on R or an ancestor has P. */
+export function oracleCheck(state: OracleState, org: string, subject: string, permission: string, resource: string): OracleCheck {
+  return guarded(() => {
+    const orgId = parseOrgId(org);
+    const s = parseSubjectId(subject);
+    const p = parsePermissionSlug(permission);
+    const r = parseResourceRef(resource);
+    const o = requireOrg(state, orgId);
+    if (!o.permissions.has(p)) throw notFound('permission', 'permission', p);
+    const [via] = grantingRows(state, org, s, p, r);
+    return via ? { ok: true as const, allowed: true, via } : { ok: true as const, allowed: false };
+  });
+}
+
+export interface OraclePermission {
+  permission: PermissionSlug;
+  resource: ResourceRef;
+  role: RoleSlug;
+  risk: RiskTier;
+  via: EffectiveRow;
+}
+
+/** "What can S do?": one entry per (effective row of S, permission of its role), on the row's resource. */
+export function subjectPermissions(state: OracleState, org: string, subject: string) {
+  return guarded(() => {
+    const orgId = parseOrgId(org);
+    const s = parseSubjectId(subject);
+    const o = requireOrg(state, orgId);
+    const out: OraclePermission[] = [];
+    for (const row of effectiveRows(state, org)) {
+      if (row.subject !== s) continue;
+      for (const p of o.roles.get(row.role) ?? []) {
+        out.push({ permission: p as PermissionSlug, resource: row.resource, role: row.role, risk: o.permissions.get(p)!, via: row });
+      }
+    }
+    return { ok: true as const, permissions: out };
+  });
+}
+
+/** "Who can do P on R?": every effective row granting P on R or an ancestor, nearest first. */
+export function resourceAccessRows(state: OracleState, org: string, resource: string, permission: string) {
+  return guarded(() => {
+    const orgId = parseOrgId(org);
+    const r = parseResourceRef(resource);
+    const p = parsePermissionSlug(permission);
+    const o = requireOrg(state, orgId);
+    if (!o.permissions.has(p)) throw notFound('permission', 'permission', p);
+    if (!o.resources.has(r)) return { ok: true as const, rows: [] as EffectiveRow[] };
+    const chain = ancestry(o, r);
+    const rows = effectiveRows(state, org)
+      .filter((row) => chain.includes(row.resource) && roleHas(o, row.role, p))
+      .sort((a, b) => chain.indexOf(a.resource) - chain.indexOf(b.resource));
+    return { ok: true as const, rows };
+  });
+}

@@ -1,0 +1,225 @@
+/**
+ * Access-policy writes: organizations, permissions, roles, resources and assignments.
+ */
+import { LockstepError, notFound, validation } from '../domain/errors.ts';
+import {
+  MAX_RESOURCE_DEPTH,
+  parseAssignmentId,
+  parseOrgId,
+  parsePermissionSlug,
+  parsePrincipal,
+  parseResourceRef,
+  parseRiskTier,
+  parseRoleSlug,
+  principalString,
+  resourceRef,
+  tierRank,
+  type OrgId,
+  type ResourceRef,
+  type AssignmentId,
+} from '../domain/model.ts';
+import type { AssignmentResult, WriteContext, WriteResult } from '../core/types.ts';
+import type { Sql } from '../storage/database.ts';
+import { ANCESTORS_CTE, deleteEffective, insertDesired, maxRiskOfEffective, maxRiskOfRoles, SUBTREE_CTE } from './read-model.ts';
+import { NO_CHANGE, runWrite, type WriteEnv } from './write.ts';
+
+async function requireResource(tx: Sql, org: OrgId, ref: ResourceRef, field: string) {
+  const row = await tx.get<{ parent: string | null }>('SELECT parent FROM resources WHERE org_id = $1 AND ref = $2', [org, ref]);
+  if (!row) throw notFound(field, 'resource', ref);
+  return row;
+}
+
+/** Number of resources on the chain from the root down to `ref`, both counted. */
+async function depthOf(tx: Sql, org: OrgId, ref: ResourceRef): Promise<number> {
+  const row = await tx.get<{ n: number }>(`WITH RECURSIVE ${ANCESTORS_CTE} SELECT COUNT(*) AS n FROM anc`, [org, ref]);
+  return Number(row?.n ?? 0);
+}
+
+/** Highest risk of the roles assigned on the ancestors-or-self of $2. */
+const maxRiskOnAncestors = (tx: Sql, org: OrgId, ref: ResourceRef) =>
+  maxRiskOfRoles(tx, `WITH RECURSIVE ${ANCESTORS_CTE} SELECT a.role FROM assignments a JOIN anc ON a.org_id = $1 AND a.resource = anc.ref`, [org, ref]);
+
+export function createAccessCommands(env: WriteEnv, newId: () => string) {
+  return {
+    async putOrganization(orgIn: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult> {
+      const org = parseOrgId(orgIn);
+      const name = body.name ?? null;
+      let kindName = 'organization.create';
+      return runWrite(env, { org, kind: () => kindName, body: { name }, ctx, mayCreateOrg: true }, async (tx) => {
+        const existing = await tx.get<{ name: string | null }>('SELECT name FROM organizations WHERE id = $1', [org]);
+        if (!existing) {
+          await tx.run('INSERT INTO organizations (id, name, revision, created_at) VALUES ($1, $2, 0, $3)', [org, name, env.now()]);
+          return { changed: true };
+        }
+        if (existing.name === name) return NO_CHANGE;
+        kindName = 'organization.update';
+        await tx.run('UPDATE organizations SET name = $2 WHERE id = $1', [org, name]);
+        return { changed: true };
+      });
+    },
+
+    async putPermission(orgIn: string, slugIn: string, body: { risk: string }, ctx?: WriteContext): Promise<WriteResult> {
+      const org = parseOrgId(orgIn);
+      const slug = parsePermissionSlug(slugIn, 'slug');
+      const risk = parseRiskTier(body.risk);
+      let kindName = 'permission.create';
+      return runWrite(env, { org, kind: () => kindName, body: { slug, risk }, ctx }, async (tx) => {
+        const existing = await tx.get<{ risk: number }>('SELECT risk FROM permissions WHERE org_id = $1 AND slug = $2', [org, slug]);
+        if (!existing) {
+          await tx.run('INSERT INTO permissions (org_id, slug, risk) VALUES ($1, $2, $3)', [org, slug, tierRank(risk)]);
+          return { changed: true };
+        }
+        if (existing.risk === tierRank(risk)) return NO_CHANGE;
+        kindName = 'permission.update';
+        await tx.run('UPDATE permissions SET risk = $3 WHERE org_id = $1 AND slug = $2', [org, slug, tierRank(risk)]);
+        return { changed: true };
+      });
+    },
+
+    async putRole(orgIn: string, slugIn: string, body: { permissions: readonly string[] }, ctx?: WriteContext): Promise<WriteResult> {
+      const org = parseOrgId(orgIn);
+      const slug = parseRoleSlug(slugIn, 'slug');
+      if (!Array.isArray(body.permissions)) throw validation('permissions', 'permissions must be an array of permission slugs');
+      const wanted = body.permissions.map((p, i) => parsePermissionSlug(p, `permissions[${i}]`));
+      const unique = [...new Set(wanted)].sort();
+      let kindName = 'role.create';
+      return runWrite(env, { org, kind: () => kindName, body: { slug, permissions: unique }, ctx }, async (tx) => {
+        const known = new Map<string, number>();
+        if (unique.length > 0) {
+          const marks = unique.map((_, i) => `$${i + 2}`).join(', ');
+          const rows = await tx.all<{ slug: string; risk: number }>(`SELECT slug, risk FROM permissions WHERE org_id = $1 AND slug IN (${marks})`, [org, ...unique]);
+          for (const r of rows) known.set(r.slug, r.risk);
+        }
+        const missing = wanted.findIndex((p) => !known.has(p));
+        if (missing >= 0) throw notFound(`permissions[${missing}]`, 'permission', wanted[missing]!);
+
+        const role = await tx.get('SELECT slug FROM roles WHERE org_id = $1 AND slug = $2', [org, slug]);
+        const current = role
+          ? new Map((await tx.all<{ slug: string; risk: number }>(
+              `SELECT rp.permission AS slug, p.risk FROM role_permissions rp JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
+                WHERE rp.org_id = $1 AND rp.role = $2`, [org, slug])).map((r) => [r.slug, r.risk]))
+          : new Map<string, number>();
+        const added = unique.filter((p) => !current.has(p));
+        const removed = [...current.keys()].filter((p) => !known.has(p));
+        if (role && added.length === 0 && removed.length === 0) return NO_CHANGE;
+        if (!role) await tx.run('INSERT INTO roles (org_id, slug) VALUES ($1, $2)', [org, slug]);
+        else kindName = 'role.update';
+        for (const p of added) await tx.run('INSERT INTO role_permissions (org_id, role, permission) VALUES ($1, $2, $3)', [org, slug, p]);
+        for (const p of removed) await tx.run('DELETE FROM role_permissions WHERE org_id = $1 AND role = $2 AND permission = $3', [org, slug, p]);
+        // The read model holds roles, not permissions, so it does not change; the effective status of
+        // the role's holders does, and that is what the change log classifies.
+        const held = role ? await tx.get('SELECT 1 AS x FROM assignments WHERE org_id = $1 AND role = $2 LIMIT 1', [org, slug]) : undefined;
+        const maxRank = (ps: string[], risk: Map<string, number>) => (ps.length ? Math.max(...ps.map((p) => risk.get(p) ?? 0)) : null);
+        return { changed: true, grantRank: held ? maxRank(added, known) : null, revokeRank: held ? maxRank(removed, current) : null };
+      });
+    },
+
+    async putResource(orgIn: string, type: string, id: string, body: { parent?: string | null }, ctx?: WriteContext): Promise<WriteResult> {
+      const org = parseOrgId(orgIn);
+      const ref = resourceRef(type, id);
+      const parent = body.parent === undefined || body.parent === null ? null : parseResourceRef(body.parent, 'parent');
+      let kindName = 'resource.create';
+      return runWrite(env, { org, kind: () => kindName, body: { resource: ref, parent }, ctx }, async (tx) => {
+        if (parent !== null) {
+          await requireResource(tx, org, parent, 'parent');
+          if (parent === ref) throw new LockstepError('CYCLE', `resource '${ref}' cannot be its own parent`, { field: 'parent' });
+        }
+        const existing = await tx.get<{ parent: string | null }>('SELECT parent FROM resources WHERE org_id = $1 AND ref = $2', [org, ref]);
+        if (existing && existing.parent === parent) return NO_CHANGE;
+
+        // Depth: the new parent's chain plus the height of the subtree that moves with this resource.
+        let height = 1;
+        if (existing && parent !== null) {
+          const inSubtree = await tx.get(`WITH RECURSIVE ${SUBTREE_CTE} SELECT 1 AS x FROM sub WHERE ref = $3`, [org, ref, parent]);
+          if (inSubtree) throw new LockstepError('CYCLE', `'${parent}' is a descendant of '${ref}'; the parent would make a cycle`, { field: 'parent' });
+        }
+        if (existing) {
+          const h = await tx.get<{ h: number }>(`WITH RECURSIVE ${SUBTREE_CTE} SELECT MAX(depth) AS h FROM sub`, [org, ref]);
+          height = Number(h?.h ?? 0) + 1;
+        }
+        if (parent !== null) {
+          const depth = (await depthOf(tx, org, parent)) + height;
+          if (depth > MAX_RESOURCE_DEPTH) {
+            throw new LockstepError('DEPTH_EXCEEDED', `the resource chain would be ${depth} deep; the limit is ${MAX_RESOURCE_DEPTH}`, {
+              field: 'parent',
+              meta: { depth, limit: MAX_RESOURCE_DEPTH },
+            });
+          }
+        }
+        if (!existing) {
+          await tx.run('INSERT INTO resources (org_id, ref, parent) VALUES ($1, $2, $3)', [org, ref, parent]);
+          return { changed: true };
+        }
+        kindName = 'resource.update';
+        // Re-parenting moves inheritance: what the old ancestors granted is revoked, the new ones grant.
+        const revokeRank = existing.parent === null ? null : await maxRiskOnAncestors(tx, org, existing.parent as ResourceRef);
+        await tx.run('UPDATE resources SET parent = $3 WHERE org_id = $1 AND ref = $2', [org, ref, parent]);
+        const grantRank = parent === null ? null : await maxRiskOnAncestors(tx, org, parent);
+        return { changed: true, grantRank, revokeRank };
+      });
+    },
+
+    async deleteResource(orgIn: string, type: string, id: string, ctx?: WriteContext): Promise<WriteResult> {
+      const org = parseOrgId(orgIn);
+      const ref = resourceRef(type, id);
+      return runWrite(env, { org, kind: 'resource.delete', body: { resource: ref }, ctx }, async (tx) => {
+        await requireResource(tx, org, ref, 'resource');
+        const onSubtree = `WITH RECURSIVE ${SUBTREE_CTE} SELECT a.role FROM assignments a JOIN sub ON a.org_id = $1 AND a.resource = sub.ref`;
+        const revokeRank = Math.max((await maxRiskOfRoles(tx, onSubtree, [org, ref])) ?? 0, (await maxRiskOnAncestors(tx, org, ref)) ?? 0) || null;
+        const inSubtree = `IN (WITH RECURSIVE ${SUBTREE_CTE} SELECT ref FROM sub)`;
+        const rowsRemoved = await deleteEffective(tx, `org_id = $1 AND resource ${inSubtree}`, [org, ref]);
+        await tx.run(`DELETE FROM assignments WHERE org_id = $1 AND resource ${inSubtree}`, [org, ref]);
+        // Collect the subtree first: deleting it in one statement keeps the parent foreign key happy.
+        await tx.run(`DELETE FROM resources WHERE org_id = $1 AND ref ${inSubtree}`, [org, ref]);
+        return { changed: true, rowsRemoved, revokeRank };
+      });
+    },
+
+    async createAssignment(orgIn: string, body: { principal: string; role: string; resource: string }, ctx?: WriteContext): Promise<AssignmentResult> {
+      const org = parseOrgId(orgIn);
+      const principal = parsePrincipal(body.principal);
+      const role = parseRoleSlug(body.role);
+      const resource = parseResourceRef(body.resource);
+      const natural = { principal: principalString(principal), role, resource };
+      let id = newId() as AssignmentId;
+      let created = false;
+      const result = await runWrite(env, { org, kind: 'assignment.create', body: { id, ...natural }, ctx }, async (tx) => {
+        const table = principal.type === 'subject' ? 'subjects' : 'groups';
+        if (!(await tx.get(`SELECT 1 AS x FROM ${table} WHERE org_id = $1 AND id = $2`, [org, principal.id]))) {
+          throw notFound('principal', principal.type, principal.id);
+        }
+        if (!(await tx.get('SELECT 1 AS x FROM roles WHERE org_id = $1 AND slug = $2', [org, role]))) throw notFound('role', 'role', role);
+        await requireResource(tx, org, resource, 'resource');
+        const existing = await tx.get<{ id: AssignmentId }>(
+          'SELECT id FROM assignments WHERE org_id = $1 AND principal_type = $2 AND principal_id = $3 AND role = $4 AND resource = $5',
+          [org, principal.type, principal.id, role, resource],
+        );
+        if (existing) {
+          id = existing.id;
+          return NO_CHANGE;
+        }
+        await tx.run(
+          'INSERT INTO assignments (org_id, id, principal_type, principal_id, role, resource, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+          [org, id, principal.type, principal.id, role, resource, env.now()],
+        );
+        created = true;
+        const rowsAdded = await insertDesired(tx, 'd.org_id = $1 AND d.assignment_id = $2', [org, id]);
+        const grantRank = rowsAdded > 0 ? await maxRiskOfRoles(tx, '$2', [org, role]) : null;
+        return { changed: true, rowsAdded, grantRank };
+      });
+      return { ...result, id, created };
+    },
+
+    async deleteAssignment(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
+      const org = parseOrgId(orgIn);
+      const id = parseAssignmentId(idIn);
+      return runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx) => {
+        if (!(await tx.get('SELECT 1 AS x FROM assignments WHERE org_id = $1 AND id = $2', [org, id]))) throw notFound('id', 'assignment', id);
+        const revokeRank = await maxRiskOfEffective(tx, 'e.assignment_id = $2', [org, id]);
+        const rowsRemoved = await deleteEffective(tx, 'org_id = $1 AND assignment_id = $2', [org, id]);
+        await tx.run('DELETE FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
+        return { changed: true, rowsRemoved, revokeRank };
+      });
+    },
+  };
+}

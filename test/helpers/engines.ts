@@ -1,0 +1,63 @@
+/**
+ * The storage engines every storage-touching suite runs against. Each `open()` gives a fresh,
+ * migrated database: SQLite in memory, or a new PostgreSQL schema that `close()` drops.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { describe } from 'vitest';
+import type { Database } from '../../src/storage/database.ts';
+import { openPostgres } from '../../src/storage/postgres-engine.ts';
+import { openSqlite } from '../../src/storage/sqlite-engine.ts';
+
+export interface TestEngine {
+  name: 'sqlite' | 'postgres';
+  /** A fresh migrated database. */
+  open(): Promise<Database>;
+}
+
+const pgUrl = process.env.LOCKSTEP_TEST_PG ?? '';
+const schemaPrefix = `lockstep_t_${process.ppid}_`;
+
+async function dropSchema(schema: string) {
+  const c = new pg.Client({ connectionString: pgUrl });
+  await c.connect();
+  try {
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
+
+export const sqliteEngine: TestEngine = {
+  name: 'sqlite',
+  async open() {
+    const db = openSqlite(':memory:');
+    await db.migrate();
+    return db;
+  },
+};
+
+export const postgresEngine: TestEngine = {
+  name: 'postgres',
+  async open() {
+    const schema = schemaPrefix + randomBytes(5).toString('hex');
+    const db = openPostgres(pgUrl, { schema, max: 4 });
+    await db.migrate();
+    const close = db.close.bind(db);
+    return Object.assign(db, {
+      async close() {
+        await close();
+        await dropSchema(schema);
+      },
+    });
+  },
+};
+
+/** SQLite always; PostgreSQL when reachable (global-setup decides, and warns loudly when not). */
+export const ENGINES: TestEngine[] = pgUrl ? [sqliteEngine, postgresEngine] : [sqliteEngine];
+
+/** `describe` once per engine; the PostgreSQL block is declared skipped (and counted) when unreachable. */
+export function describeEachEngine(title: string, body: (engine: TestEngine) => void) {
+  describe(`${title} [sqlite]`, () => body(sqliteEngine));
+  (pgUrl ? describe : describe.skip)(`${title} [postgres]`, () => body(postgresEngine));
+}
