@@ -4,7 +4,6 @@ import {
   deleteHeaders,
   displayName,
   errorResponses,
-  id,
   idParams,
   memberParams,
   orgParams,
@@ -40,12 +39,6 @@ const remove = (tag: string, summary: string, params: object) => ({
     ...writeErrorResponses,
   },
 });
-
-export const organization = {
-  id: 'string',
-  name: { type: ['string', 'null'] },
-  revision: { type: 'integer' },
-};
 
 export const putOrganization = write('organizations', 'Create or rename an organization (admin keys only)', orgParams, body({ name: displayName }));
 export const getOrganization = {
@@ -146,5 +139,3 @@ export const getAssignment = {
     ...errorResponses,
   },
 };
-
-export { id };
