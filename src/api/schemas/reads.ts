@@ -1,5 +1,5 @@
 /** Schemas of the read routes: check, listings and receipts. */
-import { bearer, errorResponses, id, idParams, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
+import { bearer, errorResponses, problemSchema, id, idParams, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
 
 export const check = {
   tags: ['checks'],
@@ -119,7 +119,7 @@ export const healthz = {
   tags: ['service'],
   summary: 'Liveness and database reachability (no key needed)',
   response: {
-    200: { type: 'object', properties: { status: { type: 'string' }, database: { type: 'string' } } },
-    503: { type: 'object', properties: { status: { type: 'string' }, database: { type: 'string' } } },
+    200: { type: 'object', required: ['status', 'database'], properties: { status: { type: 'string' }, database: { type: 'string' } } },
+    503: { description: 'the database did not answer (UNAVAILABLE)', content: { 'application/problem+json': { schema: problemSchema } } },
   },
 };

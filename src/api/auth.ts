@@ -1,0 +1,43 @@
+/**
+ * Authorization of API requests: every route declares in its config the least scope it needs;
+ * an `onRequest` hook (before the body is read) authenticates the bearer key and checks scope and
+ * organization. Routes without `access` are public (health, OpenAPI, docs).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Database } from '../storage/database.ts';
+import { authenticate, type ApiKey, type KeyScope } from './keys.ts';
+import { ApiError } from './problem.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The least key scope the route needs; absent = public. */
+    access?: KeyScope;
+  }
+  interface FastifyRequest {
+    apiKey?: ApiKey;
+  }
+}
+
+// admin ⊃ write ⊃ check: a write key may also check and list in its organization.
+const RANK: Record<KeyScope, number> = { check: 1, write: 2, admin: 3 };
+
+export function installAuth(app: FastifyInstance, db: Database) {
+  app.decorateRequest('apiKey', undefined);
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    const access = request.routeOptions.config.access;
+    if (access === undefined) return;
+    const key = await authenticate(db, request.headers.authorization);
+    if (!key) throw new ApiError('UNAUTHENTICATED', 'send a valid API key as Authorization: Bearer <key>');
+    const org = (request.params as { org?: string } | undefined)?.org;
+    if (key.scope !== 'admin' && org !== undefined && key.org !== org) {
+      throw new ApiError('FORBIDDEN', 'this API key belongs to another organization', 'org');
+    }
+    if (RANK[key.scope] < RANK[access]) {
+      throw new ApiError('FORBIDDEN', `this route needs a ${access} key; this one has scope ${key.scope}`);
+    }
+    request.apiKey = key;
+  });
+}
+
+/** The actor recorded in the change log for a write. */
+export const actorOf = (request: FastifyRequest) => (request.apiKey ? `key:${request.apiKey.id}` : undefined);

@@ -1,0 +1,103 @@
+/**
+ * The HTTP server, built but not listening: the v1 routes, schema validation, authentication, the
+ * OpenAPI document and docs page, health, request ids and problem+json errors.
+ */
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Lockstep } from '../core/types.ts';
+import { LockstepError } from '../domain/errors.ts';
+import type { Database } from '../storage/database.ts';
+import { installAuth } from './auth.ts';
+import { createLogger } from './logger.ts';
+import { ApiError, PROBLEM_CONTENT_TYPE, toProblem, type Problem } from './problem.ts';
+import { policyRoutes } from './routes/policy.ts';
+import { readRoutes } from './routes/reads.ts';
+import { healthz } from './schemas/reads.ts';
+
+export interface ServerOptions {
+  lockstep: Lockstep;
+  db: Database;
+  /** Defaults to a silent logger. */
+  logger?: Logger;
+  /** Largest request body in bytes; default 1 MiB. */
+  bodyLimit?: number;
+}
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** A client's x-request-id is honoured when it is short and plain; otherwise we make one. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const requestIdOf = (header: string | string[] | undefined) =>
+  typeof header === 'string' && SANE_REQUEST_ID.test(header) ? header : randomUUID();
+
+function sendProblem(request: FastifyRequest, reply: FastifyReply, p: Problem) {
+  if (p.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer realm="lockstep"');
+  // Pre-serialized: a problem body is never reshaped by a route's response schema.
+  return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(p));
+}
+
+export function buildServer(opts: ServerOptions): FastifyInstance {
+  const { lockstep, db } = opts;
+  const app = Fastify({
+    loggerInstance: (opts.logger ?? createLogger('silent')) as FastifyBaseLogger,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    requestIdHeader: false,
+    genReqId: (req) => requestIdOf(req.headers['x-request-id']),
+    ajv: {
+      customOptions: {
+        // Unknown fields are errors, not silently dropped; a JSON "true" is not a boolean.
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: false,
+      },
+    },
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 512 },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const p = toProblem(err, request.id);
+    if (p.status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.info({ code: p.code, field: p.field }, 'request rejected');
+    return sendProblem(request, reply, p);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, toProblem(new ApiError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request.id)),
+  );
+
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Lockstep',
+        version: 'v1',
+        description: 'Authorization service: policy in, effective permissions out, revocations enforced at commit. Errors: docs/errors.md.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'lsk_<id>_<secret>' } } },
+    },
+  });
+  app.register(swaggerUi, { routePrefix: '/docs' });
+
+  // Routes live in a child plugin registered after swagger, so its onRoute hook sees them all.
+  app.register(async (api) => {
+    installAuth(api, db);
+    api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+    api.get('/healthz', { schema: healthz }, async () => {
+      try {
+        await db.get('SELECT 1 AS ok');
+      } catch (e) {
+        throw new LockstepError('UNAVAILABLE', 'the database did not answer', { cause: e });
+      }
+      return { status: 'ok', database: db.dialect };
+    });
+    policyRoutes(api, lockstep);
+    readRoutes(api, lockstep);
+  });
+  return app;
+}

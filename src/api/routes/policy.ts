@@ -1,0 +1,91 @@
+/** The policy write routes (v1 contract) and the getters of the objects they write. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Lockstep, WriteContext, WriteResult } from '../../core/types.ts';
+import { actorOf } from '../auth.ts';
+import * as s from '../schemas/policy.ts';
+
+type Org = { org: string };
+type WithId = Org & { id: string };
+
+const ctxOf = (request: FastifyRequest): WriteContext => {
+  const actor = actorOf(request);
+  return actor === undefined ? { requestId: request.id } : { actor, requestId: request.id };
+};
+
+/** Deletes answer 204 with no body; the revision and propagation status travel in headers. */
+function deleted(reply: FastifyReply, r: WriteResult) {
+  return reply.code(204).header('Lockstep-Revision', String(r.revision)).header('Lockstep-Propagation', r.propagation.status).send();
+}
+
+/** Routes whose body is all optional accept a missing body as `{}`. */
+async function optionalBody(request: FastifyRequest) {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
+export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
+  const base = '/v1/organizations/:org';
+  const write = { config: { access: 'write' as const } };
+
+  app.put<{ Params: Org; Body: { name?: string | null } }>(
+    base,
+    { schema: s.putOrganization, config: { access: 'admin' }, preValidation: optionalBody },
+    (req) => lockstep.putOrganization(req.params.org, req.body, ctxOf(req)),
+  );
+  app.get<{ Params: Org }>(base, { schema: s.getOrganization, ...write }, (req) => lockstep.getOrganization(req.params.org));
+
+  app.put<{ Params: Org & { slug: string }; Body: { risk: string } }>(`${base}/permissions/:slug`, { schema: s.putPermission, ...write }, (req) =>
+    lockstep.putPermission(req.params.org, req.params.slug, req.body, ctxOf(req)),
+  );
+  app.put<{ Params: Org & { slug: string }; Body: { permissions: string[] } }>(`${base}/roles/:slug`, { schema: s.putRole, ...write }, (req) =>
+    lockstep.putRole(req.params.org, req.params.slug, req.body, ctxOf(req)),
+  );
+
+  type ResParams = Org & { type: string; id: string };
+  app.put<{ Params: ResParams; Body: { parent?: string | null } }>(
+    `${base}/resources/:type/:id`,
+    { schema: s.putResource, ...write, preValidation: optionalBody },
+    (req) => lockstep.putResource(req.params.org, req.params.type, req.params.id, req.body, ctxOf(req)),
+  );
+  app.delete<{ Params: ResParams }>(`${base}/resources/:type/:id`, { schema: s.deleteResource, ...write }, async (req, reply) =>
+    deleted(reply, await lockstep.deleteResource(req.params.org, req.params.type, req.params.id, ctxOf(req))),
+  );
+
+  app.put<{ Params: WithId; Body: { kind: string; active?: boolean } }>(`${base}/subjects/:id`, { schema: s.putSubject, ...write }, (req) =>
+    lockstep.putSubject(req.params.org, req.params.id, req.body, ctxOf(req)),
+  );
+  app.get<{ Params: WithId }>(`${base}/subjects/:id`, { schema: s.getSubject, ...write }, (req) => lockstep.getSubject(req.params.org, req.params.id));
+  app.delete<{ Params: WithId }>(`${base}/subjects/:id`, { schema: s.deleteSubject, ...write }, async (req, reply) =>
+    deleted(reply, await lockstep.deleteSubject(req.params.org, req.params.id, ctxOf(req))),
+  );
+
+  app.put<{ Params: WithId; Body: { name?: string | null } }>(
+    `${base}/groups/:id`,
+    { schema: s.putGroup, ...write, preValidation: optionalBody },
+    (req) => lockstep.putGroup(req.params.org, req.params.id, req.body, ctxOf(req)),
+  );
+  app.delete<{ Params: WithId }>(`${base}/groups/:id`, { schema: s.deleteGroup, ...write }, async (req, reply) =>
+    deleted(reply, await lockstep.deleteGroup(req.params.org, req.params.id, ctxOf(req))),
+  );
+  type MemberParams = WithId & { subject: string };
+  app.put<{ Params: MemberParams }>(`${base}/groups/:id/members/:subject`, { schema: s.putMember, ...write }, (req) =>
+    lockstep.addMember(req.params.org, req.params.id, req.params.subject, ctxOf(req)),
+  );
+  app.delete<{ Params: MemberParams }>(`${base}/groups/:id/members/:subject`, { schema: s.deleteMember, ...write }, async (req, reply) =>
+    deleted(reply, await lockstep.removeMember(req.params.org, req.params.id, req.params.subject, ctxOf(req))),
+  );
+
+  app.post<{ Params: Org; Body: { principal: string; role: string; resource: string } }>(
+    `${base}/assignments`,
+    { schema: s.postAssignment, ...write },
+    async (req, reply) => {
+      const r = await lockstep.createAssignment(req.params.org, req.body, ctxOf(req));
+      return reply.code(r.created ? 201 : 200).send({ id: r.id, revision: r.revision, changed: r.changed, propagation: r.propagation });
+    },
+  );
+  app.get<{ Params: WithId }>(`${base}/assignments/:id`, { schema: s.getAssignment, ...write }, (req) =>
+    lockstep.getAssignment(req.params.org, req.params.id),
+  );
+  app.delete<{ Params: WithId }>(`${base}/assignments/:id`, { schema: s.deleteAssignment, ...write }, async (req, reply) =>
+    deleted(reply, await lockstep.deleteAssignment(req.params.org, req.params.id, ctxOf(req))),
+  );
+}

@@ -1,0 +1,64 @@
+/**
+ * Composition root: opens the database, migrates it, creates the engine, makes sure an admin key
+ * exists and builds the HTTP server. The CLI's `serve` and the end-to-end tests both use it.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildServer } from './api/build-server.ts';
+import { ensureAdminKey } from './api/keys.ts';
+import { createLogger } from './api/logger.ts';
+import type { Config } from './config/config.ts';
+import { createLockstep } from './core/lockstep.ts';
+import type { Lockstep } from './core/types.ts';
+import type { Database } from './storage/database.ts';
+import { openDatabase } from './storage/open.ts';
+
+export interface AppDeps {
+  /**
+   * An already-open database to use instead of opening `config.db` (tests pass a fresh PostgreSQL
+   * schema). The app takes ownership: `stop()` closes it.
+   */
+  database?: Database;
+  logger?: Logger;
+}
+
+export interface App {
+  server: FastifyInstance;
+  lockstep: Lockstep;
+  db: Database;
+  logger: Logger;
+  /**
+   * Migrates, ensures an admin key and listens. `adminKey` is set only when one was generated: the
+   * caller prints it once; it is not stored in clear anywhere.
+   */
+  start(): Promise<{ url: string; adminKey?: string }>;
+  stop(): Promise<void>;
+}
+
+export function createApp(config: Config, deps: AppDeps = {}): App {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const db = deps.database ?? openDatabase(config.db);
+  const lockstep = createLockstep(db, { verify: config.verify });
+  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit });
+  let stopped: Promise<void> | undefined;
+
+  return {
+    server,
+    lockstep,
+    db,
+    logger,
+    async start() {
+      const applied = await db.migrate();
+      if (applied.length > 0) logger.info({ applied, database: db.description }, 'migrations applied');
+      const { generated } = await ensureAdminKey(db, config.adminKey);
+      const url = await server.listen({ host: config.host, port: config.port });
+      logger.info({ url, database: db.description, verify: config.verify }, 'lockstep listening');
+      return generated === undefined ? { url } : { url, adminKey: generated };
+    },
+    stop() {
+      // The engine owns the database handle: closing it closes the pool / file.
+      stopped ??= server.close().then(() => lockstep.close());
+      return stopped;
+    },
+  };
+}
