@@ -15,7 +15,8 @@ export const roleSlug = { type: 'string', pattern: ROLE_PATTERN, description: 'r
 export const permissionSlug = { type: 'string', pattern: PERMISSION_PATTERN, description: 'permission slug, e.g. project.delete' } as const;
 export const resourceRef = { type: 'string', pattern: RESOURCE_REF_PATTERN, description: "resource reference 'type:id'" } as const;
 export const principalRef = { type: 'string', pattern: PRINCIPAL_PATTERN, description: "'subject:ID' or 'group:ID'" } as const;
-export const displayName = { type: ['string', 'null'], maxLength: 256, description: 'display name' } as const;
+// No NUL: PostgreSQL text cannot hold it (SQLite can), so both engines refuse it here alike.
+export const displayName = { type: ['string', 'null'], maxLength: 256, pattern: '^[^\\u0000]*$', description: 'display name (no NUL characters)' } as const;
 
 const params = (props: Record<string, unknown>) =>
   ({ type: 'object', properties: props, required: Object.keys(props), additionalProperties: false }) as const;
