@@ -84,6 +84,8 @@ CREATE TABLE assignments (
   FOREIGN KEY (org_id, resource) REFERENCES resources (org_id, ref)
 );
 CREATE INDEX assignments_by_role ON assignments (org_id, role);
+-- Source-of-truth checks probe (principal, resource) for each ancestor of the checked resource.
+CREATE INDEX assignments_by_principal_resource ON assignments (org_id, principal_type, principal_id, resource);
 CREATE INDEX assignments_by_resource ON assignments (org_id, resource);
 
 -- The read model: one row per derivation of (subject, role, resource). Derived data, so no foreign

@@ -45,25 +45,65 @@ const VERIFIED_BY_TIER = (riskCol: string, first: number, subj: string) =>
   `(CASE CAST(${riskCol} AS INTEGER) WHEN 1 THEN CAST($${first} AS INTEGER) WHEN 2 THEN CAST($${first + 1} AS INTEGER)
      ELSE CAST($${first + 2} AS INTEGER) END = 0 OR (${PROVENANCE(subj)}))`;
 
-// $1 org, $2 resource, $3 subject, $4 permission.
-const CHECK_READ_MODEL = (verify: boolean) => `
-  WITH RECURSIVE ${ANCESTORS_CTE}
-  SELECT e.assignment_id, e.group_id, e.role, e.resource
+// $1 org, $2 resource, $3 subject, $4 permission, $5..$7 per-tier verification flags.
+// CROSS JOIN fixes the join order on SQLite (PostgreSQL plans it freely): ancestors first, then index
+// probes. Left to itself, SQLite with ANALYZE statistics sometimes scans all of a subject's rows.
+// Read-model candidates on the resource and its ancestors, nearest first.
+const CANDIDATE = `
+  SELECT e.assignment_id, e.group_id, e.role, e.resource, anc.depth
     FROM anc
-    JOIN effective_assignments e ON e.org_id = $1 AND e.subject_id = $3 AND e.resource = anc.ref
-    JOIN role_permissions rp ON rp.org_id = $1 AND rp.role = e.role AND rp.permission = $4
-   ${verify ? `WHERE ${PROVENANCE('$3')}` : ''}
+   CROSS JOIN effective_assignments e
+   CROSS JOIN role_permissions rp
+   WHERE e.org_id = $1 AND e.subject_id = $3 AND e.resource = anc.ref
+     AND rp.org_id = $1 AND rp.role = e.role AND rp.permission = $4
+     AND ${VERIFIED_BY_TIER('(SELECT p.risk FROM permissions p WHERE p.org_id = $1 AND p.slug = $4)', 5, '$3')}
    ORDER BY anc.depth, e.assignment_id
    LIMIT 1`;
 
-const CHECK_SOURCE = `
-  WITH RECURSIVE ${ANCESTORS_CTE}
-  SELECT e.assignment_id, e.group_id, e.role, e.resource
-    FROM anc
-    JOIN desired_effective_assignments e ON e.org_id = $1 AND e.subject_id = $3 AND e.resource = anc.ref
-    JOIN role_permissions rp ON rp.org_id = $1 AND rp.role = e.role AND rp.permission = $4
-   ORDER BY anc.depth, e.assignment_id
+// The source of truth alone: the subject's direct assignments and its groups' assignments on the
+// resource and its ancestors (index probes from the subject side, bounded by ancestors × groups).
+const SOURCE = `
+  SELECT x.assignment_id, x.group_id, x.role, x.resource, x.depth FROM (
+    SELECT a.id AS assignment_id, CAST(NULL AS TEXT) AS group_id, a.role, a.resource, anc.depth
+      FROM anc CROSS JOIN assignments a
+     WHERE a.org_id = $1 AND a.principal_type = 'subject' AND a.principal_id = $3 AND a.resource = anc.ref
+    UNION ALL
+    SELECT a.id, m.group_id, a.role, a.resource, anc.depth
+      FROM memberships m CROSS JOIN anc CROSS JOIN assignments a
+     WHERE m.org_id = $1 AND m.subject_id = $3
+       AND a.org_id = $1 AND a.principal_type = 'group' AND a.principal_id = m.group_id AND a.resource = anc.ref
+  ) x
+   CROSS JOIN role_permissions rp
+   CROSS JOIN subjects s
+   WHERE rp.org_id = $1 AND rp.role = x.role AND rp.permission = $4
+     AND s.org_id = $1 AND s.id = $3 AND s.active = 1
+   ORDER BY x.depth, x.assignment_id
    LIMIT 1`;
+
+/**
+ * One statement — one snapshot, one round trip — returns the organization's revision, the
+ * permission's tier and the nearest derivation, if any.
+ */
+const CHECK = (hit: string) => `
+  WITH RECURSIVE ${ANCESTORS_CTE}
+  SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource
+    FROM organizations o
+    LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = $4
+    LEFT JOIN (${hit}) h ON 1 = 1
+   WHERE o.id = $1`;
+const CHECK_READ_MODEL = CHECK(CANDIDATE);
+const CHECK_SOURCE = CHECK(SOURCE);
+/** Exposed for `EXPLAIN` in diagnostics and benchmarks. */
+export const CHECK_SQL = { readModel: CHECK_READ_MODEL, source: CHECK_SOURCE } as const;
+
+interface CheckRow {
+  revision: number;
+  risk: number | null;
+  assignment_id: AssignmentId | null;
+  group_id: GroupId | null;
+  role: RoleSlug | null;
+  resource: ResourceRef | null;
+}
 
 interface ViaRow {
   assignment_id: AssignmentId;
@@ -107,8 +147,26 @@ export function createChecks(env: CheckEnv) {
       if (requested !== undefined && !CONSISTENCY_MODES.includes(requested)) {
         throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
       }
-      const meta = await orgMeta(db, org, permission);
-      if (meta.risk === null) throw notFound('permission', 'permission', permission);
+      const params = [org, resource, subject, permission, ...flags];
+      const evaluate = async (sql: string) => {
+        // The source query takes no verification flags (PostgreSQL rejects unreferenced parameters).
+        const row = await db.get<CheckRow>(sql, sql === CHECK_SOURCE ? params.slice(0, 4) : params);
+        if (!row) throw notFound('org', 'organization', org);
+        const risk = tierOfRank(row.risk);
+        if (risk === null) throw notFound('permission', 'permission', permission);
+        return { row, risk, revision: Number(row.revision) };
+      };
+      const answer = (r: { row: CheckRow; revision: number }, mode: ConsistencyMode, source: boolean, verified: boolean): CheckResult => ({
+        allowed: r.row.assignment_id !== null,
+        revision: r.revision,
+        evaluatedAgainst: source ? 'source' : 'read_model',
+        consistency: mode,
+        verified,
+        ...(r.row.assignment_id !== null ? { via: toVia(r.row as ViaRow) } : {}),
+      });
+
+      if (requested === 'fully_consistent') return answer(await evaluate(CHECK_SOURCE), requested, true, true);
+      const fast = await evaluate(CHECK_READ_MODEL);
       if (requested === 'at_least_as_fresh') {
         const want = req.consistency?.revision;
         if (want === undefined || !Number.isInteger(want) || want < 0) {
@@ -116,20 +174,13 @@ export function createChecks(env: CheckEnv) {
         }
         // Every write is propagated synchronously today, so the read model has applied every
         // committed revision; a revision from the future is a client error.
-        if (want > meta.revision) {
-          throw new LockstepError('VALIDATION', `revision ${want} has not been committed (current: ${meta.revision})`, { field: 'consistency.revision' });
+        if (want > fast.revision) {
+          throw new LockstepError('VALIDATION', `revision ${want} has not been committed (current: ${fast.revision})`, { field: 'consistency.revision' });
         }
       }
       // Critical permissions are decided on the source unless the caller asked for something else.
-      const mode: ConsistencyMode = requested ?? (meta.risk === 'critical' ? 'fully_consistent' : 'minimize_latency');
-      const params = [org, resource, subject, permission];
-      if (mode === 'fully_consistent') {
-        const row = await db.get<ViaRow>(CHECK_SOURCE, params);
-        return { allowed: !!row, revision: meta.revision, evaluatedAgainst: 'source', consistency: mode, verified: true, ...(row ? { via: toVia(row) } : {}) };
-      }
-      const verified = verifies(env.verify, meta.risk);
-      const row = await db.get<ViaRow>(CHECK_READ_MODEL(verified), params);
-      return { allowed: !!row, revision: meta.revision, evaluatedAgainst: 'read_model', consistency: mode, verified, ...(row ? { via: toVia(row) } : {}) };
+      if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(CHECK_SOURCE), 'fully_consistent', true, true);
+      return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
     },
 
     /** What a subject can do: each (permission, resource) it holds, with the derivation. */

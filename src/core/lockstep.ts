@@ -8,8 +8,19 @@ import { parseAssignmentId, parseOrgId, parseSubjectId, tierOfRank, type Effecti
 import { createChecks } from '../check/check.ts';
 import { createAccessCommands } from '../policy/access-commands.ts';
 import { createDirectoryCommands } from '../policy/directory-commands.ts';
-import type { Database } from '../storage/database.ts';
+import type { Database, Sql } from '../storage/database.ts';
 import type { Assignment, Change, Lockstep, LockstepOptions, Organization, Subject } from './types.ts';
+
+/** A Database whose transactions join the open transaction `tx` instead of starting their own. */
+function joined(db: Database, tx: Sql): Database {
+  return {
+    ...tx,
+    description: db.description,
+    transaction: (fn) => fn(tx),
+    migrate: () => Promise.reject(new Error('cannot migrate inside a transaction')),
+    close: () => Promise.resolve(),
+  };
+}
 
 const defaultId = () => 'asg_' + randomBytes(12).toString('base64url');
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
@@ -89,6 +100,8 @@ export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockst
       );
       return rows.map((r) => ({ subject: r.subject_id, role: r.role, resource: r.resource, assignment: r.assignment_id, group: r.group_id }) as EffectiveRow);
     },
+
+    transaction: (fn) => db.transaction((tx) => fn(createLockstep(joined(db, tx), opts))),
 
     close: () => db.close(),
   };

@@ -144,6 +144,12 @@ export interface Lockstep {
   /** The whole read model of an organization (tests, drift audit). */
   readModel(org: string): Promise<EffectiveRow[]>;
 
+  /**
+   * Runs `fn` with an engine whose every write joins one transaction: all of them commit, or none
+   * (declarative `apply`). Each write still gets its own revision and change-log entry.
+   */
+  transaction<T>(fn: (ls: Lockstep) => Promise<T>): Promise<T>;
+
   close(): Promise<void>;
 }
 

@@ -107,7 +107,10 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return a.size === b.size && [...a].every((x) => b.has(x));
 }
 
-/** Validates everything, then looks things up, then mutates `o` (a private copy) and reports `changed`. */
+/**
+ * Field names follow the HTTP contract: a path parameter is named as in the path (`slug` of a
+ * permission or role, `id` of a subject, group or assignment; `resource` for `{type}/{id}`), a body
+ * field by its key. Validates everything, then looks things up, then mutates `o` (a private copy) and reports `changed`. */
 function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omit<Extract<ApplyResult, { ok: true }>, 'ok' | 'revision'> & { org: OracleOrg } {
   const orgId = parseOrgId(cmd.org);
   switch (cmd.kind) {
@@ -127,7 +130,7 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       return { org: o, changed };
     }
     case 'putPermission': {
-      const slug = parsePermissionSlug(cmd.slug);
+      const slug = parsePermissionSlug(cmd.slug, 'slug');
       const risk = parseRiskTier(cmd.risk);
       const o = cloneOrg(requireOrg(state, orgId));
       const changed = o.permissions.get(slug) !== risk;
@@ -135,7 +138,7 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       return { org: o, changed };
     }
     case 'putRole': {
-      const slug = parseRoleSlug(cmd.slug);
+      const slug = parseRoleSlug(cmd.slug, 'slug');
       const perms = cmd.permissions.map((p, i) => parsePermissionSlug(p, `permissions[${i}]`));
       const o = cloneOrg(requireOrg(state, orgId));
       perms.forEach((p, i) => {
@@ -174,7 +177,7 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       return { org: o, changed: true };
     }
     case 'putSubject': {
-      const id = parseSubjectId(cmd.id);
+      const id = parseSubjectId(cmd.id, 'id');
       const kind = parseSubjectKind(cmd.subjectKind);
       if (cmd.active !== undefined && typeof cmd.active !== 'boolean') {
         throw new LockstepError('VALIDATION', 'active must be a boolean', { field: 'active' });
@@ -189,16 +192,16 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       return { org: o, changed: !prev || prev.active !== active };
     }
     case 'deleteSubject': {
-      const id = parseSubjectId(cmd.id);
+      const id = parseSubjectId(cmd.id, 'id');
       const o = cloneOrg(requireOrg(state, orgId));
-      if (!o.subjects.has(id)) throw notFound('subject', 'subject', id);
+      if (!o.subjects.has(id)) throw notFound('id', 'subject', id);
       o.subjects.delete(id);
       for (const m of o.members.values()) m.delete(id);
       for (const [aid, a] of o.assignments) if (a.principal.type === 'subject' && a.principal.id === id) o.assignments.delete(aid);
       return { org: o, changed: true };
     }
     case 'putGroup': {
-      const id = parseGroupId(cmd.id);
+      const id = parseGroupId(cmd.id, 'id');
       const name = cmd.name ?? null;
       const o = cloneOrg(requireOrg(state, orgId));
       const changed = !o.groups.has(id) || o.groups.get(id) !== name;
@@ -206,9 +209,9 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       return { org: o, changed };
     }
     case 'deleteGroup': {
-      const id = parseGroupId(cmd.id);
+      const id = parseGroupId(cmd.id, 'id');
       const o = cloneOrg(requireOrg(state, orgId));
-      if (!o.groups.has(id)) throw notFound('group', 'group', id);
+      if (!o.groups.has(id)) throw notFound('id', 'group', id);
       o.groups.delete(id);
       o.members.delete(id);
       for (const [aid, a] of o.assignments) if (a.principal.type === 'group' && a.principal.id === id) o.assignments.delete(aid);
@@ -347,7 +350,7 @@ export interface OraclePermission {
 export function subjectPermissions(state: OracleState, org: string, subject: string) {
   return guarded(() => {
     const orgId = parseOrgId(org);
-    const s = parseSubjectId(subject);
+    const s = parseSubjectId(subject, 'id');
     const o = requireOrg(state, orgId);
     const out: OraclePermission[] = [];
     for (const row of effectiveRows(state, org)) {

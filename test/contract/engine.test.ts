@@ -133,3 +133,32 @@ describeEachEngine('core engine', (engine) => {
     expect(await can('alice', 'project.read', 'project:p1')).toBe(false);
   });
 });
+
+describeEachEngine('engine transactions', (engine) => {
+  let db: Database;
+  let ls: Lockstep;
+  beforeAll(async () => {
+    db = await engine.open();
+    ls = createLockstep(db);
+  });
+  afterAll(() => db.close());
+
+  it('commits every write of a transaction together, or none of them', async () => {
+    await ls.transaction(async (t) => {
+      await t.putOrganization('tx', {});
+      await t.putSubject('tx', 'a', { kind: 'user' });
+      await t.putGroup('tx', 'g', {});
+      await t.addMember('tx', 'g', 'a');
+    });
+    expect((await ls.getOrganization('tx')).revision).toBe(4);
+    await expect(
+      ls.transaction(async (t) => {
+        await t.putSubject('tx', 'b', { kind: 'user' });
+        await t.addMember('tx', 'g', 'b');
+        await t.addMember('tx', 'g', 'nobody');
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'subject' });
+    expect((await ls.getOrganization('tx')).revision).toBe(4);
+    await expect(ls.getSubject('tx', 'b')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
