@@ -4,15 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachEngine } from '../helpers/engines.ts';
-import { ORG, seed, startHarness, type Harness, type ReqOptions, type Res } from './harness.ts';
-
-export function expectProblem(r: Res, status: number, code: string, field?: string) {
-  expect(r.status, r.text).toBe(status);
-  expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  expect(r.json).toMatchObject({ status, code, type: expect.stringMatching(/^urn:lockstep:error:/), title: expect.any(String), detail: expect.any(String) });
-  expect(r.json.requestId).toBe(r.headers.get('x-request-id'));
-  if (field !== undefined) expect(r.json.field).toBe(field);
-}
+import { expectProblem, ORG, seed, startHarness, type Harness, type ReqOptions } from './harness.ts';
 
 const INJECTION = "'; DROP TABLE subjects; --";
 

@@ -3,6 +3,7 @@
  * driven over real HTTP with global fetch.
  */
 import { Writable } from 'node:stream';
+import { expect } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
 import { createLogger } from '../../src/api/logger.ts';
 import { createKey, type KeyScope } from '../../src/api/keys.ts';
@@ -131,4 +132,13 @@ export async function seed(h: Harness, org: string): Promise<{ assignment: strin
   await ok('PUT', '/groups/eng/members/alice');
   const a = await ok('POST', '/assignments', { principal: 'group:eng', role: 'viewer', resource: 'ws:main' });
   return { assignment: a.json.id };
+}
+
+/** A problem+json answer with this status and code, naming `field` when given. */
+export function expectProblem(r: Res, status: number, code: string, field?: string) {
+  expect(r.status, r.text).toBe(status);
+  expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  expect(r.json).toMatchObject({ status, code, type: expect.stringMatching(/^urn:lockstep:error:/), title: expect.any(String), detail: expect.any(String) });
+  expect(r.json.requestId).toBe(r.headers.get('x-request-id'));
+  if (field !== undefined) expect(r.json.field).toBe(field);
 }

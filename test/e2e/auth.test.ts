@@ -1,0 +1,164 @@
+/**
+ * API keys over HTTP, on both engines: 401 for missing or bad keys, 403 for the wrong scope or
+ * organization (with nothing changed), and the key store itself (hashing, revocation, the admin key).
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { authenticate, createKey, ensureAdminKey, revokeKey } from '../../src/api/keys.ts';
+import { LockstepError } from '../../src/domain/errors.ts';
+import { describeEachEngine } from '../helpers/engines.ts';
+import { ADMIN_KEY, expectProblem, ORG, seed, startHarness, type Harness } from './harness.ts';
+
+type Need = 'admin' | 'write' | 'check';
+const routes = (org: string, assignment: string): [Need, string, string, unknown?][] => {
+  const o = `${ORG}/${org}`;
+  return [
+    ['admin', 'PUT', o, { name: `Org ${org}` }],
+    ['write', 'GET', o],
+    ['write', 'PUT', `${o}/permissions/doc.read`, { risk: 'standard' }],
+    ['write', 'PUT', `${o}/roles/viewer`, { permissions: ['doc.read'] }],
+    ['write', 'PUT', `${o}/resources/ws/main`, {}],
+    ['write', 'DELETE', `${o}/resources/ws/ghost`],
+    ['write', 'PUT', `${o}/subjects/alice`, { kind: 'user' }],
+    ['write', 'GET', `${o}/subjects/alice`],
+    ['write', 'DELETE', `${o}/subjects/ghost`],
+    ['write', 'PUT', `${o}/groups/eng`, { name: 'Engineering' }],
+    ['write', 'DELETE', `${o}/groups/ghost`],
+    ['write', 'PUT', `${o}/groups/eng/members/alice`],
+    ['write', 'DELETE', `${o}/groups/eng/members/bot`],
+    ['write', 'POST', `${o}/assignments`, { principal: 'group:eng', role: 'viewer', resource: 'ws:main' }],
+    ['write', 'GET', `${o}/assignments/${assignment}`],
+    ['write', 'DELETE', `${o}/assignments/asg_none`],
+    ['check', 'POST', `${o}/check`, { subject: 'alice', permission: 'doc.read', resource: 'doc:readme' }],
+    ['check', 'GET', `${o}/subjects/alice/effective`],
+    ['check', 'GET', `${o}/resources/doc/readme/access?permission=doc.read`],
+    ['check', 'GET', `${o}/changes/1`],
+  ];
+};
+const RANK: Record<Need, number> = { check: 1, write: 2, admin: 3 };
+
+describeEachEngine('e2e: API keys, scopes and organization isolation', (engine) => {
+  let h: Harness;
+  const keys: Record<string, string> = {};
+  const asg: Record<string, string> = {};
+  beforeAll(async () => {
+    h = await startHarness(engine);
+    asg.acme = (await seed(h, 'acme')).assignment;
+    asg.beta = (await seed(h, 'beta')).assignment;
+    keys.checkA = await h.key('check', 'acme');
+    keys.writeA = await h.key('write', 'acme');
+    keys.admin = await h.key('admin');
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const cases: [string, Need, string][] = [
+    ['checkA', 'check', 'acme'],
+    ['writeA', 'write', 'acme'],
+    ['admin', 'admin', ''],
+  ];
+  for (const [keyName, scope, home] of cases) {
+    for (const org of ['acme', 'beta']) {
+      it(`a ${scope} key${home ? ` of ${home}` : ''} on ${org}: allowed exactly where its scope and organization reach`, async () => {
+        for (const [need, method, path, body] of routes(org, asg[org]!)) {
+          const allowed = RANK[scope] >= RANK[need] && (scope === 'admin' || org === home);
+          const before = allowed ? undefined : [await h.snapshot('acme'), await h.snapshot('beta')];
+          const r = await h.req(method, path, body === undefined ? { key: keys[keyName]! } : { key: keys[keyName]!, body });
+          if (allowed) {
+            expect([200, 201, 204, 404], `${method} ${path}: ${r.text}`).toContain(r.status);
+          } else {
+            expectProblem(r, 403, 'FORBIDDEN');
+            expect([await h.snapshot('acme'), await h.snapshot('beta')], `${method} ${path}`).toEqual(before);
+          }
+        }
+      });
+    }
+  }
+
+  it('a key for an organization that does not exist yet works once an admin creates it', async () => {
+    const k = await h.key('write', 'gamma');
+    expectProblem(await h.req('PUT', `${ORG}/gamma`, { key: k }), 403, 'FORBIDDEN');
+    expect((await h.req('PUT', `${ORG}/gamma`)).status).toBe(200);
+    expect((await h.req('PUT', `${ORG}/gamma/subjects/x`, { key: k, body: { kind: 'user' } })).status).toBe(200);
+  });
+
+  it('missing, malformed, unknown, wrong and revoked keys are 401 with WWW-Authenticate, before any validation', async () => {
+    const real = await createKey(h.app.db, { scope: 'write', org: 'acme' });
+    const other = await createKey(h.app.db, { scope: 'write', org: 'acme' });
+    const forged = `${real.key.slice(0, 21)}${other.key.slice(21)}`; // real id, another key's secret
+    const revoked = await createKey(h.app.db, { scope: 'admin' });
+    expect(await revokeKey(h.app.db, revoked.id)).toBe(true);
+    expect(await revokeKey(h.app.db, revoked.id)).toBe(false);
+    const before = await h.snapshot('acme');
+    const attempts: { headers?: Record<string, string>; key?: string | null }[] = [
+      { key: null },
+      { key: null, headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } },
+      { key: null, headers: { authorization: 'Bearer' } },
+      { key: 'not-a-key' },
+      { key: 'lsk_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' },
+      { key: forged },
+      { key: revoked.key },
+      { key: ADMIN_KEY.slice(0, -1) },
+      { key: `${ADMIN_KEY}x` },
+    ];
+    for (const a of attempts) {
+      // A malformed body and an unknown organization: authentication comes first.
+      const r = await h.req('PUT', `${ORG}/nowhere/subjects/x`, { ...a, raw: '{not json' });
+      expectProblem(r, 401, 'UNAUTHENTICATED');
+      expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    }
+    expect(await h.snapshot('acme')).toEqual(before);
+    expect((await h.req('GET', `${ORG}/acme`, { key: real.key })).status).toBe(200);
+    expect((await h.req('GET', `${ORG}/acme`, { key: null, headers: { authorization: `bearer   ${real.key}` } })).status).toBe(200);
+  });
+
+  it('keys are stored only as SHA-256 hashes and never appear in the logs', async () => {
+    const rows = await h.app.db.all<{ hash: string }>('SELECT hash FROM api_keys');
+    const all = [ADMIN_KEY, ...Object.values(keys)];
+    for (const row of rows) {
+      expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
+      for (const k of all) expect(row.hash).not.toContain(k);
+    }
+    expect(h.logs.length).toBeGreaterThan(10);
+    const text = h.logs.join('\n');
+    for (const k of all) expect(text).not.toContain(k.slice(-20));
+    expect(text).not.toMatch(/Bearer /i);
+  });
+
+  it('createKey refuses an org-scoped key without an org and an admin key with one', async () => {
+    await expect(createKey(h.app.db, { scope: 'check' })).rejects.toMatchObject({ code: 'VALIDATION', field: 'org' });
+    await expect(createKey(h.app.db, { scope: 'admin', org: 'acme' })).rejects.toMatchObject({ code: 'VALIDATION', field: 'org' });
+    await expect(createKey(h.app.db, { scope: 'root' as 'admin' })).rejects.toMatchObject({ code: 'VALIDATION', field: 'scope' });
+    const k = await createKey(h.app.db, { scope: 'check', org: 'acme', name: 'ci' });
+    expect(k.key).toMatch(/^lsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
+    expect(await authenticate(h.app.db, `Bearer ${k.key}`)).toEqual({ id: k.id, scope: 'check', org: 'acme', name: 'ci' });
+  });
+});
+
+describeEachEngine('e2e: the admin key on first start', (engine) => {
+  it('is generated once when none is configured, taken from LOCKSTEP_ADMIN_KEY otherwise, and validated', async () => {
+    const db = await engine.open();
+    try {
+      const first = await ensureAdminKey(db, undefined);
+      expect(first.generated).toMatch(/^lsk_/);
+      expect((await authenticate(db, `Bearer ${first.generated}`))?.scope).toBe('admin');
+      expect(await ensureAdminKey(db, undefined)).toEqual({});
+
+      const operator = 'operator-chosen-admin-key-of-enough-length-42';
+      expect(await ensureAdminKey(db, operator)).toEqual({});
+      expect(await ensureAdminKey(db, operator)).toEqual({});
+      expect((await authenticate(db, `Bearer ${operator}`))?.scope).toBe('admin');
+
+      await expect(ensureAdminKey(db, 'short')).rejects.toBeInstanceOf(LockstepError);
+      await expect(ensureAdminKey(db, 'x'.repeat(40) + ' y')).rejects.toMatchObject({ field: 'LOCKSTEP_ADMIN_KEY' });
+      const checkKey = await createKey(db, { scope: 'check', org: 'acme' });
+      await expect(ensureAdminKey(db, checkKey.key)).rejects.toMatchObject({ field: 'LOCKSTEP_ADMIN_KEY' });
+      const row = await db.get<{ id: string }>("SELECT id FROM api_keys WHERE name = 'LOCKSTEP_ADMIN_KEY'");
+      await revokeKey(db, row!.id);
+      await expect(ensureAdminKey(db, operator)).rejects.toMatchObject({ field: 'LOCKSTEP_ADMIN_KEY' });
+      expect(await authenticate(db, `Bearer ${operator}`)).toBeNull();
+    } finally {
+      await db.close();
+    }
+  });
+});
