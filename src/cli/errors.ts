@@ -1,0 +1,78 @@
+/**
+ * The CLI's edge: every error becomes `CODE: detail (field)` on stderr and a distinct exit status
+ * per class, so scripts can branch on it. docs/cli.md lists the table; test/cli keeps them in step.
+ */
+import { CommanderError } from 'commander';
+import { ConfigError } from '../config/config.ts';
+import { LockstepError, type ErrorCode } from '../domain/errors.ts';
+
+export const EXIT = {
+  OK: 0,
+  INTERNAL: 1,
+  USAGE: 2,
+  DENIED: 3,
+  VALIDATION: 4,
+  NOT_FOUND: 5,
+  CONFLICT: 6,
+  CYCLE: 7,
+  DEPTH_EXCEEDED: 8,
+  UNAVAILABLE: 9,
+} as const;
+
+const BY_CODE: Record<ErrorCode, number> = {
+  VALIDATION: EXIT.VALIDATION,
+  NOT_FOUND: EXIT.NOT_FOUND,
+  CONFLICT: EXIT.CONFLICT,
+  CYCLE: EXIT.CYCLE,
+  DEPTH_EXCEEDED: EXIT.DEPTH_EXCEEDED,
+  UNAVAILABLE: EXIT.UNAVAILABLE,
+  INTERNAL: EXIT.INTERNAL,
+};
+
+/** A problem with how the command was invoked (bad flag value, missing argument). */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+interface Problem {
+  path: string;
+  line?: number;
+  message: string;
+}
+
+const where = (field: string | undefined, line: unknown) =>
+  field === undefined ? '' : typeof line === 'number' ? ` (${field}, line ${line})` : ` (${field})`;
+
+/**
+ * Writes the error to `out` and returns the exit status. The operator is the reader here, so the
+ * cause chain is printed too (an HTTP client never sees it; the CLI's user owns the database).
+ */
+export function reportError(e: unknown, out: (line: string) => void): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE; // commander already printed it
+  if (e instanceof UsageError || e instanceof ConfigError) {
+    out(`USAGE: ${e.message}`);
+    return EXIT.USAGE;
+  }
+  if (e instanceof LockstepError) {
+    const problems = (e.meta.problems as Problem[] | undefined) ?? [];
+    if (problems.length > 1) {
+      out(`${e.code}: ${e.message}`);
+      for (const p of problems) out(`  ${p.path}${p.line === undefined ? '' : ` (line ${p.line})`}: ${p.message}`);
+    } else {
+      out(`${e.code}: ${e.message}${where(e.field, e.meta.line)}`);
+    }
+    printCauses(e.cause, out);
+    return BY_CODE[e.code] ?? EXIT.INTERNAL;
+  }
+  out(`INTERNAL: ${e instanceof Error ? e.message : String(e)}`);
+  if (e instanceof Error) printCauses(e.cause, out);
+  return EXIT.INTERNAL;
+}
+
+function printCauses(cause: unknown, out: (line: string) => void) {
+  for (let c = cause, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    // A re-located engine error repeats its cause's message; skip the echo.
+    if (c instanceof LockstepError) continue;
+    out(`  cause: ${c.message}`);
+  }
+}

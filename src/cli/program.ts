@@ -1,0 +1,36 @@
+/**
+ * The `lockstep` command line: commander, one file per command. Every command is a thin shell over
+ * the functions the server calls (createApp, the engine, api/keys, policy-file).
+ */
+import { Command } from 'commander';
+import { registerApply } from './apply.ts';
+import { registerCheck } from './check.ts';
+import { reportError } from './errors.ts';
+import { registerKeys } from './keys.ts';
+import { registerMigrate } from './migrate.ts';
+import { registerServe } from './serve.ts';
+
+export function createProgram(): Command {
+  const program = new Command('lockstep')
+    .description('Lockstep: authorization that keeps effective permissions in lockstep with policy')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    // Usage errors become exit status 2 (see errors.ts), not commander's process.exit(1).
+    .exitOverride();
+  registerServe(program);
+  registerMigrate(program);
+  registerApply(program);
+  registerCheck(program);
+  registerKeys(program);
+  return program;
+}
+
+/** Runs the CLI and returns the exit status (0 unless a command set one or failed). */
+export async function runCli(argv: string[]): Promise<number> {
+  try {
+    await createProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    return reportError(e, (line) => process.stderr.write(`${line}\n`));
+  }
+}

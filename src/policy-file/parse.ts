@@ -1,0 +1,241 @@
+/**
+ * Reads a declarative policy file (YAML) into a validated, ordered plan. Everything that can be
+ * checked without the store is checked here — structure, unknown keys, identifier syntax,
+ * duplicates, resource cycles within the file — and every problem is reported at once, each
+ * naming its path and line. References to objects the file does not define (a parent resource, a
+ * group member, a role's permission) may exist in the store; the engine checks those when applying.
+ * The format is described in docs/policy-file.md.
+ */
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument } from 'yaml';
+import { LockstepError } from '../domain/errors.ts';
+import {
+  parseGroupId,
+  parseOrgId,
+  parsePermissionSlug,
+  parsePrincipal,
+  parseResourceRef,
+  parseRiskTier,
+  parseRoleSlug,
+  parseSubjectId,
+  parseSubjectKind,
+  type RiskTier,
+  type SubjectKind,
+} from '../domain/model.ts';
+import { formatPath, lineOf, type Path } from './path.ts';
+import { sortResources } from './topo.ts';
+
+export interface Located {
+  path: Path;
+}
+export interface PermissionSpec extends Located { slug: string; risk: RiskTier }
+export interface RoleSpec extends Located { slug: string; permissions: string[] }
+export interface ResourceSpec extends Located { ref: string; type: string; id: string; parent: string | null }
+export interface SubjectSpec extends Located { id: string; kind: SubjectKind; active: boolean }
+export interface MemberSpec extends Located { subject: string }
+export interface GroupSpec extends Located { id: string; name: string | null; members: MemberSpec[] }
+export interface AssignmentSpec extends Located { principal: string; role: string; resource: string }
+
+export interface OrganizationSpec extends Located {
+  id: string;
+  name: string | null;
+  permissions: PermissionSpec[];
+  roles: RoleSpec[];
+  /** Parents before children. */
+  resources: ResourceSpec[];
+  subjects: SubjectSpec[];
+  groups: GroupSpec[];
+  assignments: AssignmentSpec[];
+}
+
+export interface PolicyFile {
+  source: string;
+  organizations: OrganizationSpec[];
+  /** Number of engine writes applying the file takes. */
+  writes: number;
+  lineOf(path: Path): number | undefined;
+}
+
+export interface Problem {
+  path: string;
+  line?: number;
+  message: string;
+}
+
+const MAX_PROBLEMS = 50;
+const ORG_KEYS = ['name', 'permissions', 'roles', 'resources', 'subjects', 'groups', 'assignments'];
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The validation error of a file: the first problem as `field`, all of them in `meta.problems`. */
+export function policyFileError(source: string, problems: Problem[]): LockstepError {
+  const first = problems[0]!;
+  const message = problems.length === 1 ? first.message : `${source} has ${problems.length}${problems.length >= MAX_PROBLEMS ? '+' : ''} problems`;
+  return new LockstepError('VALIDATION', message, { field: first.path, meta: { file: source, line: first.line, problems } });
+}
+
+export function parsePolicyFile(text: string, source = 'policy file'): PolicyFile {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false });
+  const at = (path: Path) => lineOf(doc, counter, path);
+  if (doc.errors.length > 0) {
+    throw policyFileError(
+      source,
+      doc.errors.slice(0, MAX_PROBLEMS).map((e) => ({ path: '(yaml)', line: e.linePos?.[0].line, message: e.message.split('\n')[0]! })),
+    );
+  }
+
+  const problems: Problem[] = [];
+  const problem = (path: Path, message: string) => {
+    if (problems.length < MAX_PROBLEMS) problems.push({ path: formatPath(path), line: at(path), message });
+  };
+  /** Runs a domain parser, turning its VALIDATION error into a problem at `path`. */
+  function valid<T>(path: Path, parse: () => T): T | undefined {
+    try {
+      return parse();
+    } catch (e) {
+      if (e instanceof LockstepError) return void problem(path, e.message);
+      throw e;
+    }
+  }
+  function keysOf(path: Path, v: unknown, allowed: string[], required: string[] = []): v is Obj {
+    if (!isObj(v)) {
+      problem(path, `expected a map (keys: ${allowed.join(', ')})`);
+      return false;
+    }
+    for (const k of Object.keys(v)) if (!allowed.includes(k)) problem([...path, k], `unknown key '${k}' (allowed here: ${allowed.join(', ')})`);
+    for (const k of required) if (v[k] === undefined) problem(path, `missing '${k}'`);
+    return true;
+  }
+  const mapAt = (path: Path, v: unknown, what: string): Obj => {
+    if (v === undefined || v === null) return {};
+    if (!isObj(v)) return problem(path, `${what} must be a map`), {};
+    return v;
+  };
+  const listAt = (path: Path, v: unknown, what: string): unknown[] => {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) return problem(path, `${what} must be a list`), [];
+    return v;
+  };
+  const stringOrNull = (path: Path, v: unknown, what: string): string | null => {
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'string') return problem(path, `${what} must be a string`), null;
+    return v;
+  };
+  /** Rejects a second item with the same key, naming the first. */
+  const once = <K>(seen: Map<K, Path>, key: K, path: Path, what: string) => {
+    const first = seen.get(key);
+    if (first) problem(path, `${what} is listed twice (first at ${formatPath(first)})`);
+    else seen.set(key, path);
+    return !first;
+  };
+
+  const root = doc.toJS() as unknown;
+  const organizations: OrganizationSpec[] = [];
+  if (keysOf([], root, ['organizations'], ['organizations'])) {
+    for (const [orgId, orgBody] of Object.entries(mapAt(['organizations'], root.organizations, 'organizations'))) {
+      const op: Path = ['organizations', orgId];
+      const id = valid(op, () => parseOrgId(orgId, 'organization id')) ?? orgId;
+      const body = orgBody ?? {};
+      if (!keysOf(op, body, ORG_KEYS)) continue;
+      organizations.push({
+        path: op,
+        id,
+        name: stringOrNull([...op, 'name'], body.name, 'name'),
+        ...parseAccess(op, body),
+        ...parseDirectory(op, body),
+      });
+    }
+  }
+
+  function parseAccess(op: Path, body: Obj) {
+    const permissions: PermissionSpec[] = [];
+    for (const [slug, risk] of Object.entries(mapAt([...op, 'permissions'], body.permissions, 'permissions'))) {
+      const path = [...op, 'permissions', slug];
+      const ok = valid(path, () => parsePermissionSlug(slug, 'permission'));
+      const tier = valid(path, () => parseRiskTier(risk, 'risk'));
+      if (ok && tier) permissions.push({ path, slug, risk: tier });
+    }
+    const roles: RoleSpec[] = [];
+    for (const [slug, perms] of Object.entries(mapAt([...op, 'roles'], body.roles, 'roles'))) {
+      const path = [...op, 'roles', slug];
+      valid(path, () => parseRoleSlug(slug, 'role'));
+      const list = listAt(path, perms, `role '${slug}'`);
+      list.forEach((p, i) => valid([...path, i], () => parsePermissionSlug(p, 'permission')));
+      roles.push({ path, slug, permissions: list as string[] });
+    }
+    const resources: ResourceSpec[] = [];
+    for (const [ref, parent] of Object.entries(mapAt([...op, 'resources'], body.resources, 'resources'))) {
+      const path = [...op, 'resources', ref];
+      const r = valid(path, () => parseResourceRef(ref, 'resource'));
+      const p = parent === null ? null : valid(path, () => parseResourceRef(parent, 'parent'));
+      if (r && p !== undefined) resources.push({ path, ref, type: ref.slice(0, ref.indexOf(':')), id: ref.slice(ref.indexOf(':') + 1), parent: p });
+    }
+    const sorted = sortResources(resources);
+    if ('cycle' in sorted) problem(sorted.cycle[0]!.path, `resource parents form a cycle: ${[...sorted.cycle.map((r) => r.ref), sorted.cycle[0]!.ref].join(' → ')}`);
+
+    const assignments: AssignmentSpec[] = [];
+    const seen = new Map<string, Path>();
+    listAt([...op, 'assignments'], body.assignments, 'assignments').forEach((a, i) => {
+      const path = [...op, 'assignments', i];
+      if (!keysOf(path, a, ['principal', 'role', 'resource'], ['principal', 'role', 'resource'])) return;
+      const principal = valid([...path, 'principal'], () => parsePrincipal(a.principal));
+      const role = valid([...path, 'role'], () => parseRoleSlug(a.role));
+      const resource = valid([...path, 'resource'], () => parseResourceRef(a.resource));
+      if (!principal || !role || !resource) return;
+      const spec = { path, principal: `${principal.type}:${principal.id}`, role, resource };
+      if (once(seen, `${spec.principal}|${role}|${resource}`, path, 'this assignment')) assignments.push(spec);
+    });
+    return { permissions, roles, resources: 'sorted' in sorted ? sorted.sorted : resources, assignments };
+  }
+
+  function parseDirectory(op: Path, body: Obj) {
+    const subjects: SubjectSpec[] = [];
+    const seenSubjects = new Map<string, Path>();
+    listAt([...op, 'subjects'], body.subjects, 'subjects').forEach((s, i) => {
+      const path = [...op, 'subjects', i];
+      if (!keysOf(path, s, ['id', 'kind', 'active'], ['id', 'kind'])) return;
+      const id = valid([...path, 'id'], () => parseSubjectId(s.id, 'id'));
+      const kind = valid([...path, 'kind'], () => parseSubjectKind(s.kind));
+      if (s.active !== undefined && typeof s.active !== 'boolean') problem([...path, 'active'], 'active must be true or false');
+      if (id && kind && once(seenSubjects, id, path, `subject '${id}'`)) subjects.push({ path, id, kind, active: s.active !== false });
+    });
+    const groups: GroupSpec[] = [];
+    const seenGroups = new Map<string, Path>();
+    listAt([...op, 'groups'], body.groups, 'groups').forEach((g, i) => {
+      const path = [...op, 'groups', i];
+      if (!keysOf(path, g, ['id', 'name', 'members'], ['id'])) return;
+      const id = valid([...path, 'id'], () => parseGroupId(g.id, 'id'));
+      const members: MemberSpec[] = [];
+      const seenMembers = new Map<string, Path>();
+      listAt([...path, 'members'], g.members, 'members').forEach((m, j) => {
+        const mp = [...path, 'members', j];
+        const subject = valid(mp, () => parseSubjectId(m, 'member'));
+        if (subject && once(seenMembers, subject, mp, `member '${subject}'`)) members.push({ path: mp, subject });
+      });
+      const name = stringOrNull([...path, 'name'], g.name, 'name');
+      if (id && once(seenGroups, id, path, `group '${id}'`)) groups.push({ path, id, name, members });
+    });
+    return { subjects, groups };
+  }
+
+  if (problems.length > 0) throw policyFileError(source, problems);
+  const writes = organizations.reduce(
+    (n, o) =>
+      n + 1 + o.permissions.length + o.roles.length + o.resources.length + o.subjects.length + o.groups.length +
+      o.groups.reduce((m, g) => m + g.members.length, 0) + o.assignments.length,
+    0,
+  );
+  return { source, organizations, writes, lineOf: at };
+}
+
+export async function readPolicyFile(file: string): Promise<PolicyFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new LockstepError('VALIDATION', `cannot read ${file}: ${(e as Error).message}`, { field: 'file', cause: e });
+  }
+  return parsePolicyFile(text, file);
+}
