@@ -4,33 +4,14 @@
  * obviously right over being fast: the read model is recomputed from the source maps on every call.
  * Pure: no I/O, no clock; assignment ids are supplied by the caller.
  */
-import { LockstepError, notFound } from './errors.ts';
-import type { ErrorCode } from './errors.ts';
+import { LockstepError, notFound, type ErrorCode } from './errors.ts';
 import {
-  MAX_RESOURCE_DEPTH,
-  parseAssignmentId,
-  parseGroupId,
-  parseOrgId,
-  parsePermissionSlug,
-  parsePrincipal,
-  parseResourceRef,
-  parseRiskTier,
-  parseRoleSlug,
-  parseSubjectId,
-  parseSubjectKind,
-  resourceRef,
+  MAX_RESOURCE_DEPTH, directionOf, effectiveKey, tierOfRank, tierRank,
+  parseAssignmentId, parseGroupId, parseOrgId, parsePermissionSlug, parsePrincipal, parseResourceRef, parseRiskTier,
+  parseRoleSlug, parseSubjectId, parseSubjectKind, resourceRef,
 } from './model.ts';
 import type {
-  AssignmentId,
-  EffectiveRow,
-  GroupId,
-  PermissionSlug,
-  Principal,
-  ResourceRef,
-  RiskTier,
-  RoleSlug,
-  SubjectId,
-  SubjectKind,
+  AssignmentId, Direction, EffectiveRow, GroupId, PermissionSlug, Principal, ResourceRef, RiskTier, RoleSlug, SubjectId, SubjectKind,
 } from './model.ts';
 
 export interface OracleOrg {
@@ -68,8 +49,20 @@ export type Command =
   | { kind: 'createAssignment'; org: string; principal: string; role: string; resource: string }
   | { kind: 'deleteAssignment'; org: string; id: string };
 
+/** The change-log entry a changed write commits, as far as semantics.md defines it. */
+export interface OracleChange {
+  kind: string;
+  direction: Direction;
+  tier: RiskTier | null;
+  rowsAdded: number;
+  rowsRemoved: number;
+  /** Highest tier of the grant and revoke sides (null when a side is absent or its roles have no permission). */
+  grantTier: RiskTier | null;
+  revokeTier: RiskTier | null;
+}
+
 export type ApplyResult =
-  | { ok: true; changed: boolean; revision: number; assignmentId?: AssignmentId; created?: boolean }
+  | { ok: true; changed: boolean; revision: number; assignmentId?: AssignmentId; created?: boolean; change?: OracleChange }
   | { ok: false; code: ErrorCode; field: string | undefined };
 
 function cloneOrg(o: OracleOrg): OracleOrg {
@@ -271,17 +264,91 @@ export function applyCommand(state: OracleState, cmd: Command, newAssignmentId =
     throw e;
   }
   const { org, ...rest } = out;
-  if (out.changed) {
-    org.revision += 1;
-    state.orgs.set(cmd.org, org);
-  }
-  return { ok: true, ...rest, revision: org.revision };
+  if (!out.changed) return { ok: true, ...rest, revision: org.revision };
+  const before = state.orgs.get(cmd.org);
+  org.revision += 1;
+  state.orgs.set(cmd.org, org);
+  return { ok: true, ...rest, revision: org.revision, change: classify(before, org, cmd) };
 }
+
+/** Highest risk tier among the permissions of `roles` (in `o`), or null. */
+function highestTier(o: OracleOrg, roles: Iterable<string>): RiskTier | null {
+  let best = 0;
+  for (const r of roles) for (const p of o.roles.get(r) ?? []) best = Math.max(best, tierRank(o.permissions.get(p)!));
+  return tierOfRank(best);
+}
+
+/** Kind, direction and tier of a committed change, per the table in docs/semantics.md. */
+function classify(before: OracleOrg | undefined, after: OracleOrg, cmd: Command): OracleChange {
+  const was = new Map((before ? rowsOf(before) : []).map((r) => [effectiveKey(r), r]));
+  const now = new Map(rowsOf(after).map((r) => [effectiveKey(r), r]));
+  const added = [...now].filter(([k]) => !was.has(k)).map(([, r]) => r);
+  const removed = [...was].filter(([k]) => !now.has(k)).map(([, r]) => r);
+  const rows = { rowsAdded: added.length, rowsRemoved: removed.length };
+  const b = before!; // only organization.create has no `before`
+  const sides = (kind: string, grant: boolean, grantTier: RiskTier | null, revoke: boolean, revokeTier: RiskTier | null): OracleChange => ({
+    kind, ...rows, direction: directionOf(grant, revoke), tier: tierOfRank(Math.max(tierRank0(grantTier), tierRank0(revokeTier))), grantTier, revokeTier,
+  });
+  /** Kinds classified by the read-model rows they add or remove. */
+  const byRows = (kind: string) =>
+    sides(kind, added.length > 0, highestTier(after, added.map((r) => r.role)), removed.length > 0, highestTier(b, removed.map((r) => r.role)));
+  /** Kinds classified by the roles of the assignments they bring or take away. */
+  const byRoles = (kind: string, granted: string[], revoked: string[]) =>
+    sides(kind, granted.length > 0, highestTier(b, granted), revoked.length > 0, highestTier(b, revoked));
+  const none = (kind: string) => sides(kind, false, null, false, null);
+  /** Roles of the assignments on any of `refs`. */
+  const rolesOn = (o: OracleOrg, refs: Iterable<string>) => {
+    const set = new Set(refs);
+    return [...o.assignments.values()].filter((a) => set.has(a.resource)).map((a) => a.role);
+  };
+  switch (cmd.kind) {
+    case 'putOrganization': return none(before ? 'organization.update' : 'organization.create');
+    case 'putPermission': return none(b.permissions.has(cmd.slug) ? 'permission.update' : 'permission.create');
+    case 'putRole': {
+      const prev = b.roles.get(cmd.slug);
+      if (!prev) return none('role.create');
+      const next = after.roles.get(cmd.slug)!;
+      const held = [...after.assignments.values()].some((a) => a.role === cmd.slug);
+      const plus = [...next].filter((p) => !prev.has(p));
+      const minus = [...prev].filter((p) => !next.has(p));
+      if (!held) return none('role.update');
+      const top = (ps: string[]) => tierOfRank(Math.max(0, ...ps.map((p) => tierRank(after.permissions.get(p)!))));
+      return sides('role.update', plus.length > 0, top(plus), minus.length > 0, top(minus));
+    }
+    case 'putResource': {
+      const ref = `${cmd.type}:${cmd.id}`;
+      if (!b.resources.has(ref)) return none('resource.create');
+      const oldUp = ancestry(b, ref).slice(1);
+      const newUp = ancestry(after, ref).slice(1);
+      return byRoles('resource.update', rolesOn(after, newUp), rolesOn(b, oldUp));
+    }
+    case 'deleteResource': {
+      const ref = `${cmd.type}:${cmd.id}`;
+      return byRoles('resource.delete', [], rolesOn(b, [...subtree(b, ref), ...ancestry(b, ref)]));
+    }
+    case 'putSubject': {
+      const prev = b.subjects.get(cmd.id);
+      if (!prev) return none('subject.create');
+      return byRows(after.subjects.get(cmd.id)!.active ? 'subject.activate' : 'subject.deactivate');
+    }
+    case 'deleteSubject': return byRows('subject.delete');
+    case 'putGroup': return none(b.groups.has(cmd.id) ? 'group.update' : 'group.create');
+    case 'deleteGroup': return byRows('group.delete');
+    case 'addMember': return byRows('membership.add');
+    case 'removeMember': return byRows('membership.remove');
+    case 'createAssignment': return byRows('assignment.create');
+    case 'deleteAssignment': return byRows('assignment.delete');
+  }
+}
+const tierRank0 = (t: RiskTier | null) => (t === null ? 0 : tierRank(t));
 
 /** The read model of an organization, recomputed from the source maps (one row per derivation). */
 export function effectiveRows(state: OracleState, org: string): EffectiveRow[] {
   const o = state.orgs.get(org);
-  if (!o) return [];
+  return o ? rowsOf(o) : [];
+}
+
+function rowsOf(o: OracleOrg): EffectiveRow[] {
   const active = (s: string) => o.subjects.get(s)?.active === true;
   const rows: EffectiveRow[] = [];
   for (const [id, a] of o.assignments) {

@@ -60,7 +60,7 @@ function base(): OracleState {
 describe('oracle: revisions and changed', () => {
   it('counts one revision per changed write, starting at 1 for the organization', () => {
     const s = createOracleState();
-    expect(applyCommand(s, { kind: 'putOrganization', org: O, name: 'Acme' })).toEqual({ ok: true, changed: true, revision: 1 });
+    expect(applyCommand(s, { kind: 'putOrganization', org: O, name: 'Acme' })).toMatchObject({ ok: true, changed: true, revision: 1 });
     expect(applyCommand(s, { kind: 'putOrganization', org: O, name: 'Acme' })).toEqual({ ok: true, changed: false, revision: 1 });
     expect(applyCommand(s, { kind: 'putPermission', org: O, slug: 'a.b', risk: 'high' })).toMatchObject({ changed: true, revision: 2 });
     expect(applyCommand(s, { kind: 'putPermission', org: O, slug: 'a.b', risk: 'high' })).toMatchObject({ changed: false, revision: 2 });
@@ -196,7 +196,7 @@ describe('oracle: deletes cascade', () => {
     expect(s.orgs.get(O)!.assignments.size).toBe(0);
     run(s, { kind: 'putGroup', org: O, id: 'eng' });
     expect(s.orgs.get(O)!.members.get('eng')?.size ?? 0).toBe(0);
-    expect(fails(s, { kind: 'deleteGroup', org: O, id: 'ops' })).toEqual({ code: 'NOT_FOUND', field: 'group' });
+    expect(fails(s, { kind: 'deleteGroup', org: O, id: 'ops' })).toEqual({ code: 'NOT_FOUND', field: 'id' });
   });
 });
 
@@ -233,7 +233,7 @@ describe('oracle: resource hierarchy', () => {
 describe('oracle: errors name the field and change nothing', () => {
   it('validates before looking up, and looks up in field order', () => {
     const s = base();
-    expect(fails(s, { kind: 'putPermission', org: 'ghost', slug: 'Bad', risk: 'high' })).toEqual({ code: 'VALIDATION', field: 'permission' });
+    expect(fails(s, { kind: 'putPermission', org: 'ghost', slug: 'Bad', risk: 'high' })).toEqual({ code: 'VALIDATION', field: 'slug' });
     expect(fails(s, { kind: 'putPermission', org: 'ghost', slug: 'x.y', risk: 'high' })).toEqual({ code: 'NOT_FOUND', field: 'org' });
     expect(fails(s, { kind: 'putPermission', org: O, slug: 'x.y', risk: 'extreme' })).toEqual({ code: 'VALIDATION', field: 'risk' });
     expect(fails(s, { kind: 'putRole', org: O, slug: 'r', permissions: ['doc.read', 'nope.x'] })).toEqual({ code: 'NOT_FOUND', field: 'permissions[1]' });
@@ -251,6 +251,9 @@ describe('oracle: errors name the field and change nothing', () => {
     expect(a('subject:nobody', 'nope', 'doc:nope')).toEqual({ code: 'NOT_FOUND', field: 'principal' });
     expect(a('group:eng', 'nope', 'doc:nope')).toEqual({ code: 'NOT_FOUND', field: 'role' });
     expect(a('group:eng', 'viewer', 'doc:nope')).toEqual({ code: 'NOT_FOUND', field: 'resource' });
+    expect(fails(s, { kind: 'putSubject', org: O, id: 'a b', subjectKind: 'user' })).toEqual({ code: 'VALIDATION', field: 'id' });
+    expect(fails(s, { kind: 'deleteSubject', org: O, id: 'nobody' })).toEqual({ code: 'NOT_FOUND', field: 'id' });
+    expect(fails(s, { kind: 'putRole', org: O, slug: 'Viewer', permissions: [] })).toEqual({ code: 'VALIDATION', field: 'slug' });
     expect(fails(s, { kind: 'deleteAssignment', org: O, id: 'a b' })).toEqual({ code: 'VALIDATION', field: 'id' });
     expect(fails(s, { kind: 'putResource', org: O, type: 'Doc', id: 'x' })).toEqual({ code: 'VALIDATION', field: 'resource' });
     expect(fails(s, { kind: 'putResource', org: O, type: 'doc', id: 'x', parent: 'nocolon' })).toEqual({ code: 'VALIDATION', field: 'parent' });
@@ -263,5 +266,46 @@ describe('oracle: errors name the field and change nothing', () => {
     expect(fails(s, { kind: 'putRole', org: 'globex', slug: 'viewer', permissions: ['doc.read'] })).toEqual({ code: 'NOT_FOUND', field: 'permissions[0]' });
     expect(s.orgs.get('globex')!.revision).toBe(2);
     expect(effectiveRows(s, 'globex')).toEqual([]);
+  });
+});
+
+describe('oracle: change classification', () => {
+  const change = (s: OracleState, c: Command) => {
+    const r = applyCommand(s, c, `a${++ids}`);
+    if (!r.ok || !r.change) throw new Error(`${c.kind}: no change`);
+    const { kind, direction, tier, rowsAdded, rowsRemoved } = r.change;
+    return { kind, direction, tier, rowsAdded, rowsRemoved };
+  };
+
+  it('classifies membership, assignment and subject changes by the rows they add or remove', () => {
+    const s = base();
+    run(s, { kind: 'putGroup', org: O, id: 'eng' });
+    expect(change(s, { kind: 'createAssignment', org: O, principal: 'group:eng', role: 'admin', resource: 'folder:root' })).toEqual({ kind: 'assignment.create', direction: 'none', tier: null, rowsAdded: 0, rowsRemoved: 0 });
+    expect(change(s, { kind: 'addMember', org: O, group: 'eng', subject: 'alice' })).toEqual({ kind: 'membership.add', direction: 'grant', tier: 'critical', rowsAdded: 1, rowsRemoved: 0 });
+    expect(change(s, { kind: 'putSubject', org: O, id: 'alice', subjectKind: 'user', active: false })).toEqual({ kind: 'subject.deactivate', direction: 'revoke', tier: 'critical', rowsAdded: 0, rowsRemoved: 1 });
+    expect(change(s, { kind: 'removeMember', org: O, group: 'eng', subject: 'alice' })).toMatchObject({ kind: 'membership.remove', direction: 'none', tier: null });
+    expect(change(s, { kind: 'putSubject', org: O, id: 'carol', subjectKind: 'user' })).toMatchObject({ kind: 'subject.create', direction: 'none' });
+    expect(change(s, { kind: 'deleteGroup', org: O, id: 'eng' })).toMatchObject({ kind: 'group.delete', direction: 'none' });
+  });
+
+  it('classifies a role update by the permissions added and removed, when the role is held', () => {
+    const s = base();
+    expect(change(s, { kind: 'putRole', org: O, slug: 'viewer', permissions: ['doc.delete'] })).toMatchObject({ kind: 'role.update', direction: 'none', tier: null });
+    run(s, { kind: 'createAssignment', org: O, principal: 'subject:alice', role: 'viewer', resource: 'doc:other' });
+    expect(change(s, { kind: 'putRole', org: O, slug: 'viewer', permissions: ['doc.read'] })).toEqual({ kind: 'role.update', direction: 'both', tier: 'critical', rowsAdded: 0, rowsRemoved: 0 });
+    expect(change(s, { kind: 'putRole', org: O, slug: 'viewer', permissions: ['doc.read', 'doc.delete'] })).toMatchObject({ direction: 'grant', tier: 'critical' });
+    expect(change(s, { kind: 'putRole', org: O, slug: 'viewer', permissions: ['doc.delete'] })).toMatchObject({ direction: 'revoke', tier: 'standard' });
+  });
+
+  it('classifies re-parenting and resource deletion by the assignments of the ancestors and subtree', () => {
+    const s = base();
+    expect(change(s, { kind: 'putResource', org: O, type: 'doc', id: 'x' })).toMatchObject({ kind: 'resource.create', direction: 'none' });
+    run(s, { kind: 'createAssignment', org: O, principal: 'subject:bob', role: 'viewer', resource: 'folder:root' });
+    expect(change(s, { kind: 'putResource', org: O, type: 'doc', id: 'd1', parent: 'doc:other' })).toMatchObject({ kind: 'resource.update', direction: 'revoke', tier: 'standard' });
+    expect(change(s, { kind: 'putResource', org: O, type: 'doc', id: 'd1', parent: 'folder:root' })).toMatchObject({ direction: 'grant', tier: 'standard' });
+    run(s, { kind: 'createAssignment', org: O, principal: 'subject:bob', role: 'admin', resource: 'doc:d1' });
+    expect(change(s, { kind: 'deleteResource', org: O, type: 'folder', id: 'sub' })).toEqual({ kind: 'resource.delete', direction: 'revoke', tier: 'standard', rowsAdded: 0, rowsRemoved: 0 });
+    expect(change(s, { kind: 'deleteResource', org: O, type: 'folder', id: 'root' })).toEqual({ kind: 'resource.delete', direction: 'revoke', tier: 'critical', rowsAdded: 0, rowsRemoved: 2 });
+    expect(change(s, { kind: 'deleteResource', org: O, type: 'doc', id: 'x' })).toMatchObject({ direction: 'none', tier: null });
   });
 });
