@@ -5,6 +5,7 @@
 import { CommanderError } from 'commander';
 import { ConfigError } from '../config/config.ts';
 import { LockstepError, type ErrorCode } from '../domain/errors.ts';
+import { isTransient } from '../storage/errors.ts';
 
 export const EXIT = {
   OK: 0,
@@ -63,6 +64,12 @@ export function reportError(e: unknown, out: (line: string) => void): number {
     }
     printCauses(e.cause, out);
     return BY_CODE[e.code] ?? EXIT.INTERNAL;
+  }
+  // A driver error that escaped the storage seam unwrapped: still say "retry" when it is transient.
+  if (isTransient(e)) {
+    out(`UNAVAILABLE: the database is unreachable or busy; retry`);
+    out(`  cause: ${(e as Error).message}`);
+    return EXIT.UNAVAILABLE;
   }
   out(`INTERNAL: ${e instanceof Error ? e.message : String(e)}`);
   if (e instanceof Error) printCauses(e.cause, out);

@@ -8,6 +8,7 @@ import { createKey, KEY_SCOPES, revokeKey, type KeyScope } from '../api/keys.ts'
 import { LockstepError } from '../domain/errors.ts';
 import type { Database } from '../storage/database.ts';
 import { addDbOptions, withStore, type DbOptions } from './database.ts';
+import { UsageError } from './errors.ts';
 
 interface KeyRow {
   id: string;
@@ -48,6 +49,7 @@ export function registerKeys(program: Command) {
       .option('--name <name>', 'a label to recognise the key by')
       .option('--json', 'print {id, key, scope, org, name} as JSON'),
   ).action(async (opts: DbOptions & { scope: string; org?: string; name?: string; json?: boolean }) => {
+    if (opts.scope !== 'admin' && opts.org === undefined) throw new UsageError(`a ${opts.scope} key belongs to one organization: give --org ORG`);
     const created = await withStore(opts, (db) =>
       createKey(db, {
         scope: opts.scope as KeyScope,

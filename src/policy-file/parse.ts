@@ -77,12 +77,16 @@ export function policyFileError(source: string, problems: Problem[]): LockstepEr
 
 export function parsePolicyFile(text: string, source = 'policy file'): PolicyFile {
   const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: true });
   const at = (path: Path) => lineOf(doc, counter, path);
   if (doc.errors.length > 0) {
     throw policyFileError(
       source,
-      doc.errors.slice(0, MAX_PROBLEMS).map((e) => ({ path: '(yaml)', line: e.linePos?.[0].line, message: e.message.split('\n')[0]! })),
+      doc.errors.slice(0, MAX_PROBLEMS).map((e) => ({
+        path: source,
+        line: e.linePos?.[0].line,
+        message: `YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+      })),
     );
   }
 
@@ -91,7 +95,8 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
     if (problems.length < MAX_PROBLEMS) problems.push({ path: formatPath(path), line: at(path), message });
   };
   /** Runs a domain parser, turning its VALIDATION error into a problem at `path`. */
-  function valid<T>(path: Path, parse: () => T): T | undefined {
+  function valid<T>(path: Path, parse: () => T, value?: unknown, required = false): T | undefined {
+    if (required && value === undefined) return undefined; // reported as missing already
     try {
       return parse();
     } catch (e) {
@@ -180,9 +185,9 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
     listAt([...op, 'assignments'], body.assignments, 'assignments').forEach((a, i) => {
       const path = [...op, 'assignments', i];
       if (!keysOf(path, a, ['principal', 'role', 'resource'], ['principal', 'role', 'resource'])) return;
-      const principal = valid([...path, 'principal'], () => parsePrincipal(a.principal));
-      const role = valid([...path, 'role'], () => parseRoleSlug(a.role));
-      const resource = valid([...path, 'resource'], () => parseResourceRef(a.resource));
+      const principal = valid([...path, 'principal'], () => parsePrincipal(a.principal), a.principal, true);
+      const role = valid([...path, 'role'], () => parseRoleSlug(a.role), a.role, true);
+      const resource = valid([...path, 'resource'], () => parseResourceRef(a.resource), a.resource, true);
       if (!principal || !role || !resource) return;
       const spec = { path, principal: `${principal.type}:${principal.id}`, role, resource };
       if (once(seen, `${spec.principal}|${role}|${resource}`, path, 'this assignment')) assignments.push(spec);
@@ -196,8 +201,8 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
     listAt([...op, 'subjects'], body.subjects, 'subjects').forEach((s, i) => {
       const path = [...op, 'subjects', i];
       if (!keysOf(path, s, ['id', 'kind', 'active'], ['id', 'kind'])) return;
-      const id = valid([...path, 'id'], () => parseSubjectId(s.id, 'id'));
-      const kind = valid([...path, 'kind'], () => parseSubjectKind(s.kind));
+      const id = valid([...path, 'id'], () => parseSubjectId(s.id, 'id'), s.id, true);
+      const kind = valid([...path, 'kind'], () => parseSubjectKind(s.kind), s.kind, true);
       if (s.active !== undefined && typeof s.active !== 'boolean') problem([...path, 'active'], 'active must be true or false');
       if (id && kind && once(seenSubjects, id, path, `subject '${id}'`)) subjects.push({ path, id, kind, active: s.active !== false });
     });
@@ -206,7 +211,7 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
     listAt([...op, 'groups'], body.groups, 'groups').forEach((g, i) => {
       const path = [...op, 'groups', i];
       if (!keysOf(path, g, ['id', 'name', 'members'], ['id'])) return;
-      const id = valid([...path, 'id'], () => parseGroupId(g.id, 'id'));
+      const id = valid([...path, 'id'], () => parseGroupId(g.id, 'id'), g.id, true);
       const members: MemberSpec[] = [];
       const seenMembers = new Map<string, Path>();
       listAt([...path, 'members'], g.members, 'members').forEach((m, j) => {
@@ -220,7 +225,7 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
     return { subjects, groups };
   }
 
-  if (problems.length > 0) throw policyFileError(source, problems);
+  if (problems.length > 0) throw policyFileError(source, problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
   const writes = organizations.reduce(
     (n, o) =>
       n + 1 + o.permissions.length + o.roles.length + o.resources.length + o.subjects.length + o.groups.length +
@@ -235,7 +240,7 @@ export async function readPolicyFile(file: string): Promise<PolicyFile> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new LockstepError('VALIDATION', `cannot read ${file}: ${(e as Error).message}`, { field: 'file', cause: e });
+    throw new LockstepError('VALIDATION', `cannot read ${file}: ${(e as Error).message}`, { field: 'file' });
   }
   return parsePolicyFile(text, file);
 }

@@ -1,0 +1,131 @@
+/**
+ * Runs the real `lockstep` CLI as a child process (node + tsx, as bin/lockstep.js does) against a
+ * fresh store: a temporary SQLite file, or a PostgreSQL schema of its own that `drop()` removes.
+ * Every process started here is tracked by PID so that `killAll()` leaves none behind.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { describe } from 'vitest';
+import type { Database } from '../../src/storage/database.ts';
+import { openDatabase } from '../../src/storage/open.ts';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = join(ROOT, 'src/cli/main.ts');
+const pgUrl = process.env.LOCKSTEP_TEST_PG ?? '';
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of a child: ours, without settings that would change what the CLI opens. */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, LOCKSTEP_LOG_LEVEL: 'warn', ...extra };
+  for (const k of ['LOCKSTEP_DB', 'LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_PORT', 'LOCKSTEP_HOST', 'LOCKSTEP_VERIFY']) if (!(k in extra)) delete env[k];
+  return env;
+}
+
+const running = new Set<ChildProcess>();
+
+export function start(args: string[], env: NodeJS.ProcessEnv = childEnv()): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  return child;
+}
+
+export function finished(child: ChildProcess): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+export const lockstep = (args: string[], env?: NodeJS.ProcessEnv) => finished(start(args, env));
+
+/** Kills, by PID, every child still running. */
+export function killAll() {
+  for (const c of running) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
+}
+
+/** Resolves with the line matching `re` on the child's stderr (rejects if the child exits first). */
+export function waitForStderr(child: ChildProcess, re: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re} on stderr; got:\n${buf}`)), timeoutMs);
+    child.stderr!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = re.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    child.on('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`exited before ${re}; stderr:\n${buf}`));
+    });
+  });
+}
+
+export interface Store {
+  name: 'sqlite' | 'postgres';
+  /** The CLI's `--db` value (a PostgreSQL URL carries `?schema=`). */
+  db: string;
+  /** Opens the same store in-process, to look at it directly. */
+  open(): Database;
+  drop(): Promise<void>;
+}
+
+export async function sqliteStore(): Promise<Store> {
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-cli-'));
+  const file = join(dir, 'lockstep.db');
+  return { name: 'sqlite', db: file, open: () => openDatabase(file), drop: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export async function postgresStore(): Promise<Store> {
+  const schema = `lockstep_t_${process.ppid}_cli_${randomBytes(4).toString('hex')}`;
+  const url = new URL(pgUrl);
+  url.searchParams.set('schema', schema);
+  return {
+    name: 'postgres',
+    db: url.toString(),
+    open: () => openDatabase(pgUrl, { schema, max: 2 }),
+    async drop() {
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      try {
+        await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** `describe` once per store kind; PostgreSQL is declared skipped when the server is unreachable. */
+export function describeEachStore(title: string, body: (newStore: () => Promise<Store>) => void) {
+  describe(`${title} [sqlite]`, () => body(sqliteStore));
+  (pgUrl ? describe : describe.skip)(`${title} [postgres]`, () => body(postgresStore));
+}
+
+/** Row counts of every policy table and each organization's revision: "the store" for comparisons. */
+export async function snapshot(db: Database): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const t of ['organizations', 'permissions', 'roles', 'role_permissions', 'resources', 'subjects', 'groups', 'memberships', 'assignments', 'effective_assignments', 'changes']) {
+    out[t] = Number((await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${t}`))?.n ?? 0);
+  }
+  out.revisions = await db.all('SELECT id, revision FROM organizations ORDER BY id');
+  return out;
+}
