@@ -88,20 +88,23 @@ CREATE INDEX assignments_by_role ON assignments (org_id, role);
 CREATE INDEX assignments_by_principal_resource ON assignments (org_id, principal_type, principal_id, resource);
 CREATE INDEX assignments_by_resource ON assignments (org_id, resource);
 
--- The read model: one row per derivation of (subject, role, resource). Derived data, so no foreign
--- keys (they would tax the large backfills); checks verify provenance against the tables above.
+-- The read model: one row per derivation of (subject, role, resource). (subject, assignment)
+-- identifies a derivation; the resource sits in the key so that a check's probe — subject, then
+-- each ancestor resource — is a primary-key range scan, and one index fewer has to be maintained.
+-- Derived data, so no foreign keys (they would tax the large backfills); checks verify provenance
+-- against the tables above.
 CREATE TABLE effective_assignments (
   org_id        TEXT NOT NULL,
   subject_id    TEXT NOT NULL,
+  resource      TEXT NOT NULL,
   assignment_id TEXT NOT NULL,
   role          TEXT NOT NULL,
-  resource      TEXT NOT NULL,
   group_id      TEXT,
-  PRIMARY KEY (org_id, subject_id, assignment_id)
+  PRIMARY KEY (org_id, subject_id, resource, assignment_id)
 );
-CREATE INDEX effective_by_subject_resource ON effective_assignments (org_id, subject_id, resource, role);
 CREATE INDEX effective_by_resource ON effective_assignments (org_id, resource, role);
-CREATE INDEX effective_by_assignment ON effective_assignments (org_id, assignment_id);
+CREATE INDEX effective_by_assignment ON effective_assignments (org_id, assignment_id, subject_id);
+CREATE INDEX effective_by_group ON effective_assignments (org_id, group_id, subject_id);
 
 -- What the read model should hold, computed from the source tables. Writes insert from it, the
 -- fully consistent check reads it, the drift audit diffs against it: one definition for all three.
@@ -132,9 +135,15 @@ CREATE TABLE changes (
   effective_at BIGINT,
   rows_added   BIGINT NOT NULL DEFAULT 0,
   rows_removed BIGINT NOT NULL DEFAULT 0,
+  -- The propagation target: its SLO, and for an asynchronous change the job scope that carries it
+  -- (effective_at is set when a job on that scope covering this revision completes).
+  slo_ms       BIGINT,
+  job_scope    TEXT,
+  job_id       TEXT,
   PRIMARY KEY (org_id, revision)
 );
 CREATE INDEX changes_by_decided ON changes (org_id, decided_at);
+CREATE INDEX changes_pending ON changes (org_id, job_scope, revision) WHERE effective_at IS NULL;
 
 -- Bearer API keys, stored as SHA-256 hashes. org_id is NULL for admin keys.
 CREATE TABLE api_keys (

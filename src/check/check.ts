@@ -32,6 +32,7 @@ import {
 import type { AccessEntry, CheckRequest, CheckResult, EffectivePermission, Via } from '../core/types.ts';
 import type { Sql } from '../storage/database.ts';
 import { ANCESTORS_CTE } from '../policy/read-model.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 /** Provenance of read-model row `e` for subject column `subj`: the source rows that justify it. */
 const PROVENANCE = (subj: string) => `
@@ -116,7 +117,19 @@ const toVia = (r: ViaRow): Via => ({ assignment: r.assignment_id, group: r.group
 export interface CheckEnv {
   db: Sql;
   verify: VerifyMode;
+  freshnessTimeoutMs?: number | undefined;
+  metrics?: Metrics | undefined;
 }
+
+/**
+ * Changes up to $2 not yet in the read model that can concern subject $3: those carried by the
+ * subject's own job scope, and conservatively every non-subject scope (group, assignment, organization).
+ */
+const PENDING_FOR_SUBJECT = `
+  SELECT (SELECT revision FROM organizations WHERE id = $1) AS current,
+         (SELECT COUNT(*) FROM changes
+           WHERE org_id = $1 AND effective_at IS NULL AND revision <= $2
+             AND (job_scope = $3 OR job_scope NOT LIKE 'subject:%')) AS pending`;
 
 function verifyFlags(mode: VerifyMode): [number, number, number] {
   return [verifies(mode, 'standard') ? 1 : 0, verifies(mode, 'high') ? 1 : 0, verifies(mode, 'critical') ? 1 : 0];
@@ -136,6 +149,30 @@ async function orgMeta(db: Sql, org: OrgId, permission?: PermissionSlug): Promis
 export function createChecks(env: CheckEnv) {
   const { db } = env;
   const flags = verifyFlags(env.verify);
+  const timeoutMs = env.freshnessTimeoutMs ?? 2000;
+
+  /** at_least_as_fresh: wait (bounded) until the read model has applied `revision` for the subject. */
+  async function waitFresh(org: OrgId, subject: SubjectId, revision: unknown): Promise<void> {
+    if (typeof revision !== 'number' || !Number.isInteger(revision) || revision < 0) {
+      throw validation('consistency.revision', 'at_least_as_fresh needs a non-negative integer revision');
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+      const row = await db.get<{ current: number | null; pending: number }>(PENDING_FOR_SUBJECT, [org, revision, `subject:${subject}`]);
+      if (row?.current === null || row?.current === undefined) throw notFound('org', 'organization', org);
+      if (revision > Number(row.current)) {
+        throw new LockstepError('VALIDATION', `revision ${revision} has not been committed (current: ${row.current})`, { field: 'consistency.revision' });
+      }
+      if (Number(row.pending) === 0) return;
+      if (Date.now() >= deadline) {
+        throw new LockstepError('UNAVAILABLE', `the read model has not applied revision ${revision} for subject '${subject}' within ${timeoutMs} ms; retry, or ask for fully_consistent`, {
+          field: 'consistency.revision',
+          meta: { revision, timeoutMs },
+        });
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 
   return {
     async check(orgIn: string, req: CheckRequest): Promise<CheckResult> {
@@ -165,22 +202,22 @@ export function createChecks(env: CheckEnv) {
         ...(r.row.assignment_id !== null ? { via: toVia(r.row as ViaRow) } : {}),
       });
 
-      if (requested === 'fully_consistent') return answer(await evaluate(CHECK_SOURCE), requested, true, true);
-      const fast = await evaluate(CHECK_READ_MODEL);
-      if (requested === 'at_least_as_fresh') {
-        const want = req.consistency?.revision;
-        if (want === undefined || !Number.isInteger(want) || want < 0) {
-          throw validation('consistency.revision', 'at_least_as_fresh needs a non-negative integer revision');
-        }
-        // Every write is propagated synchronously today, so the read model has applied every
-        // committed revision; a revision from the future is a client error.
-        if (want > fast.revision) {
-          throw new LockstepError('VALIDATION', `revision ${want} has not been committed (current: ${fast.revision})`, { field: 'consistency.revision' });
-        }
+      const t0 = process.hrtime.bigint();
+      const result = await decideCheck();
+      env.metrics?.checkLatency.observe(
+        { consistency: result.consistency, result: result.allowed ? 'allowed' : 'denied' },
+        Number(process.hrtime.bigint() - t0) / 1e9,
+      );
+      return result;
+
+      async function decideCheck(): Promise<CheckResult> {
+        if (requested === 'fully_consistent') return answer(await evaluate(CHECK_SOURCE), requested, true, true);
+        if (requested === 'at_least_as_fresh') await waitFresh(org, subject, req.consistency?.revision);
+        const fast = await evaluate(CHECK_READ_MODEL);
+        // Critical permissions are decided on the source unless the caller asked for something else.
+        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(CHECK_SOURCE), 'fully_consistent', true, true);
+        return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
       }
-      // Critical permissions are decided on the source unless the caller asked for something else.
-      if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(CHECK_SOURCE), 'fully_consistent', true, true);
-      return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
     },
 
     /** What a subject can do: each (permission, resource) it holds, with the derivation. */

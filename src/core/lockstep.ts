@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { notFound } from '../domain/errors.ts';
 import { parseAssignmentId, parseOrgId, parseSubjectId, tierOfRank, type EffectiveRow, type Direction } from '../domain/model.ts';
 import { createChecks } from '../check/check.ts';
+import { DEFAULT_POLICY } from '../domain/propagation.ts';
 import { createAccessCommands } from '../policy/access-commands.ts';
 import { createDirectoryCommands } from '../policy/directory-commands.ts';
 import type { Database, Sql } from '../storage/database.ts';
@@ -22,15 +23,15 @@ function joined(db: Database, tx: Sql): Database {
   };
 }
 
-const defaultId = () => 'asg_' + randomBytes(12).toString('base64url');
+const defaultId = () => randomBytes(12).toString('base64url');
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockstep {
   const now = opts.now ?? Date.now;
-  const env = { db, now };
-  const access = createAccessCommands(env, opts.newId ?? defaultId);
+  const env = { db, now, newId: opts.newId ?? defaultId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy: opts.defaultPolicy ?? DEFAULT_POLICY };
+  const access = createAccessCommands(env);
   const directory = createDirectoryCommands(env);
-  const checks = createChecks({ db, verify: opts.verify ?? 'always' });
+  const checks = createChecks({ db, verify: opts.verify ?? 'always', freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics });
 
   return {
     ...access,

@@ -17,6 +17,8 @@ import type {
   SubjectKind,
   VerifyMode,
 } from '../domain/model.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { PropagationPolicy } from '../domain/propagation.ts';
 
 /** Who made a write and under which request; recorded in the change log. */
 export interface WriteContext {
@@ -29,6 +31,8 @@ export interface Propagation {
   status: 'effective' | 'pending';
   /** ISO time at which the read model reflected the change (sync: the commit). */
   effectiveAt?: string;
+  /** Why a change the policy would apply inline was handed to a job. */
+  reason?: 'inline_budget';
 }
 
 /**
@@ -158,4 +162,11 @@ export interface LockstepOptions {
   verify?: VerifyMode;
   now?: () => number;
   newId?: () => string;
+  metrics?: Metrics;
+  /** Called after a commit that enqueued a reconciliation job (wakes an in-process worker). */
+  onEnqueued?: () => void;
+  /** The propagation policy of organizations that have not set their own (default: DESIGN.md's). */
+  defaultPolicy?: PropagationPolicy;
+  /** How long an `at_least_as_fresh` check waits for the read model before answering UNAVAILABLE. */
+  freshnessTimeoutMs?: number;
 }

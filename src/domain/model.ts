@@ -71,6 +71,15 @@ export function resourceRef(type: unknown, id: unknown, field = 'resource'): Res
   return `${type as string}:${id as string}` as ResourceRef;
 }
 
+/** Display names: optional, at most 200 characters, no NUL (PostgreSQL text cannot hold it). */
+export function parseName(v: unknown, field = 'name'): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.length > 200 || v.includes('\u0000')) {
+    throw validation(field, `${field} must be a string of at most 200 characters without NUL`);
+  }
+  return v;
+}
+
 export function parseSubjectKind(v: unknown, field = 'kind'): SubjectKind {
   if (!SUBJECT_KINDS.includes(v as SubjectKind)) throw validation(field, `${field} must be one of ${SUBJECT_KINDS.join(', ')}`);
   return v as SubjectKind;

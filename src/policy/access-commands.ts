@@ -5,6 +5,7 @@ import { LockstepError, notFound, validation } from '../domain/errors.ts';
 import {
   MAX_RESOURCE_DEPTH,
   parseAssignmentId,
+  parseName,
   parseOrgId,
   parsePermissionSlug,
   parsePrincipal,
@@ -20,8 +21,8 @@ import {
 } from '../domain/model.ts';
 import type { AssignmentResult, WriteContext, WriteResult } from '../core/types.ts';
 import type { Sql } from '../storage/database.ts';
-import { ANCESTORS_CTE, deleteEffective, insertDesired, maxRiskOfEffective, maxRiskOfRoles, SUBTREE_CTE } from './read-model.ts';
-import { NO_CHANGE, runWrite, type WriteEnv } from './write.ts';
+import { ANCESTORS_CTE, countDesired, deleteEffective, insertDesired, maxRiskOfRoles, SUBTREE_CTE } from './read-model.ts';
+import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
 
 async function requireResource(tx: Sql, org: OrgId, ref: ResourceRef, field: string) {
   const row = await tx.get<{ parent: string | null }>('SELECT parent FROM resources WHERE org_id = $1 AND ref = $2', [org, ref]);
@@ -39,11 +40,17 @@ async function depthOf(tx: Sql, org: OrgId, ref: ResourceRef): Promise<number> {
 const maxRiskOnAncestors = (tx: Sql, org: OrgId, ref: ResourceRef) =>
   maxRiskOfRoles(tx, `WITH RECURSIVE ${ANCESTORS_CTE} SELECT a.role FROM assignments a JOIN anc ON a.org_id = $1 AND a.resource = anc.ref`, [org, ref]);
 
-export function createAccessCommands(env: WriteEnv, newId: () => string) {
+/** An assignment fans out to one row per active subject it reaches. */
+async function assignmentFanout(tx: Sql, org: OrgId, id: string, role: string) {
+  const rows = await countDesired(tx, 'd.org_id = $1 AND d.assignment_id = $2', [org, id]);
+  return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, '$2', [org, role]) : null };
+}
+
+export function createAccessCommands(env: WriteEnv) {
   return {
     async putOrganization(orgIn: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
-      const name = body.name ?? null;
+      const name = parseName(body.name);
       let kindName = 'organization.create';
       return runWrite(env, { org, kind: () => kindName, body: { name }, ctx, mayCreateOrg: true }, async (tx) => {
         const existing = await tx.get<{ name: string | null }>('SELECT name FROM organizations WHERE id = $1', [org]);
@@ -162,16 +169,35 @@ export function createAccessCommands(env: WriteEnv, newId: () => string) {
     async deleteResource(orgIn: string, type: string, id: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const ref = resourceRef(type, id);
-      return runWrite(env, { org, kind: 'resource.delete', body: { resource: ref }, ctx }, async (tx) => {
+      return runWrite(env, { org, kind: 'resource.delete', body: { resource: ref }, ctx }, async (tx): Promise<Effect> => {
         await requireResource(tx, org, ref, 'resource');
+        const subtree = (await tx.all<{ ref: string }>(`WITH RECURSIVE ${SUBTREE_CTE} SELECT ref FROM sub`, [org, ref])).map((r) => r.ref);
         const onSubtree = `WITH RECURSIVE ${SUBTREE_CTE} SELECT a.role FROM assignments a JOIN sub ON a.org_id = $1 AND a.resource = sub.ref`;
+        // Inheritance from the ancestors ends too: the resources are gone.
         const revokeRank = Math.max((await maxRiskOfRoles(tx, onSubtree, [org, ref])) ?? 0, (await maxRiskOnAncestors(tx, org, ref)) ?? 0) || null;
         const inSubtree = `IN (WITH RECURSIVE ${SUBTREE_CTE} SELECT ref FROM sub)`;
-        const rowsRemoved = await deleteEffective(tx, `org_id = $1 AND resource ${inSubtree}`, [org, ref]);
+        const rows = await countDesired(tx, `d.org_id = $1 AND d.resource ${inSubtree}`, [org, ref]);
         await tx.run(`DELETE FROM assignments WHERE org_id = $1 AND resource ${inSubtree}`, [org, ref]);
-        // Collect the subtree first: deleting it in one statement keeps the parent foreign key happy.
+        // One statement for the whole subtree keeps the parent foreign key satisfied.
         await tx.run(`DELETE FROM resources WHERE org_id = $1 AND ref ${inSubtree}`, [org, ref]);
-        return { changed: true, rowsRemoved, revokeRank };
+        return {
+          changed: true,
+          revokeRank,
+          fanout: {
+            // The rows' assignments are gone, so only an organization-wide pass finds them later.
+            scope: `organization:${org}`,
+            rows,
+            inline: async () => {
+              let removed = 0;
+              for (let i = 0; i < subtree.length; i += 500) {
+                const chunk = subtree.slice(i, i + 500);
+                const marks = chunk.map((_, j) => `$${j + 2}`).join(', ');
+                removed += await deleteEffective(tx, `org_id = $1 AND resource IN (${marks})`, [org, ...chunk]);
+              }
+              return { added: 0, removed };
+            },
+          },
+        };
       });
     },
 
@@ -181,9 +207,9 @@ export function createAccessCommands(env: WriteEnv, newId: () => string) {
       const role = parseRoleSlug(body.role);
       const resource = parseResourceRef(body.resource);
       const natural = { principal: principalString(principal), role, resource };
-      let id = newId() as AssignmentId;
+      let id = ('asg_' + env.newId()) as AssignmentId;
       let created = false;
-      const result = await runWrite(env, { org, kind: 'assignment.create', body: { id, ...natural }, ctx }, async (tx) => {
+      const result = await runWrite(env, { org, kind: 'assignment.create', body: { id, ...natural }, ctx }, async (tx): Promise<Effect> => {
         const table = principal.type === 'subject' ? 'subjects' : 'groups';
         if (!(await tx.get(`SELECT 1 AS x FROM ${table} WHERE org_id = $1 AND id = $2`, [org, principal.id]))) {
           throw notFound('principal', principal.type, principal.id);
@@ -203,9 +229,16 @@ export function createAccessCommands(env: WriteEnv, newId: () => string) {
           [org, id, principal.type, principal.id, role, resource, env.now()],
         );
         created = true;
-        const rowsAdded = await insertDesired(tx, 'd.org_id = $1 AND d.assignment_id = $2', [org, id]);
-        const grantRank = rowsAdded > 0 ? await maxRiskOfRoles(tx, '$2', [org, role]) : null;
-        return { changed: true, rowsAdded, grantRank };
+        const f = await assignmentFanout(tx, org, id, role);
+        return {
+          changed: true,
+          grantRank: f.rank,
+          fanout: {
+            scope: `assignment:${id}`,
+            rows: f.rows,
+            inline: async () => ({ added: await insertDesired(tx, 'd.org_id = $1 AND d.assignment_id = $2', [org, id]), removed: 0 }),
+          },
+        };
       });
       return { ...result, id, created };
     },
@@ -213,12 +246,20 @@ export function createAccessCommands(env: WriteEnv, newId: () => string) {
     async deleteAssignment(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseAssignmentId(idIn);
-      return runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx) => {
-        if (!(await tx.get('SELECT 1 AS x FROM assignments WHERE org_id = $1 AND id = $2', [org, id]))) throw notFound('id', 'assignment', id);
-        const revokeRank = await maxRiskOfEffective(tx, 'e.assignment_id = $2', [org, id]);
-        const rowsRemoved = await deleteEffective(tx, 'org_id = $1 AND assignment_id = $2', [org, id]);
+      return runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
+        const a = await tx.get<{ role: string }>('SELECT role FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
+        if (!a) throw notFound('id', 'assignment', id);
+        const f = await assignmentFanout(tx, org, id, a.role);
         await tx.run('DELETE FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
-        return { changed: true, rowsRemoved, revokeRank };
+        return {
+          changed: true,
+          revokeRank: f.rank,
+          fanout: {
+            scope: `assignment:${id}`,
+            rows: f.rows,
+            inline: async () => ({ added: 0, removed: await deleteEffective(tx, 'org_id = $1 AND assignment_id = $2', [org, id]) }),
+          },
+        };
       });
     },
   };

@@ -1,13 +1,14 @@
 /**
  * Directory writes: subjects, groups and memberships. Each validates its input, changes the source
- * rows and the read model in the frame's transaction, and reports its effect for the change log.
+ * rows, classifies the change from the source (direction, highest tier, rows it fans out to) and
+ * hands the frame an inline fan-out that the propagation policy may run now or defer to a job.
  */
 import { conflict, notFound } from '../domain/errors.ts';
-import { parseGroupId, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
+import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
 import type { WriteContext, WriteResult } from '../core/types.ts';
 import type { Sql } from '../storage/database.ts';
-import { deleteEffective, insertDesired, maxRiskOfEffective, maxRiskOfRoles } from './read-model.ts';
-import { NO_CHANGE, runWrite, type WriteEnv } from './write.ts';
+import { countDesired, deleteEffective, insertDesired, maxRiskOfRoles } from './read-model.ts';
+import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
 
 async function requireSubject(tx: Sql, org: OrgId, id: SubjectId, field = 'subject') {
   const row = await tx.get<{ kind: string; active: number }>('SELECT kind, active FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
@@ -20,6 +21,28 @@ async function requireGroup(tx: Sql, org: OrgId, id: GroupId, field = 'group') {
   return row;
 }
 
+const GROUP_ROLES = "SELECT a.role FROM assignments a WHERE a.org_id = $1 AND a.principal_type = 'group' AND a.principal_id = $2";
+const SUBJECT_ROLES = 'SELECT d.role FROM desired_effective_assignments d WHERE d.org_id = $1 AND d.subject_id = $2';
+
+async function groupAssignments(tx: Sql, org: OrgId, group: GroupId) {
+  const row = await tx.get<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2",
+    [org, group],
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** Everything a subject's rows derive from: what (de)activating or deleting it fans out to. */
+async function subjectFanout(tx: Sql, org: OrgId, id: SubjectId) {
+  const rows = await countDesired(tx, 'd.org_id = $1 AND d.subject_id = $2', [org, id]);
+  return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, SUBJECT_ROLES, [org, id]) : null };
+}
+
+const removeSubjectRows = (tx: Sql, org: OrgId, id: SubjectId) => async () => ({
+  added: 0,
+  removed: await deleteEffective(tx, 'org_id = $1 AND subject_id = $2', [org, id]),
+});
+
 export function createDirectoryCommands(env: WriteEnv) {
   return {
     async putSubject(orgIn: string, idIn: string, body: { kind: string; active?: boolean }, ctx?: WriteContext): Promise<WriteResult> {
@@ -28,7 +51,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       const kind = parseSubjectKind(body.kind);
       const active = body.active ?? true;
       let kindName = 'subject.create';
-      return runWrite(env, { org, kind: () => kindName, body: { id, kind, active }, ctx }, async (tx) => {
+      return runWrite(env, { org, kind: () => kindName, body: { id, kind, active }, ctx }, async (tx): Promise<Effect> => {
         const existing = await tx.get<{ kind: string; active: number }>('SELECT kind, active FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
         if (!existing) {
           await tx.run('INSERT INTO subjects (org_id, id, kind, active) VALUES ($1, $2, $3, $4)', [org, id, kind, active ? 1 : 0]);
@@ -36,38 +59,44 @@ export function createDirectoryCommands(env: WriteEnv) {
         }
         if (existing.kind !== kind) throw conflict('kind', `subject '${id}' exists with kind '${existing.kind}'; kind cannot change`);
         if (Boolean(existing.active) === active) return NO_CHANGE;
-        await tx.run('UPDATE subjects SET active = $3 WHERE org_id = $1 AND id = $2', [org, id, active ? 1 : 0]);
         if (active) {
           kindName = 'subject.activate';
-          const rowsAdded = await insertDesired(tx, 'd.org_id = $1 AND d.subject_id = $2', [org, id]);
-          const grantRank = rowsAdded > 0 ? await maxRiskOfEffective(tx, 'e.subject_id = $2', [org, id]) : null;
-          return { changed: true, rowsAdded, grantRank };
+          await tx.run('UPDATE subjects SET active = 1 WHERE org_id = $1 AND id = $2', [org, id]);
+          const f = await subjectFanout(tx, org, id);
+          return {
+            changed: true,
+            grantRank: f.rank,
+            fanout: {
+              scope: `subject:${id}`,
+              rows: f.rows,
+              inline: async () => ({ added: await insertDesired(tx, 'd.org_id = $1 AND d.subject_id = $2', [org, id]), removed: 0 }),
+            },
+          };
         }
         kindName = 'subject.deactivate';
-        const revokeRank = await maxRiskOfEffective(tx, 'e.subject_id = $2', [org, id]);
-        const rowsRemoved = await deleteEffective(tx, 'org_id = $1 AND subject_id = $2', [org, id]);
-        return { changed: true, rowsRemoved, revokeRank };
+        const f = await subjectFanout(tx, org, id);
+        await tx.run('UPDATE subjects SET active = 0 WHERE org_id = $1 AND id = $2', [org, id]);
+        return { changed: true, revokeRank: f.rank, fanout: { scope: `subject:${id}`, rows: f.rows, inline: removeSubjectRows(tx, org, id) } };
       });
     },
 
     async deleteSubject(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseSubjectId(idIn, 'id');
-      return runWrite(env, { org, kind: 'subject.delete', body: { id }, ctx }, async (tx) => {
+      return runWrite(env, { org, kind: 'subject.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
         await requireSubject(tx, org, id, 'id');
-        const revokeRank = await maxRiskOfEffective(tx, 'e.subject_id = $2', [org, id]);
-        const rowsRemoved = await deleteEffective(tx, 'org_id = $1 AND subject_id = $2', [org, id]);
+        const f = await subjectFanout(tx, org, id);
         await tx.run('DELETE FROM memberships WHERE org_id = $1 AND subject_id = $2', [org, id]);
         await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'subject' AND principal_id = $2", [org, id]);
         await tx.run('DELETE FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
-        return { changed: true, rowsRemoved, revokeRank };
+        return { changed: true, revokeRank: f.rank, fanout: { scope: `subject:${id}`, rows: f.rows, inline: removeSubjectRows(tx, org, id) } };
       });
     },
 
     async putGroup(orgIn: string, idIn: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseGroupId(idIn, 'id');
-      const name = body.name ?? null;
+      const name = parseName(body.name);
       let kindName = 'group.create';
       return runWrite(env, { org, kind: () => kindName, body: { id, name }, ctx }, async (tx) => {
         const existing = await tx.get<{ name: string | null }>('SELECT name FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
@@ -85,55 +114,71 @@ export function createDirectoryCommands(env: WriteEnv) {
     async deleteGroup(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseGroupId(idIn, 'id');
-      return runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx) => {
+      return runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
         await requireGroup(tx, org, id, 'id');
-        const revokeRank = await maxRiskOfEffective(tx, 'e.group_id = $2', [org, id]);
-        const rowsRemoved = await deleteEffective(tx, 'org_id = $1 AND group_id = $2', [org, id]);
+        const rows = await countDesired(tx, 'd.org_id = $1 AND d.group_id = $2', [org, id]);
+        const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, GROUP_ROLES, [org, id]) : null;
         await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, id]);
         await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id]);
         await tx.run('DELETE FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
-        return { changed: true, rowsRemoved, revokeRank };
+        return {
+          changed: true,
+          revokeRank,
+          fanout: {
+            scope: `group:${id}`,
+            rows,
+            inline: async () => ({ added: 0, removed: await deleteEffective(tx, 'org_id = $1 AND group_id = $2', [org, id]) }),
+          },
+        };
       });
     },
 
     async addMember(orgIn: string, groupIn: string, subjectIn: string, ctx?: WriteContext): Promise<WriteResult> {
-      const org = parseOrgId(orgIn);
-      const group = parseGroupId(groupIn);
-      const subject = parseSubjectId(subjectIn);
-      return runWrite(env, { org, kind: 'membership.add', body: { group, subject }, ctx }, async (tx) => {
-        await requireGroup(tx, org, group);
-        await requireSubject(tx, org, subject);
-        const added = await tx.run('INSERT INTO memberships (org_id, group_id, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [
-          org,
-          group,
-          subject,
-        ]);
-        if (added === 0) return NO_CHANGE;
-        const rowsAdded = await insertDesired(tx, 'd.org_id = $1 AND d.subject_id = $2 AND d.group_id = $3', [org, subject, group]);
-        const grantRank =
-          rowsAdded > 0
-            ? await maxRiskOfRoles(tx, "SELECT a.role FROM assignments a WHERE a.org_id = $1 AND a.principal_type = 'group' AND a.principal_id = $2", [
-                org,
-                group,
-              ])
-            : null;
-        return { changed: true, rowsAdded, grantRank };
-      });
+      return changeMembership(orgIn, groupIn, subjectIn, 'add', ctx);
     },
 
     async removeMember(orgIn: string, groupIn: string, subjectIn: string, ctx?: WriteContext): Promise<WriteResult> {
-      const org = parseOrgId(orgIn);
-      const group = parseGroupId(groupIn);
-      const subject = parseSubjectId(subjectIn);
-      return runWrite(env, { org, kind: 'membership.remove', body: { group, subject }, ctx }, async (tx) => {
-        await requireGroup(tx, org, group);
-        await requireSubject(tx, org, subject);
-        const removed = await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2 AND subject_id = $3', [org, group, subject]);
-        if (removed === 0) return NO_CHANGE;
-        const revokeRank = await maxRiskOfEffective(tx, 'e.subject_id = $2 AND e.group_id = $3', [org, subject, group]);
-        const rowsRemoved = await deleteEffective(tx, 'org_id = $1 AND subject_id = $2 AND group_id = $3', [org, subject, group]);
-        return { changed: true, rowsRemoved, revokeRank };
-      });
+      return changeMembership(orgIn, groupIn, subjectIn, 'remove', ctx);
     },
   };
+
+  /**
+   * A membership change fans out to the subject's rows through the group: one per group assignment
+   * (if the subject is active). Its job scope is the subject, so changes to one subject coalesce.
+   */
+  async function changeMembership(orgIn: string, groupIn: string, subjectIn: string, op: 'add' | 'remove', ctx?: WriteContext) {
+    const org = parseOrgId(orgIn);
+    const group = parseGroupId(groupIn);
+    const subject = parseSubjectId(subjectIn);
+    const started = process.hrtime.bigint();
+    const result = await runWrite(env, { org, kind: `membership.${op}`, body: { group, subject }, ctx }, async (tx): Promise<Effect> => {
+      await requireGroup(tx, org, group);
+      const s = await requireSubject(tx, org, subject);
+      const changed =
+        op === 'add'
+          ? await tx.run('INSERT INTO memberships (org_id, group_id, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [org, group, subject])
+          : await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2 AND subject_id = $3', [org, group, subject]);
+      if (changed === 0) return NO_CHANGE;
+      const rows = s.active === 1 ? await groupAssignments(tx, org, group) : 0;
+      const rank = rows > 0 ? await maxRiskOfRoles(tx, GROUP_ROLES, [org, group]) : null;
+      const params = [org, subject, group];
+      return {
+        changed: true,
+        ...(op === 'add' ? { grantRank: rank } : { revokeRank: rank }),
+        fanout: {
+          scope: `subject:${subject}`,
+          rows,
+          inline: async () =>
+            op === 'add'
+              ? { added: await insertDesired(tx, 'd.org_id = $1 AND d.subject_id = $2 AND d.group_id = $3', params), removed: 0 }
+              : { added: 0, removed: await deleteEffective(tx, 'org_id = $1 AND subject_id = $2 AND group_id = $3', params) },
+        },
+      };
+    });
+    if (result.changed && env.metrics) {
+      const direction = op === 'add' ? 'grant' : 'revoke';
+      env.metrics.membershipChange.observe({ direction, mode: result.propagation.mode }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+    return result;
+  }
 }

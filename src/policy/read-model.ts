@@ -20,6 +20,12 @@ export function insertDesired(tx: Sql, where: string, params: readonly unknown[]
   );
 }
 
+/** Number of desired rows matching `where` (`d.`-qualified): the fan-out of a change, before it is applied. */
+export async function countDesired(tx: Sql, where: string, params: readonly unknown[]): Promise<number> {
+  const row = await tx.get<{ n: number }>(`SELECT COUNT(*) AS n FROM desired_effective_assignments d WHERE ${where}`, params);
+  return Number(row?.n ?? 0);
+}
+
 export function deleteEffective(tx: Sql, where: string, params: readonly unknown[]): Promise<number> {
   return tx.run(`DELETE FROM effective_assignments WHERE ${where}`, params);
 }

@@ -1,22 +1,37 @@
 /**
  * The frame every policy write runs in: one transaction that locks the organization's row (so writes
  * to one organization apply one at a time and each sees the last one's read model), applies the
- * command's source-table and read-model changes, and — if anything changed — stamps the next
- * revision and appends the change-log entry. A command that throws leaves nothing behind.
+ * command's source-table changes, classifies the change (direction × tier), and propagates its
+ * read-model fan-out as the organization's propagation policy says: inline in this transaction
+ * (`sync`), or by a reconciliation job enqueued in this same transaction (`async`: the transactional
+ * outbox — the policy write and its job commit together or not at all). Then, if anything changed,
+ * it stamps the next revision and appends the change-log entry. A command that throws leaves nothing.
  */
 import { notFound } from '../domain/errors.ts';
 import { directionOf, tierOfRank, type OrgId } from '../domain/model.ts';
+import { decide, DEFAULT_POLICY, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
 import type { WriteContext, WriteResult } from '../core/types.ts';
 import type { Database, Sql } from '../storage/database.ts';
+import { isTransient } from '../storage/errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { enqueueJob } from '../propagation/queue.ts';
 
-/** What a command did, as the frame needs it for the change log. */
+/** A change's read-model fan-out: the rows it touches, and how to apply them inline. */
+export interface Fanout {
+  /** Job scope that recomputes the same slice (`subject:S`, `group:G`, `assignment:A`, `organization:O`). */
+  scope: string;
+  /** Read-model rows the change adds or removes (estimated from the source). */
+  rows: number;
+  inline: () => Promise<{ added: number; removed: number }>;
+}
+
+/** What a command did, as the frame needs it for propagation and the change log. */
 export interface Effect {
   changed: boolean;
-  rowsAdded?: number;
-  rowsRemoved?: number;
-  /** Highest risk rank among what the change granted / revoked (null: nothing). */
+  /** Highest risk rank among what the change grants / revokes (null: nothing). */
   grantRank?: number | null;
   revokeRank?: number | null;
+  fanout?: Fanout;
 }
 
 export const NO_CHANGE: Effect = { changed: false };
@@ -24,60 +39,112 @@ export const NO_CHANGE: Effect = { changed: false };
 export interface WriteEnv {
   db: Database;
   now: () => number;
+  newId: () => string;
+  metrics?: Metrics | undefined;
+  /** Called after a commit that enqueued a job, so an in-process worker wakes at once. */
+  onEnqueued?: (() => void) | undefined;
+  /** The policy of organizations that have not set one. */
+  defaultPolicy: PropagationPolicy;
 }
 
-export interface WriteSpec<E extends Effect> {
+export interface WriteSpec {
   org: OrgId;
-  kind: string | ((effect: E) => string);
+  kind: string | (() => string);
   body: unknown;
   ctx: WriteContext | undefined;
   /** Organization creation is the one write that may find no organization row. */
   mayCreateOrg?: boolean;
 }
 
-export async function runWrite<E extends Effect>(
-  env: WriteEnv,
-  spec: WriteSpec<E>,
-  apply: (tx: Sql, revision: number) => Promise<E>,
-): Promise<WriteResult & { effect: E }> {
-  return env.db.transaction(async (tx) => {
-    const decidedAt = env.now();
-    const row = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [spec.org]);
-    if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
-    const current = row?.revision ?? 0;
-    const effect = await apply(tx, current + 1);
-    if (!effect.changed) {
-      return { revision: current, changed: false, propagation: { mode: 'sync', status: 'effective' }, effect };
+export async function loadPolicy(db: Sql, org: string, fallback: PropagationPolicy = DEFAULT_POLICY): Promise<PropagationPolicy> {
+  const row = await db.get<{ policy: string }>('SELECT policy FROM propagation_policies WHERE org_id = $1', [org]);
+  return row ? parsePolicy(JSON.parse(row.policy), fallback) : fallback;
+}
+
+const MAX_TX_ATTEMPTS = 5;
+
+export async function runWrite<E extends Effect>(env: WriteEnv, spec: WriteSpec, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await env.db.transaction((tx) => writeOnce(env, spec, tx, apply));
+      if (result.propagation.status === 'pending') env.onEnqueued?.();
+      return result;
+    } catch (e) {
+      // Deadlocks, serialization failures and lost connections are retried; nothing was committed.
+      if (!isTransient(e) || attempt >= MAX_TX_ATTEMPTS) throw e;
+      env.metrics?.txRetries.inc({ operation: 'write' });
+      await new Promise((r) => setTimeout(r, 5 * 2 ** attempt * Math.random()));
     }
-    const revision = current + 1;
-    const granted = (effect.grantRank ?? 0) > 0;
-    const revoked = (effect.revokeRank ?? 0) > 0;
-    const tier = tierOfRank(Math.max(effect.grantRank ?? 0, effect.revokeRank ?? 0));
-    const effectiveAt = env.now();
-    await tx.run('UPDATE organizations SET revision = $2 WHERE id = $1', [spec.org, revision]);
-    await tx.run(
-      `INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at, rows_added, rows_removed)
-       VALUES ($1, $2, $3, $4, $5, 'sync', $6, $7, $8, $9, $10, $11, $12)`,
-      [
-        spec.org,
-        revision,
-        typeof spec.kind === 'function' ? spec.kind(effect) : spec.kind,
-        directionOf(granted, revoked),
-        tier === null ? null : Math.max(effect.grantRank ?? 0, effect.revokeRank ?? 0),
-        spec.ctx?.actor ?? null,
-        spec.ctx?.requestId ?? null,
-        JSON.stringify(spec.body ?? null),
-        decidedAt,
-        effectiveAt,
-        effect.rowsAdded ?? 0,
-        effect.rowsRemoved ?? 0,
-      ],
-    );
-    return {
+  }
+}
+
+async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: Sql, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
+  const decidedAt = env.now();
+  const lockStart = process.hrtime.bigint();
+  const row = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [spec.org]);
+  env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
+  if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
+  const current = Number(row?.revision ?? 0);
+  const effect = await apply(tx);
+  if (!effect.changed) return { revision: current, changed: false, propagation: { mode: 'sync', status: 'effective' }, effect };
+
+  const revision = current + 1;
+  const grantRank = effect.grantRank ?? 0;
+  const revokeRank = effect.revokeRank ?? 0;
+  const direction = directionOf(grantRank > 0, revokeRank > 0);
+  const rank = Math.max(grantRank, revokeRank);
+  const tier = tierOfRank(rank);
+  const fanout = effect.fanout;
+  const decision = decide(fanout ? await loadPolicy(tx, spec.org, env.defaultPolicy) : env.defaultPolicy, direction, tier, fanout?.rows ?? 0);
+
+  let added = 0;
+  let removed = 0;
+  let jobId: string | null = null;
+  if (fanout && decision.mode === 'sync') {
+    ({ added, removed } = await fanout.inline());
+  } else if (fanout) {
+    jobId = await enqueueJob(tx, {
+      org: spec.org,
+      scope: fanout.scope,
+      direction,
+      priority: decision.priority,
       revision,
-      changed: true,
-      propagation: { mode: 'sync', status: 'effective', effectiveAt: new Date(effectiveAt).toISOString() },
-      effect,
-    };
-  });
+      now: env.now(),
+      newId: env.newId,
+    });
+  }
+  const effectiveAt = jobId === null ? env.now() : null;
+  await tx.run('UPDATE organizations SET revision = $2 WHERE id = $1', [spec.org, revision]);
+  await tx.run(
+    `INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at,
+                          rows_added, rows_removed, slo_ms, job_scope, job_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+    [
+      spec.org,
+      revision,
+      typeof spec.kind === 'function' ? spec.kind() : spec.kind,
+      direction,
+      tier === null ? null : rank,
+      decision.mode,
+      spec.ctx?.actor ?? null,
+      spec.ctx?.requestId ?? null,
+      JSON.stringify(spec.body ?? null),
+      decidedAt,
+      effectiveAt,
+      added,
+      removed,
+      decision.sloMs,
+      jobId === null ? null : fanout!.scope,
+      jobId,
+    ],
+  );
+  return {
+    revision,
+    changed: true,
+    propagation:
+      effectiveAt === null
+        ? { mode: 'async', status: 'pending', ...(decision.reason ? { reason: decision.reason } : {}) }
+        : { mode: 'sync', status: 'effective', effectiveAt: new Date(effectiveAt).toISOString() },
+    effect,
+  };
 }

@@ -9,6 +9,8 @@ export interface Sql {
   readonly dialect: Dialect;
   /** `' FOR UPDATE'` on PostgreSQL; empty on SQLite, whose write transactions are already exclusive. */
   readonly forUpdate: string;
+  /** `' FOR UPDATE SKIP LOCKED'` on PostgreSQL (queue claims); empty on SQLite. */
+  readonly skipLocked: string;
   all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   /** Runs a statement and returns the number of rows it changed. */

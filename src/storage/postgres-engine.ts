@@ -32,6 +32,7 @@ function sqlOn(q: Queryable): Sql {
   return {
     dialect: 'postgres',
     forUpdate: ' FOR UPDATE',
+    skipLocked: ' FOR UPDATE SKIP LOCKED',
     all: async <T>(sql: string, params?: readonly unknown[]) => (await exec(sql, params)).rows as T[],
     get: async <T>(sql: string, params?: readonly unknown[]) => (await exec(sql, params)).rows[0] as T | undefined,
     run: async (sql, params) => (await exec(sql, params)).rowCount ?? 0,

@@ -72,7 +72,7 @@ export function openSqlite(path: string): Database {
     while (open) await current.catch(() => undefined);
   };
 
-  const base = { dialect: 'sqlite' as const, forUpdate: '' };
+  const base = { dialect: 'sqlite' as const, forUpdate: '', skipLocked: '' };
   const inTx: Sql = {
     ...base,
     all: async (sql, params) => allNow(sql, params),

@@ -3,6 +3,7 @@
  */
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createLockstep } from '../../src/core/lockstep.ts';
+import { SYNC_POLICY } from '../../src/domain/propagation.ts';
 import type { Lockstep } from '../../src/core/types.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
@@ -15,7 +16,7 @@ describeEachEngine('core engine', (engine) => {
   let org: string;
   beforeAll(async () => {
     db = await engine.open();
-    ls = createLockstep(db);
+    ls = createLockstep(db, { defaultPolicy: SYNC_POLICY });
   });
   afterAll(() => db.close());
 
@@ -139,7 +140,7 @@ describeEachEngine('engine transactions', (engine) => {
   let ls: Lockstep;
   beforeAll(async () => {
     db = await engine.open();
-    ls = createLockstep(db);
+    ls = createLockstep(db, { defaultPolicy: SYNC_POLICY });
   });
   afterAll(() => db.close());
 

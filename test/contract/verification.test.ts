@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLockstep } from '../../src/core/lockstep.ts';
+import { SYNC_POLICY } from '../../src/domain/propagation.ts';
 import type { Lockstep } from '../../src/core/types.ts';
 import type { VerifyMode } from '../../src/domain/model.ts';
 import type { Database } from '../../src/storage/database.ts';
@@ -16,7 +17,7 @@ describeEachEngine('provenance verification', (engine) => {
   const engines = new Map<VerifyMode, Lockstep>();
   beforeAll(async () => {
     db = await engine.open();
-    for (const mode of ['always', 'high+', 'critical', 'never'] as const) engines.set(mode, createLockstep(db, { verify: mode }));
+    for (const mode of ['always', 'high+', 'critical', 'never'] as const) engines.set(mode, createLockstep(db, { verify: mode, defaultPolicy: SYNC_POLICY }));
     const ls = engines.get('always')!;
     await ls.putOrganization('o', {});
     for (const [p, risk] of [['doc.read', 'standard'], ['doc.share', 'high'], ['doc.purge', 'critical']] as const) {

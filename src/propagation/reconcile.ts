@@ -1,0 +1,131 @@
+/**
+ * One reconciliation batch: under the organization's write lock, and only while this worker still
+ * owns the job, take the next `batchSize` subjects of the job's scope after its checkpoint, make
+ * their read-model rows in the scope equal to what the policy derives (delete what is not derived,
+ * insert what is missing — two set-based statements), and advance the checkpoint, all in one
+ * transaction. Re-running a batch changes nothing; a crash resumes at the last committed checkpoint.
+ * The last batch also marks the changes the job carried as effective.
+ */
+import { tierOfRank, verifies, type Direction, type VerifyMode } from '../domain/model.ts';
+import type { Database, Sql } from '../storage/database.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { insertDesired } from '../policy/read-model.ts';
+import { LeaseLost, type JobRow } from './queue.ts';
+import { parseScope, scopePredicate, subjectStreams, type Scope } from './scope.ts';
+
+/** Rows of `x` that the policy no longer derives (exact: same assignment, role, resource, group). */
+export const NOT_DERIVED = (x: string) => `NOT EXISTS (
+    SELECT 1 FROM assignments a
+      JOIN subjects s ON s.org_id = a.org_id AND s.id = ${x}.subject_id AND s.active = 1
+     WHERE a.org_id = ${x}.org_id AND a.id = ${x}.assignment_id AND a.role = ${x}.role AND a.resource = ${x}.resource
+       AND ((a.principal_type = 'subject' AND a.principal_id = ${x}.subject_id AND ${x}.group_id IS NULL)
+         OR (a.principal_type = 'group' AND a.principal_id = ${x}.group_id
+             AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = ${x}.org_id AND m.group_id = ${x}.group_id AND m.subject_id = ${x}.subject_id))))`;
+
+/** The next subjects of the scope after `after`, ascending: the smallest `n` of the streams' union. */
+export async function nextSubjects(tx: Sql, org: string, scope: Scope, after: string, n: number): Promise<string[]> {
+  const merged = new Set<string>();
+  for (const sql of subjectStreams(scope)) {
+    for (const r of await tx.all<{ subject_id: string }>(sql, [org, scope.id, after, n])) merged.add(r.subject_id);
+  }
+  return [...merged].sort().slice(0, n);
+}
+
+/** Reconciles subjects [first, last] of the scope; returns rows removed and added. */
+export async function reconcileRange(tx: Sql, org: string, scope: Scope, first: string, last: string) {
+  const removed = await tx.run(
+    `DELETE FROM effective_assignments
+      WHERE org_id = $1 AND subject_id >= $3 AND subject_id <= $4 AND ${scopePredicate(scope, 'effective_assignments')}
+        AND ${NOT_DERIVED('effective_assignments')}`,
+    [org, scope.id, first, last],
+  );
+  const added = await insertDesired(tx, `d.org_id = $1 AND d.subject_id >= $3 AND d.subject_id <= $4 AND ${scopePredicate(scope, 'd')}`, [
+    org,
+    scope.id,
+    first,
+    last,
+  ]);
+  return { removed, added };
+}
+
+export interface BatchEnv {
+  db: Database;
+  now: () => number;
+  metrics?: Metrics | undefined;
+  verify: VerifyMode;
+}
+
+export interface BatchResult {
+  finished: boolean;
+  members: number;
+  added: number;
+  removed: number;
+}
+
+export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchSize: number, leaseMs: number): Promise<BatchResult> {
+  const started = env.now();
+  const t0 = process.hrtime.bigint();
+  const result = await env.db.transaction(async (tx) => {
+    const lockStart = process.hrtime.bigint();
+    await tx.get(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [job.org_id]);
+    env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
+    const cur = await tx.get<JobRow>(`SELECT * FROM jobs WHERE id = $1${tx.forUpdate}`, [job.id]);
+    if (!cur || cur.state !== 'running' || cur.owner !== owner) throw new LeaseLost(job.id);
+
+    const scope = parseScope(cur.scope);
+    const subjects = await nextSubjects(tx, cur.org_id, scope, cur.checkpoint ?? '', batchSize);
+    let added = 0;
+    let removed = 0;
+    if (subjects.length > 0) {
+      const first = subjects[0]!;
+      const last = subjects[subjects.length - 1]!;
+      ({ added, removed } = await reconcileRange(tx, cur.org_id, scope, first, last));
+      const seq = Number(cur.batches) + 1;
+      await tx.run(
+        `INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        [cur.id, seq, owner, first, last, subjects.length, added, removed, started, env.now()],
+      );
+      await tx.run(
+        `UPDATE jobs SET checkpoint = $2, done_members = done_members + $3, batches = $4, rows_added = rows_added + $5,
+                rows_removed = rows_removed + $6, lease_expires_at = $7 WHERE id = $1`,
+        [cur.id, last, subjects.length, seq, added, removed, env.now() + leaseMs],
+      );
+    }
+    const finished = subjects.length < batchSize;
+    if (finished) await finishJob(env, tx, { ...cur, rows_added: Number(cur.rows_added) + added, rows_removed: Number(cur.rows_removed) + removed });
+    return { finished, members: subjects.length, added, removed };
+  });
+  env.metrics?.reconcileBatch.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+  env.metrics?.reconcileRows.inc({ op: 'insert' }, result.added);
+  env.metrics?.reconcileRows.inc({ op: 'delete' }, result.removed);
+  return result;
+}
+
+/** Marks the job done and every change it carried (its scope, up to its target revision) effective. */
+async function finishJob(env: BatchEnv, tx: Sql, job: JobRow) {
+  const now = env.now();
+  await tx.run(`UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = $2 WHERE id = $1`, [job.id, now]);
+  const carried = await tx.all<{ revision: number; direction: Direction; tier: number | null; decided_at: number; slo_ms: number | null }>(
+    `SELECT revision, direction, tier, decided_at, slo_ms FROM changes
+      WHERE org_id = $1 AND job_scope = $2 AND revision <= $3 AND effective_at IS NULL`,
+    [job.org_id, job.scope, job.target_revision],
+  );
+  if (carried.length === 0) return;
+  await tx.run(
+    `UPDATE changes SET effective_at = $4,
+            rows_added = CASE WHEN job_id = $5 THEN $6 ELSE rows_added END,
+            rows_removed = CASE WHEN job_id = $5 THEN $7 ELSE rows_removed END
+      WHERE org_id = $1 AND job_scope = $2 AND revision <= $3 AND effective_at IS NULL`,
+    [job.org_id, job.scope, job.target_revision, now, job.id, Number(job.rows_added), Number(job.rows_removed)],
+  );
+  const m = env.metrics;
+  if (!m) return;
+  for (const c of carried) {
+    const tier = tierOfRank(c.tier) ?? 'standard';
+    const lag = (now - Number(c.decided_at)) / 1000;
+    m.propagationLag.observe({ direction: c.direction, tier }, lag);
+    if (c.direction === 'revoke' || c.direction === 'both') m.revocationWindow.observe({ tier }, verifies(env.verify, tier) ? 0 : lag);
+    if (c.slo_ms !== null && now - Number(c.decided_at) > Number(c.slo_ms)) m.sloBreaches.inc({ direction: c.direction, tier });
+  }
+}
