@@ -53,35 +53,40 @@ export function adminKeyBlock(key: string): string {
 async function serve(opts: ServeOptions) {
   const config = configFor(opts, overrides(opts));
   const app = createApp(config, { database: openStore(config, opts) });
-  let started: Awaited<ReturnType<typeof app.start>>;
+  const say = (line: string) => process.stderr.write(`lockstep: ${line}\n`);
+
+  // Signal handlers go in before anything is printed: a supervisor that sends SIGTERM as soon as it
+  // reads "serving on" must get a clean stop, and so must a signal that arrives during startup.
+  let signalled: NodeJS.Signals | undefined;
+  let wake: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      say(`${signal} again, exiting now`);
+      process.exit(130);
+    }
+    signalled = signal;
+    say(`${signal} received, stopping`);
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    started = await app.start();
+    const started = await app.start();
+    // Printed even if a signal came during startup: the key is stored hashed and this is its only showing.
+    if (started.adminKey !== undefined) process.stderr.write(`\n${adminKeyBlock(started.adminKey)}\n\n`);
+    if (!signalled) {
+      say(`serving on ${started.url} (${app.db.description}); Ctrl-C or SIGTERM stops`);
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+    await app.stop();
+    say('stopped');
   } catch (e) {
     await app.stop().catch(() => undefined);
     throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
-  if (started.adminKey !== undefined) process.stderr.write(`\n${adminKeyBlock(started.adminKey)}\n\n`);
-  process.stderr.write(`lockstep: serving on ${started.url} (${app.db.description}); Ctrl-C or SIGTERM stops\n`);
-
-  await new Promise<void>((resolve, reject) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        process.stderr.write(`lockstep: ${signal} again, exiting now\n`);
-        process.exit(130);
-      }
-      stopping = true;
-      process.stderr.write(`lockstep: ${signal} received, stopping\n`);
-      app.stop().then(() => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        process.stderr.write('lockstep: stopped\n');
-        resolve();
-      }, reject);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
 }
 
 export function registerServe(program: Command) {

@@ -27,7 +27,7 @@ export interface Run {
 
 /** The environment of a child: ours, without settings that would change what the CLI opens. */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, LOCKSTEP_LOG_LEVEL: 'warn', ...extra };
+  const env: NodeJS.ProcessEnv = { ...process.env, LOCKSTEP_LOG_LEVEL: 'warn', ...extra };
   for (const k of ['LOCKSTEP_DB', 'LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_PORT', 'LOCKSTEP_HOST', 'LOCKSTEP_VERIFY']) if (!(k in extra)) delete env[k];
   return env;
 }
