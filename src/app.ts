@@ -12,6 +12,18 @@ import { createLockstep } from './core/lockstep.ts';
 import type { Lockstep } from './core/types.ts';
 import type { Database } from './storage/database.ts';
 import { openDatabase } from './storage/open.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createWorker, type Worker, type WorkerEvent } from './propagation/worker.ts';
+
+/** Job lifecycle at info, each batch at debug; failures with their error. */
+function logWorkerEvent(logger: Logger) {
+  return (e: WorkerEvent) => {
+    const job = { id: e.job.id, scope: e.job.scope, org: e.job.org_id };
+    if (e.type === 'batch') logger.debug({ job, members: e.members, added: e.added, removed: e.removed }, 'reconcile batch');
+    else if (e.type === 'failed') logger.warn({ job, err: e.error, state: e.state }, 'reconcile batch failed');
+    else logger.info({ job }, `job ${e.type}`);
+  };
+}
 
 export interface AppDeps {
   /**
@@ -20,11 +32,14 @@ export interface AppDeps {
    */
   database?: Database;
   logger?: Logger;
+  metrics?: Metrics;
 }
 
 export interface App {
   server: FastifyInstance;
   lockstep: Lockstep;
+  metrics: Metrics;
+  workers: Worker[];
   db: Database;
   logger: Logger;
   /**
@@ -38,13 +53,24 @@ export interface App {
 export function createApp(config: Config, deps: AppDeps = {}): App {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const db = deps.database ?? openDatabase(config.db);
-  const lockstep = createLockstep(db, { verify: config.verify });
-  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit });
+  const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
+  const workers = Array.from({ length: config.workers }, () =>
+    createWorker({ db, metrics, verify: config.verify, batchSize: config.batchSize, onEvent: logWorkerEvent(logger) }),
+  );
+  const lockstep = createLockstep(db, {
+    verify: config.verify,
+    metrics,
+    freshnessTimeoutMs: config.freshnessTimeoutMs,
+    onEnqueued: () => workers.forEach((w) => w.wake()),
+  });
+  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics });
   let stopped: Promise<void> | undefined;
 
   return {
     server,
     lockstep,
+    metrics,
+    workers,
     db,
     logger,
     async start() {
@@ -52,12 +78,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       if (applied.length > 0) logger.info({ applied, database: db.description }, 'migrations applied');
       const { generated } = await ensureAdminKey(db, config.adminKey);
       const url = await server.listen({ host: config.host, port: config.port });
+      for (const w of workers) w.start();
       logger.info({ url, database: db.description, verify: config.verify }, 'lockstep listening');
       return generated === undefined ? { url } : { url, adminKey: generated };
     },
     stop() {
       // The engine owns the database handle: closing it closes the pool / file.
-      stopped ??= server.close().then(() => lockstep.close());
+      stopped ??= server
+        .close()
+        .then(() => Promise.all(workers.map((w) => w.stop())))
+        .then(() => lockstep.close());
       return stopped;
     },
   };

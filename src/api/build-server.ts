@@ -15,6 +15,8 @@ import { createLogger } from './logger.ts';
 import { ApiError, PROBLEM_CONTENT_TYPE, toProblem, type Problem } from './problem.ts';
 import { policyRoutes } from './routes/policy.ts';
 import { readRoutes } from './routes/reads.ts';
+import { propagationRoutes } from './routes/propagation.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { healthz } from './schemas/reads.ts';
 
 export interface ServerOptions {
@@ -24,6 +26,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** Largest request body in bytes; default 1 MiB. */
   bodyLimit?: number;
+  /** Served at /metrics (admin key) when given. */
+  metrics?: Metrics;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -98,6 +102,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     });
     policyRoutes(api, lockstep);
     readRoutes(api, lockstep);
+    propagationRoutes(api, lockstep, db, opts.metrics);
   });
   return app;
 }

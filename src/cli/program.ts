@@ -2,6 +2,7 @@
  * The `lockstep` command line: commander, one file per command. Every command is a thin shell over
  * the functions the server calls (createApp, the engine, api/keys, policy-file).
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerApply } from './apply.ts';
 import { registerCheck } from './check.ts';
@@ -10,10 +11,12 @@ import { registerKeys } from './keys.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerServe } from './serve.ts';
 
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export function createProgram(): Command {
   const program = new Command('lockstep')
     .description('Lockstep: authorization that keeps effective permissions in lockstep with policy')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     // Usage errors become exit status 2 (see errors.ts), not commander's process.exit(1).
     .exitOverride();

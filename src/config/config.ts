@@ -18,6 +18,12 @@ export interface Config {
   readonly adminKey: string | undefined;
   /** Largest accepted request body, in bytes. */
   readonly bodyLimit: number;
+  /** In-process reconciliation workers started by `serve` (0: none; run `lockstep worker` instead). */
+  readonly workers: number;
+  /** Subjects per reconciliation batch. */
+  readonly batchSize: number;
+  /** How long an at_least_as_fresh check waits for the read model. */
+  readonly freshnessTimeoutMs: number;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -28,6 +34,9 @@ export const DEFAULTS: Config = Object.freeze({
   logLevel: 'info',
   adminKey: undefined,
   bodyLimit: 1024 * 1024,
+  workers: 1,
+  batchSize: 100,
+  freshnessTimeoutMs: 2000,
 });
 
 export class ConfigError extends Error {
@@ -37,6 +46,12 @@ export class ConfigError extends Error {
 function oneOf<T extends string>(name: string, allowed: readonly T[], v: string): T {
   if (!allowed.includes(v as T)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got '${v}'`);
   return v as T;
+}
+
+function int(name: string, v: string, min: number, max: number): number {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer ${min}-${max}, got '${v}'`);
+  return n;
 }
 
 function port(name: string, v: string | number): number {
@@ -67,6 +82,9 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
       if (!/^\d+$/.test(v) || Number(v) < 1) throw new ConfigError(`LOCKSTEP_BODY_LIMIT must be a positive number of bytes, got '${v}'`);
       return Number(v);
     }),
+    workers: pick('workers', 'LOCKSTEP_WORKERS', (v) => int('LOCKSTEP_WORKERS', v, 0, 64)),
+    batchSize: pick('batchSize', 'LOCKSTEP_BATCH_SIZE', (v) => int('LOCKSTEP_BATCH_SIZE', v, 1, 100_000)),
+    freshnessTimeoutMs: pick('freshnessTimeoutMs', 'LOCKSTEP_FRESHNESS_TIMEOUT_MS', (v) => int('LOCKSTEP_FRESHNESS_TIMEOUT_MS', v, 0, 600_000)),
   };
   return Object.freeze(cfg);
 }

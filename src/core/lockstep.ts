@@ -6,11 +6,41 @@ import { randomBytes } from 'node:crypto';
 import { notFound } from '../domain/errors.ts';
 import { parseAssignmentId, parseOrgId, parseSubjectId, tierOfRank, type EffectiveRow, type Direction } from '../domain/model.ts';
 import { createChecks } from '../check/check.ts';
-import { DEFAULT_POLICY } from '../domain/propagation.ts';
+import { DEFAULT_POLICY, parsePolicy } from '../domain/propagation.ts';
+import { NO_CHANGE, runWrite } from '../policy/write.ts';
+import { auditDrift } from '../propagation/drift.ts';
+import { enqueueJob, listJobs, retryJob, type JobRow } from '../propagation/queue.ts';
 import { createAccessCommands } from '../policy/access-commands.ts';
 import { createDirectoryCommands } from '../policy/directory-commands.ts';
 import type { Database, Sql } from '../storage/database.ts';
-import type { Assignment, Change, Lockstep, LockstepOptions, Organization, Subject } from './types.ts';
+import type { Assignment, Change, Job, Lockstep, LockstepOptions, Organization, Subject } from './types.ts';
+
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+function toJob(r: JobRow): Job {
+  return {
+    id: r.id,
+    org: r.org_id,
+    scope: r.scope,
+    state: r.state,
+    direction: r.direction,
+    priority: r.priority,
+    targetRevision: r.target_revision,
+    checkpoint: r.checkpoint,
+    progress: { done: r.done_members, total: r.total_members },
+    batches: r.batches,
+    rowsAdded: r.rows_added,
+    rowsRemoved: r.rows_removed,
+    attempts: r.attempts,
+    claims: r.claims,
+    owner: r.owner,
+    leaseExpiresAt: isoOrNull(r.lease_expires_at),
+    runAt: new Date(r.run_at).toISOString(),
+    lastError: r.last_error,
+    createdAt: new Date(r.created_at).toISOString(),
+    startedAt: isoOrNull(r.started_at),
+    finishedAt: isoOrNull(r.finished_at),
+  };
+}
 
 /** A Database whose transactions join the open transaction `tx` instead of starting their own. */
 function joined(db: Database, tx: Sql): Database {
@@ -100,6 +130,62 @@ export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockst
         [org],
       );
       return rows.map((r) => ({ subject: r.subject_id, role: r.role, resource: r.resource, assignment: r.assignment_id, group: r.group_id }) as EffectiveRow);
+    },
+
+    async getPropagationPolicy(orgIn) {
+      const org = parseOrgId(orgIn);
+      const row = await db.get<{ policy: string | null; id: string }>(
+        'SELECT o.id, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id WHERE o.id = $1',
+        [org],
+      );
+      if (!row) throw notFound('org', 'organization', org);
+      return row.policy === null ? { policy: env.defaultPolicy, custom: false } : { policy: parsePolicy(JSON.parse(row.policy), env.defaultPolicy), custom: true };
+    },
+
+    async putPropagationPolicy(orgIn, body, ctx) {
+      const org = parseOrgId(orgIn);
+      const policy = parsePolicy(body, env.defaultPolicy);
+      const text = JSON.stringify(policy);
+      const result = await runWrite(env, { org, kind: 'propagation_policy.update', body: policy, ctx }, async (tx) => {
+        const cur = await tx.get<{ policy: string }>('SELECT policy FROM propagation_policies WHERE org_id = $1', [org]);
+        if (cur?.policy === text) return NO_CHANGE;
+        await tx.run(
+          `INSERT INTO propagation_policies (org_id, policy, updated_at) VALUES ($1, $2, $3)
+           ON CONFLICT (org_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
+          [org, text, now()],
+        );
+        return { changed: true };
+      });
+      const { effect: _effect, ...rest } = result;
+      return { ...rest, policy };
+    },
+
+    async listJobs(o = {}) {
+      return (await listJobs(db, o)).map(toJob);
+    },
+
+    async retryJob(id) {
+      const job = toJob(await retryJob(db, id, now()));
+      opts.onEnqueued?.();
+      return job;
+    },
+
+    async auditDrift(orgIn, o = {}) {
+      const org = parseOrgId(orgIn);
+      const report = await db.transaction(async (tx) => {
+        const cur = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
+        if (!cur) throw notFound('org', 'organization', org);
+        const r = await auditDrift(tx, org, o.limit ?? 100, now());
+        const repairJob =
+          o.repair && r.missing + r.extra > 0
+            ? await enqueueJob(tx, { org, scope: `organization:${org}`, direction: 'both', priority: 0, revision: Number(cur.revision), now: now(), newId: env.newId })
+            : null;
+        return { ...r, repairJob };
+      });
+      opts.metrics?.driftRows.set({ org, kind: 'missing' }, report.missing);
+      opts.metrics?.driftRows.set({ org, kind: 'extra' }, report.extra);
+      if (report.repairJob) opts.onEnqueued?.();
+      return report;
     },
 
     transaction: (fn) => db.transaction((tx) => fn(createLockstep(joined(db, tx), opts))),

@@ -19,6 +19,8 @@ import type {
 } from '../domain/model.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PropagationPolicy } from '../domain/propagation.ts';
+import type { JobState } from '../propagation/queue.ts';
+import type { DriftReport } from '../propagation/drift.ts';
 
 /** Who made a write and under which request; recorded in the change log. */
 export interface WriteContext {
@@ -148,6 +150,16 @@ export interface Lockstep {
   /** The whole read model of an organization (tests, drift audit). */
   readModel(org: string): Promise<EffectiveRow[]>;
 
+  // — propagation —
+  getPropagationPolicy(org: string): Promise<{ policy: PropagationPolicy; custom: boolean }>;
+  /** Replaces the organization's policy; settings left out take the engine's default. */
+  putPropagationPolicy(org: string, body: unknown, ctx?: WriteContext): Promise<WriteResult & { policy: PropagationPolicy }>;
+  listJobs(opts?: { org?: string; states?: readonly JobState[]; limit?: number }): Promise<Job[]>;
+  /** Puts a failed job back in the queue; it resumes at its checkpoint. */
+  retryJob(id: string): Promise<Job>;
+  /** Compares the read model with the policy; `repair` enqueues a priority organization job. */
+  auditDrift(org: string, opts?: { repair?: boolean; limit?: number }): Promise<DriftReport & { repairJob: string | null }>;
+
   /**
    * Runs `fn` with an engine whose every write joins one transaction: all of them commit, or none
    * (declarative `apply`). Each write still gets its own revision and change-log entry.
@@ -155,6 +167,30 @@ export interface Lockstep {
   transaction<T>(fn: (ls: Lockstep) => Promise<T>): Promise<T>;
 
   close(): Promise<void>;
+}
+
+export interface Job {
+  id: string;
+  org: string;
+  scope: string;
+  state: JobState;
+  direction: Direction;
+  priority: number;
+  targetRevision: number;
+  checkpoint: string | null;
+  progress: { done: number; total: number | null };
+  batches: number;
+  rowsAdded: number;
+  rowsRemoved: number;
+  attempts: number;
+  claims: number;
+  owner: string | null;
+  leaseExpiresAt: string | null;
+  runAt: string;
+  lastError: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
 }
 
 export interface LockstepOptions {

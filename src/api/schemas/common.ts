@@ -44,6 +44,7 @@ export const propagation = {
     mode: { type: 'string', enum: ['sync', 'async'] },
     status: { type: 'string', enum: ['effective', 'pending'] },
     effectiveAt: { type: 'string', format: 'date-time' },
+    reason: { type: 'string', enum: ['inline_budget'], description: 'why a change the policy would apply inline was handed to a job' },
   },
 } as const;
 

@@ -1,0 +1,55 @@
+/** Propagation policy, the job queue, drift audits and metrics. */
+import type { FastifyInstance } from 'fastify';
+import type { Lockstep } from '../../core/types.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import { queueStats, type JobState } from '../../propagation/queue.ts';
+import type { Sql } from '../../storage/database.ts';
+import { actorOf } from '../auth.ts';
+import { ApiError } from '../problem.ts';
+import * as s from '../schemas/propagation.ts';
+
+type Org = { org: string };
+
+export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, db: Sql, metrics: Metrics | undefined) {
+  const base = '/v1/organizations/:org';
+  const write = { config: { access: 'write' as const } };
+  const ctx = (req: { id: string; apiKey?: unknown }) => {
+    const actor = actorOf(req as never);
+    return actor === undefined ? { requestId: req.id } : { actor, requestId: req.id };
+  };
+
+  app.get<{ Params: Org }>(`${base}/propagation-policy`, { schema: s.getPolicy, ...write }, (req) => lockstep.getPropagationPolicy(req.params.org));
+  app.put<{ Params: Org; Body: unknown }>(`${base}/propagation-policy`, { schema: s.putPolicy, ...write }, (req) =>
+    lockstep.putPropagationPolicy(req.params.org, req.body, ctx(req)),
+  );
+  app.post<{ Params: Org; Body: { repair?: boolean; limit?: number } | undefined }>(`${base}/drift`, { schema: s.drift, ...write }, (req) =>
+    lockstep.auditDrift(req.params.org, req.body ?? {}),
+  );
+
+  app.get<{ Querystring: { org?: string; state?: JobState; limit?: string } }>('/v1/jobs', { schema: s.listJobs, ...write }, async (req) => {
+    const key = req.apiKey!;
+    if (key.scope !== 'admin' && req.query.org !== undefined && req.query.org !== key.org) {
+      throw new ApiError('FORBIDDEN', 'this API key belongs to another organization', 'org');
+    }
+    const org = key.scope === 'admin' ? req.query.org : (key.org ?? undefined);
+    const jobs = await lockstep.listJobs({
+      ...(org !== undefined ? { org } : {}),
+      ...(req.query.state ? { states: [req.query.state] } : {}),
+      limit: req.query.limit ? Number(req.query.limit) : 100,
+    });
+    return { jobs };
+  });
+  app.post<{ Params: { id: string } }>('/v1/jobs/:id/retry', { schema: s.retryJob, config: { access: 'admin' } }, (req) => lockstep.retryJob(req.params.id));
+
+  if (metrics) {
+    app.get('/metrics', { schema: { ...s.metrics, hide: false }, config: { access: 'admin' } }, async (_req, reply) => {
+      // Queue gauges are read at scrape time: a lagging queue shows jobs and a growing oldest age,
+      // an idle one shows zeros.
+      const stats = await queueStats(db, Date.now());
+      for (const [state, n] of Object.entries(stats.counts)) metrics.jobs.set({ state }, n);
+      metrics.jobOldestAge.set(stats.oldestAgeMs / 1000);
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+  }
+}

@@ -1,0 +1,120 @@
+/** Schemas of the propagation routes: policy, jobs, drift, metrics. */
+import { bearer, errorResponses, id, orgParams, writeErrorResponses, writeResult } from './common.ts';
+
+const rule = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { mode: { type: 'string', enum: ['sync', 'async'] }, sloMs: { type: 'integer', minimum: 0, maximum: 86_400_000 } },
+} as const;
+const tiers = { type: 'object', additionalProperties: false, properties: { standard: rule, high: rule, critical: rule } } as const;
+const policy = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'direction × tier → {mode, sloMs}; inlineBudget: effective rows a sync change may touch inline',
+  properties: { grant: tiers, revoke: tiers, inlineBudget: { type: 'integer', minimum: 0, maximum: 10_000_000 } },
+} as const;
+
+export const getPolicy = {
+  tags: ['propagation'],
+  summary: "The organization's propagation policy (custom: false means the default)",
+  security: bearer,
+  params: orgParams,
+  response: { 200: { type: 'object', required: ['policy', 'custom'], properties: { policy, custom: { type: 'boolean' } } }, ...errorResponses },
+};
+
+export const putPolicy = {
+  tags: ['propagation'],
+  summary: 'Replace the propagation policy; settings left out take the default',
+  security: bearer,
+  params: orgParams,
+  body: policy,
+  response: { 200: { ...writeResult, required: [...writeResult.required, 'policy'], properties: { ...writeResult.properties, policy } }, ...writeErrorResponses },
+};
+
+const job = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    org: { type: 'string' },
+    scope: { type: 'string' },
+    state: { type: 'string', enum: ['pending', 'running', 'retrying', 'done', 'failed'] },
+    direction: { type: 'string' },
+    priority: { type: 'integer' },
+    targetRevision: { type: 'integer' },
+    checkpoint: { type: ['string', 'null'], description: 'last subject id reconciled' },
+    progress: { type: 'object', properties: { done: { type: 'integer' }, total: { type: ['integer', 'null'] } } },
+    batches: { type: 'integer' },
+    rowsAdded: { type: 'integer' },
+    rowsRemoved: { type: 'integer' },
+    attempts: { type: 'integer' },
+    claims: { type: 'integer' },
+    owner: { type: ['string', 'null'] },
+    leaseExpiresAt: { type: ['string', 'null'] },
+    runAt: { type: 'string' },
+    lastError: { type: ['string', 'null'] },
+    createdAt: { type: 'string' },
+    startedAt: { type: ['string', 'null'] },
+    finishedAt: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const listJobs = {
+  tags: ['propagation'],
+  summary: 'Reconciliation jobs with checkpoint progress (an organization-scoped key sees its organization only)',
+  security: bearer,
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      org: id('organization id (admin keys; others see their own)'),
+      state: { type: 'string', enum: ['pending', 'running', 'retrying', 'done', 'failed'] },
+      limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+    },
+  },
+  response: { 200: { type: 'object', required: ['jobs'], properties: { jobs: { type: 'array', items: job } } }, ...errorResponses },
+};
+
+export const retryJob = {
+  tags: ['propagation'],
+  summary: 'Put a failed job back in the queue (admin)',
+  security: bearer,
+  params: { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: '^job_[A-Za-z0-9_-]{1,64}$' } } },
+  response: { 200: job, ...writeErrorResponses },
+};
+
+const driftRow = {
+  type: 'object',
+  properties: { subject: { type: 'string' }, assignment: { type: 'string' }, role: { type: 'string' }, resource: { type: 'string' }, group: { type: ['string', 'null'] } },
+} as const;
+
+export const drift = {
+  tags: ['propagation'],
+  summary: 'Recompute the organization from scratch and report every read-model row that differs; optionally repair',
+  security: bearer,
+  params: orgParams,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { repair: { type: 'boolean' }, limit: { type: 'integer', minimum: 0, maximum: 100_000 } },
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        org: { type: 'string' },
+        missing: { type: 'integer' },
+        extra: { type: 'integer' },
+        rows: { type: 'object', properties: { missing: { type: 'array', items: driftRow }, extra: { type: 'array', items: driftRow } } },
+        checkedAt: { type: 'string' },
+        repairJob: { type: ['string', 'null'] },
+      },
+    },
+    ...writeErrorResponses,
+  },
+};
+
+export const metrics = {
+  tags: ['observability'],
+  summary: 'Prometheus metrics (admin key)',
+  security: bearer,
+};
