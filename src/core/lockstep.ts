@@ -47,6 +47,8 @@ function joined(db: Database, tx: Sql): Database {
   return {
     ...tx,
     description: db.description,
+    notifySql: db.notifySql,
+    listen: (channel, fn) => db.listen(channel, fn),
     transaction: (fn) => fn(tx),
     migrate: () => Promise.reject(new Error('cannot migrate inside a transaction')),
     close: () => Promise.resolve(),

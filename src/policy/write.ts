@@ -62,6 +62,7 @@ export async function loadPolicy(db: Sql, org: string, fallback: PropagationPoli
 }
 
 const MAX_TX_ATTEMPTS = 5;
+export const JOBS_CHANNEL = 'lockstep_jobs';
 
 export async function runWrite<E extends Effect>(env: WriteEnv, spec: WriteSpec, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
   for (let attempt = 1; ; attempt++) {
@@ -112,6 +113,8 @@ async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: S
       now: env.now(),
       newId: env.newId,
     });
+    // Wake workers in other processes when this commits (PostgreSQL NOTIFY is transactional).
+    if (env.db.notifySql) await tx.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
   }
   const effectiveAt = jobId === null ? env.now() : null;
   await tx.run('UPDATE organizations SET revision = $2 WHERE id = $1', [spec.org, revision]);

@@ -11,6 +11,7 @@ import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { claimJob, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch } from './reconcile.ts';
+import { JOBS_CHANNEL } from '../policy/write.ts';
 
 export interface WorkerOptions {
   db: Database;
@@ -63,6 +64,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   let loop: Promise<void> | undefined;
   let wakeUp: (() => void) | undefined;
   let woken = false;
+  let unlisten: Promise<() => Promise<void>> | undefined;
 
   async function runOne(): Promise<boolean> {
     const job = await claimJob(opts.db, owner, now(), leaseMs);
@@ -112,6 +114,9 @@ export function createWorker(opts: WorkerOptions): Worker {
     start() {
       if (running) return;
       running = true;
+      // Other processes' enqueues arrive as notifications (PostgreSQL); a lost listener only means
+      // waiting for the poll interval.
+      unlisten = opts.db.listen(JOBS_CHANNEL, () => worker.wake()).catch(() => async () => undefined);
       loop = (async () => {
         while (running) {
           let worked = false;
@@ -147,6 +152,8 @@ export function createWorker(opts: WorkerOptions): Worker {
       wakeUp?.();
       await loop;
       loop = undefined;
+      await (await unlisten)?.();
+      unlisten = undefined;
     },
   };
   return worker;

@@ -23,6 +23,13 @@ export interface Database extends Sql {
    * transactions are serialized in-process; reads outside a transaction never see uncommitted rows.
    */
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Calls `fn` whenever another connection (or process) signals `channel` — LISTEN on PostgreSQL;
+   * on SQLite, one process, there is no one else to hear from. Resolves to an unsubscribe function.
+   */
+  listen(channel: string, fn: () => void): Promise<() => Promise<void>>;
+  /** Signals `channel` when the current transaction commits (PostgreSQL NOTIFY); no-op on SQLite. */
+  readonly notifySql: string | null;
   /** Applies pending migrations; returns the versions applied. */
   migrate(): Promise<number[]>;
   close(): Promise<void>;

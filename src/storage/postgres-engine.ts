@@ -82,6 +82,21 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
         client.release();
       }
     },
+    notifySql: 'SELECT pg_notify($1, $2)',
+    async listen(channel, fn) {
+      if (!/^[a-z_]+$/.test(channel)) throw new Error(`bad channel ${channel}`);
+      // A dedicated connection outside the pool: LISTEN lasts as long as the session.
+      const client = new pg.Client({ connectionString: url });
+      client.on('error', () => undefined);
+      client.on('notification', (n) => {
+        if (n.channel === channel) fn();
+      });
+      await client.connect();
+      await client.query(`LISTEN ${channel}`);
+      return async () => {
+        await client.end().catch(() => undefined);
+      };
+    },
     async migrate() {
       await ensureSchema();
       const client = await pool.connect();

@@ -114,6 +114,10 @@ export function openSqlite(path: string): Database {
       current = next;
       return next;
     },
+    notifySql: null,
+    async listen() {
+      return async () => undefined;
+    },
     async migrate() {
       db.exec(MIGRATIONS_TABLE);
       const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
