@@ -124,4 +124,17 @@ describeEachStore('lockstep apply and check', (newStore) => {
     expect(report.organizations[0]!.counts.subjects).toEqual({ created: 1, updated: 0, unchanged: 0 });
     expect(await inspect()).toEqual(before);
   });
+
+  it('a large file reports progress on stderr (a line per tenth when not a terminal)', async () => {
+    const file = join(files, 'large.yaml');
+    const subjects = Array.from({ length: 1099 }, (_, i) => `      - { id: bulk-${i}, kind: user }`).join('\n');
+    await writeFile(file, `organizations:\n  bulk:\n    subjects:\n${subjects}\n`);
+    const run = await lockstep(withDb('apply', '-f', file));
+    expect(run.code).toBe(0);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines).toHaveLength(10);
+    expect(lines[0]).toBe('apply: 110/1100 writes (10%)');
+    expect(lines[9]).toBe('apply: 1100/1100 writes (100%)');
+    expect(run.stdout).toMatch(/1100 writes, 1100 changed/);
+  });
 });
