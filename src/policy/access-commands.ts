@@ -23,6 +23,7 @@ import type { AssignmentResult, WriteContext, WriteResult } from '../core/types.
 import type { Sql } from '../storage/database.ts';
 import { ANCESTORS_CTE, countDesired, deleteEffective, insertDesired, maxRiskOfRoles, SUBTREE_CTE } from './read-model.ts';
 import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
+import { assignmentScopeKey } from '../propagation/scope.ts';
 
 async function requireResource(tx: Sql, org: OrgId, ref: ResourceRef, field: string) {
   const row = await tx.get<{ parent: string | null }>('SELECT parent FROM resources WHERE org_id = $1 AND ref = $2', [org, ref]);
@@ -39,6 +40,25 @@ async function depthOf(tx: Sql, org: OrgId, ref: ResourceRef): Promise<number> {
 /** Highest risk of the roles assigned on the ancestors-or-self of $2. */
 const maxRiskOnAncestors = (tx: Sql, org: OrgId, ref: ResourceRef) =>
   maxRiskOfRoles(tx, `WITH RECURSIVE ${ANCESTORS_CTE} SELECT a.role FROM assignments a JOIN anc ON a.org_id = $1 AND a.resource = anc.ref`, [org, ref]);
+
+interface AssignmentSource {
+  id: string;
+  principal_type: 'subject' | 'group';
+  principal_id: string;
+  role: string;
+  resource: string;
+}
+
+/**
+ * Deletes an assignment's rows by probing the primary key (org, subject, resource, assignment) for
+ * its principal or each current member of its group. A row held by someone who already left the
+ * group is not reached here; it is covered by that subject's own job (see propagation/scope.ts).
+ */
+function deleteAssignmentRows(tx: Sql, org: OrgId, a: AssignmentSource): Promise<number> {
+  const who =
+    a.principal_type === 'subject' ? 'subject_id = $4' : 'subject_id IN (SELECT m.subject_id FROM memberships m WHERE m.org_id = $1 AND m.group_id = $4)';
+  return deleteEffective(tx, `org_id = $1 AND resource = $2 AND assignment_id = $3 AND ${who}`, [org, a.resource, a.id, a.principal_id]);
+}
 
 /** An assignment fans out to one row per active subject it reaches. */
 async function assignmentFanout(tx: Sql, org: OrgId, id: string, role: string) {
@@ -171,7 +191,11 @@ export function createAccessCommands(env: WriteEnv) {
       const ref = resourceRef(type, id);
       return runWrite(env, { org, kind: 'resource.delete', body: { resource: ref }, ctx }, async (tx): Promise<Effect> => {
         await requireResource(tx, org, ref, 'resource');
-        const subtree = (await tx.all<{ ref: string }>(`WITH RECURSIVE ${SUBTREE_CTE} SELECT ref FROM sub`, [org, ref])).map((r) => r.ref);
+        const onIt = await tx.all<AssignmentSource>(
+          `WITH RECURSIVE ${SUBTREE_CTE}
+           SELECT a.id, a.principal_type, a.principal_id, a.role, a.resource FROM sub JOIN assignments a ON a.org_id = $1 AND a.resource = sub.ref`,
+          [org, ref],
+        );
         const onSubtree = `WITH RECURSIVE ${SUBTREE_CTE} SELECT a.role FROM assignments a JOIN sub ON a.org_id = $1 AND a.resource = sub.ref`;
         // Inheritance from the ancestors ends too: the resources are gone.
         const revokeRank = Math.max((await maxRiskOfRoles(tx, onSubtree, [org, ref])) ?? 0, (await maxRiskOnAncestors(tx, org, ref)) ?? 0) || null;
@@ -189,11 +213,7 @@ export function createAccessCommands(env: WriteEnv) {
             rows,
             inline: async () => {
               let removed = 0;
-              for (let i = 0; i < subtree.length; i += 500) {
-                const chunk = subtree.slice(i, i + 500);
-                const marks = chunk.map((_, j) => `$${j + 2}`).join(', ');
-                removed += await deleteEffective(tx, `org_id = $1 AND resource IN (${marks})`, [org, ...chunk]);
-              }
+              for (const a of onIt) removed += await deleteAssignmentRows(tx, org, a);
               return { added: 0, removed };
             },
           },
@@ -234,7 +254,7 @@ export function createAccessCommands(env: WriteEnv) {
           changed: true,
           grantRank: f.rank,
           fanout: {
-            scope: `assignment:${id}`,
+            scope: assignmentScopeKey(id, natural.principal, resource),
             rows: f.rows,
             inline: async () => ({ added: await insertDesired(tx, 'd.org_id = $1 AND d.assignment_id = $2', [org, id]), removed: 0 }),
           },
@@ -247,7 +267,7 @@ export function createAccessCommands(env: WriteEnv) {
       const org = parseOrgId(orgIn);
       const id = parseAssignmentId(idIn);
       return runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
-        const a = await tx.get<{ role: string }>('SELECT role FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
+        const a = await tx.get<AssignmentSource>('SELECT id, principal_type, principal_id, role, resource FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
         if (!a) throw notFound('id', 'assignment', id);
         const f = await assignmentFanout(tx, org, id, a.role);
         await tx.run('DELETE FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
@@ -255,9 +275,9 @@ export function createAccessCommands(env: WriteEnv) {
           changed: true,
           revokeRank: f.rank,
           fanout: {
-            scope: `assignment:${id}`,
+            scope: assignmentScopeKey(id, `${a.principal_type}:${a.principal_id}`, a.resource),
             rows: f.rows,
-            inline: async () => ({ added: 0, removed: await deleteEffective(tx, 'org_id = $1 AND assignment_id = $2', [org, id]) }),
+            inline: async () => ({ added: 0, removed: await deleteAssignmentRows(tx, org, a) }),
           },
         };
       });

@@ -7,7 +7,7 @@
 import { LockstepError } from '../domain/errors.ts';
 import type { Direction } from '../domain/model.ts';
 import type { Database, Sql } from '../storage/database.ts';
-import { parseScope, totalMembersSql } from './scope.ts';
+import { parseScope, totalMembers } from './scope.ts';
 
 export const JOB_STATES = ['pending', 'running', 'retrying', 'done', 'failed'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -99,7 +99,8 @@ export async function claimJob(db: Database, owner: string, now: number, leaseMs
     );
     if (job && job.total_members === null) {
       const scope = parseScope(job.scope);
-      const n = await tx.get<{ n: number }>(totalMembersSql(scope), [job.org_id, scope.id]);
+      const q = totalMembers(scope);
+      const n = await tx.get<{ n: number }>(q.sql, [job.org_id, ...q.params]);
       await tx.run('UPDATE jobs SET total_members = $2 WHERE id = $1', [job.id, Number(n?.n ?? 0)]);
       job.total_members = Number(n?.n ?? 0);
     }

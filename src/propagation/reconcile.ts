@@ -11,7 +11,7 @@ import type { Database, Sql } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { insertDesired } from '../policy/read-model.ts';
 import { LeaseLost, type JobRow } from './queue.ts';
-import { parseScope, scopePredicate, subjectStreams, type Scope } from './scope.ts';
+import { parseScope, scopeFilter, subjectStreams, type Scope } from './scope.ts';
 
 /** Rows of `x` that the policy no longer derives (exact: same assignment, role, resource, group). */
 export const NOT_DERIVED = (x: string) => `NOT EXISTS (
@@ -25,26 +25,23 @@ export const NOT_DERIVED = (x: string) => `NOT EXISTS (
 /** The next subjects of the scope after `after`, ascending: the smallest `n` of the streams' union. */
 export async function nextSubjects(tx: Sql, org: string, scope: Scope, after: string, n: number): Promise<string[]> {
   const merged = new Set<string>();
-  for (const sql of subjectStreams(scope)) {
-    for (const r of await tx.all<{ subject_id: string }>(sql, [org, scope.id, after, n])) merged.add(r.subject_id);
+  for (const q of subjectStreams(scope)) {
+    for (const r of await tx.all<{ subject_id: string }>(q.sql, [org, after, n, ...q.params])) merged.add(r.subject_id);
   }
   return [...merged].sort().slice(0, n);
 }
 
 /** Reconciles subjects [first, last] of the scope; returns rows removed and added. */
 export async function reconcileRange(tx: Sql, org: string, scope: Scope, first: string, last: string) {
+  const e = scopeFilter(scope, 'effective_assignments', 4);
   const removed = await tx.run(
     `DELETE FROM effective_assignments
-      WHERE org_id = $1 AND subject_id >= $3 AND subject_id <= $4 AND ${scopePredicate(scope, 'effective_assignments')}
+      WHERE org_id = $1 AND subject_id >= $2 AND subject_id <= $3 AND ${e.sql}
         AND ${NOT_DERIVED('effective_assignments')}`,
-    [org, scope.id, first, last],
+    [org, first, last, ...e.params],
   );
-  const added = await insertDesired(tx, `d.org_id = $1 AND d.subject_id >= $3 AND d.subject_id <= $4 AND ${scopePredicate(scope, 'd')}`, [
-    org,
-    scope.id,
-    first,
-    last,
-  ]);
+  const d = scopeFilter(scope, 'd', 4);
+  const added = await insertDesired(tx, `d.org_id = $1 AND d.subject_id >= $2 AND d.subject_id <= $3 AND ${d.sql}`, [org, first, last, ...d.params]);
   return { removed, added };
 }
 

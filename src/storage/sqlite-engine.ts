@@ -31,6 +31,9 @@ export function openSqlite(path: string): Database {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  // The default 2 MB page cache makes large reconciliation batches thrash the read model's indexes.
+  db.pragma('cache_size = -131072');
+  db.pragma('temp_store = MEMORY');
 
   const cache = new Map<string, { stmt: Statement; order: number[]; reader: boolean }>();
   function prepare(sql: string) {
