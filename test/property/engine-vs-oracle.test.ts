@@ -371,7 +371,7 @@ describeEachEngine('engine vs oracle', (engine) => {
     await db?.close();
   });
 
-  const runs = RUNS || (engine.name === 'sqlite' ? 400 : 150);
+  const runs = RUNS || (engine.name === 'sqlite' ? 400 : 120);
 
   const property = (engineOf: () => Lockstep) =>
     fc.asyncProperty(world('A'), world('B'), fc.array(command, { minLength: 5, maxLength: 40 }), fc.array(probe, { minLength: 2, maxLength: 12 }), async (worldA, worldB, commands, probes) => {
@@ -411,6 +411,43 @@ describeEachEngine('engine vs oracle', (engine) => {
 
   it(`agrees on every write, the read model, checks and listings (${runs} sequences)`, { timeout: 600_000 }, async () => {
     await fc.assert(property(() => ls), { numRuns: runs, seed: SEED, endOnFailure: false });
+  });
+
+  // Deep hierarchies: a chain n:1 > n:2 > … built to a random length around the 32 limit, then random
+  // re-parenting of subtrees (moving a subtree deeper, cycles, roots) and deletes, with an assignment
+  // at the top whose reach is checked at random depths.
+  const deepRuns = Math.ceil(runs / 5);
+  const node = fc.integer({ min: 1, max: 36 });
+  const deepCommand: fc.Arbitrary<Command> = fc.oneof(
+    { weight: 6, arbitrary: fc.tuple(node, node).map(([i, j]): Command => ({ kind: 'putResource', org: 'A', type: 'n', id: String(i), parent: `n:${j}` })) },
+    { weight: 1, arbitrary: node.map((i): Command => ({ kind: 'putResource', org: 'A', type: 'n', id: String(i), parent: null })) },
+    { weight: 1, arbitrary: node.map((i): Command => ({ kind: 'deleteResource', org: 'A', type: 'n', id: String(i) })) },
+  );
+  it(`agrees on deep hierarchies: depth limit, cycles, moved subtrees (${deepRuns} sequences)`, { timeout: 600_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 28, max: 36 }), fc.array(deepCommand, { minLength: 5, maxLength: 30 }), fc.array(node, { minLength: 1, maxLength: 8 }), async (length, commands, depths) => {
+        const run = new Run(ls);
+        const setupCmds: Command[] = [
+          { kind: 'putOrganization', org: 'A' },
+          { kind: 'putOrganization', org: 'B' },
+          { kind: 'putPermission', org: 'A', slug: 'p.a', risk: 'critical' },
+          { kind: 'putRole', org: 'A', slug: 'r1', permissions: ['p.a'] },
+          { kind: 'putSubject', org: 'A', id: 's1', subjectKind: 'user' },
+          { kind: 'putResource', org: 'A', type: 'n', id: '1', parent: null },
+          { kind: 'createAssignment', org: 'A', principal: 'subject:s1', role: 'r1', resource: 'n:1' },
+        ];
+        for (let i = 2; i <= length; i++) setupCmds.push({ kind: 'putResource', org: 'A', type: 'n', id: String(i), parent: `n:${i - 1}` });
+        for (const c of [...setupCmds, ...commands]) {
+          await run.step(c);
+          for (const d of depths.slice(0, 2)) await run.compareCheck({ org: 'A', subject: 's1', permission: 'p.a', resource: `n:${d}` }, 'minimize_latency');
+        }
+        await worker.drain();
+        await run.compareReadModels();
+        for (const d of depths) for (const mode of MODES) await run.compareCheck({ org: 'A', subject: 's1', permission: 'p.a', resource: `n:${d}` }, mode);
+        count('deep: DEPTH_EXCEEDED', run.log.filter((l) => l.includes('DEPTH_EXCEEDED')).length);
+      }),
+      { numRuns: deepRuns, seed: SEED, endOnFailure: false },
+    );
   });
 
   const stressRuns = Math.ceil(runs / 2);
