@@ -22,13 +22,16 @@ export const NOT_DERIVED = (x: string) => `NOT EXISTS (
          OR (a.principal_type = 'group' AND a.principal_id = ${x}.group_id
              AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = ${x}.org_id AND m.group_id = ${x}.group_id AND m.subject_id = ${x}.subject_id))))`;
 
-/** The next subjects of the scope after `after`, ascending: the smallest `n` of the streams' union. */
+/**
+ * The next subjects of the scope after `after`, ascending: the smallest `n` of the streams' union.
+ * The union and its order are computed by the database, in the same collation as the range
+ * predicates of the batch (PostgreSQL's collation need not agree with JavaScript's sort).
+ */
 export async function nextSubjects(tx: Sql, org: string, scope: Scope, after: string, n: number): Promise<string[]> {
-  const merged = new Set<string>();
-  for (const q of subjectStreams(scope)) {
-    for (const r of await tx.all<{ subject_id: string }>(q.sql, [org, after, n, ...q.params])) merged.add(r.subject_id);
-  }
-  return [...merged].sort().slice(0, n);
+  const streams = subjectStreams(scope);
+  const union = streams.map((q, i) => `SELECT subject_id FROM (${q.sql}) s${i}`).join(' UNION ');
+  const rows = await tx.all<{ subject_id: string }>(`SELECT subject_id FROM (${union}) u ORDER BY subject_id LIMIT $3`, [org, after, n, ...streams[0]!.params]);
+  return rows.map((r) => r.subject_id);
 }
 
 /** Reconciles subjects [first, last] of the scope; returns rows removed and added. */

@@ -64,7 +64,7 @@ export function scopeFilter(s: Scope, x: string, next: number): Fragment {
 
 /**
  * Queries returning up to $3 subject ids greater than $2, ascending ($1 org; scope parameters from
- * $4). The next batch is the smallest ids of their union.
+ * $4, the same for every stream of a scope). The next batch is the smallest ids of their union.
  */
 export function subjectStreams(s: Scope): Fragment[] {
   const page = 'ORDER BY subject_id LIMIT $3';
