@@ -251,6 +251,9 @@ class Run {
       expected.direction = lenient;
     }
     expect({ kind, direction, tier, rowsAdded, rowsRemoved }, this.where(`change ${o.revision}`)).toEqual(expected);
+    // called once propagation has drained: every change is effective, no earlier than decided
+    expect(ch.effectiveAt, this.where(`change ${o.revision}: effectiveAt`)).not.toBeNull();
+    expect(ch.lagMs, this.where(`change ${o.revision}: lagMs`)).toBeGreaterThanOrEqual(0);
     count(`change ${direction}`);
   }
 
@@ -371,7 +374,7 @@ describeEachEngine('engine vs oracle', (engine) => {
     await db?.close();
   });
 
-  const runs = RUNS || (engine.name === 'sqlite' ? 400 : 120);
+  const runs = RUNS || (engine.name === 'sqlite' ? 300 : 100);
 
   const property = (engineOf: () => Lockstep) =>
     fc.asyncProperty(world('A'), world('B'), fc.array(command, { minLength: 5, maxLength: 40 }), fc.array(probe, { minLength: 2, maxLength: 12 }), async (worldA, worldB, commands, probes) => {
