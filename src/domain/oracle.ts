@@ -3,6 +3,13 @@
  * possible. It is the oracle the property tests hold the SQL engine against, so it favours being
  * obviously right over being fast: the read model is recomputed from the source maps on every call.
  * Pure: no I/O, no clock; assignment ids are supplied by the caller.
+ *
+ * Where semantics.md leaves a detail open, the oracle takes the reading below (and the engine agrees):
+ * - error fields are named as in the HTTP contract: path parameters `slug` (permission, role), `id`
+ *   (subject, group, assignment), `resource` (its `{type}/{id}`); body fields by their key;
+ * - a PUT is a full replacement: no `name` means null, no `parent` means a root, no `active` means active;
+ * - deleting an unknown subject, group or resource is NOT_FOUND (on `id`, `id`, `resource`);
+ * - a new resource naming itself as parent is NOT_FOUND on `parent` (existence is checked before cycles).
  */
 import { LockstepError, notFound, type ErrorCode } from './errors.ts';
 import {
@@ -253,7 +260,9 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
 
 /**
  * Applies one write. On error the state is untouched and the error's code and field are returned;
- * on success a changed write bumps the organization's revision by exactly one.
+ * on success a changed write bumps the organization's revision by exactly one. `newAssignmentId` is
+ * the id a created assignment gets: pass the engine's, or any id unique in the organization (the
+ * default suits commands that create no assignment).
  */
 export function applyCommand(state: OracleState, cmd: Command, newAssignmentId = 'a-oracle'): ApplyResult {
   let out: ReturnType<typeof execute>;
