@@ -93,11 +93,11 @@ describe('applyPolicyFile', () => {
     expect(dry.organizations[0]!.counts.organizations).toEqual({ created: 0, updated: 1, unchanged: 0 });
     expect(dry.organizations[0]!.revision).toBe(first.organizations[0]!.revision + 2);
     expect((await ls.getOrganization('o')).revision).toBe(first.organizations[0]!.revision);
-    expect((await ls.check('o', { subject: 'u1', permission: 'doc.write', resource: 'doc:1' })).allowed).toBe(false);
+    expect((await ls.check('o', { subject: 'u1', permission: 'doc.write', resource: 'doc:1', consistency: { mode: 'fully_consistent' } })).allowed).toBe(false);
 
     const real = await applyPolicyFile(ls, parsePolicyFile(base('doc.read, doc.write', 'Org 2')));
     expect(real.changed).toBe(2);
-    expect((await ls.check('o', { subject: 'u1', permission: 'doc.write', resource: 'doc:1' })).allowed).toBe(true);
+    expect((await ls.check('o', { subject: 'u1', permission: 'doc.write', resource: 'doc:1', consistency: { mode: 'fully_consistent' } })).allowed).toBe(true);
     await ls.close();
   });
 });

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
+import type { ApplyReport } from '../../src/policy-file/apply.ts';
 import { childEnv, describeEachStore, finished, killAll, lockstep, ROOT, start, waitForStderr, type Store } from './harness.ts';
 
 describeEachStore('lockstep serve and keys', (newStore) => {
@@ -14,19 +15,21 @@ describeEachStore('lockstep serve and keys', (newStore) => {
   let server: ChildProcess | undefined;
   let url = '';
   let firstStart = '';
+  let revision = 0;
   const withDb = (...args: string[]) => [...args, '--db', store.db];
 
-  const check = (key: string) =>
+  const check = (key: string, body: object = { subject: 'amir.okafor', permission: 'project.read', resource: 'project:api' }) =>
     fetch(`${url}/v1/organizations/acme/check`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ subject: 'amir.okafor', permission: 'project.read', resource: 'project:api' }),
+      body: JSON.stringify(body),
     });
 
   beforeAll(async () => {
     store = await newStore();
-    const applied = await lockstep(withDb('apply', '-f', join(ROOT, 'examples/acme.yaml')));
+    const applied = await lockstep(withDb('apply', '-f', join(ROOT, 'examples/acme.yaml'), '--json'));
     expect(applied.code).toBe(0);
+    revision = (JSON.parse(applied.stdout) as ApplyReport).organizations[0]!.revision;
     server = start(withDb('serve', '--port', '0'));
     let stderr = '';
     server.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -45,6 +48,15 @@ describeEachStore('lockstep serve and keys', (newStore) => {
     const res = await check(key!);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ allowed: true });
+    // apply left group grants pending; serve's worker brings the read model up to the applied revision.
+    const fresh = await check(key!, {
+      subject: 'tomas.smith',
+      permission: 'project.write',
+      resource: 'project:web',
+      consistency: { mode: 'at_least_as_fresh', revision },
+    });
+    expect(fresh.status).toBe(200);
+    expect(await fresh.json()).toMatchObject({ allowed: true, evaluatedAgainst: 'read_model', via: { group: 'contractors' } });
   });
 
   it('keys create prints a key that authenticates until it is revoked', async () => {
@@ -68,6 +80,7 @@ describeEachStore('lockstep serve and keys', (newStore) => {
     expect(again.code).toBe(EXIT.NOT_FOUND);
     expect(again.stderr).toBe(`NOT_FOUND: no active API key with id '${row.id}' (id)\n`);
     const table = await lockstep(withDb('keys', 'list', '--all'));
+    expect(table.stderr).toBe("");
     expect(table.stdout).toMatch(new RegExp(`^${row.id}\\s+check\\s+acme\\s+cli-test\\s+\\S+\\s+\\S+$`, 'm'));
   });
 
