@@ -24,12 +24,16 @@ async function requireGroup(tx: Sql, org: OrgId, id: GroupId, field = 'group') {
 const GROUP_ROLES = "SELECT a.role FROM assignments a WHERE a.org_id = $1 AND a.principal_type = 'group' AND a.principal_id = $2";
 const SUBJECT_ROLES = 'SELECT d.role FROM desired_effective_assignments d WHERE d.org_id = $1 AND d.subject_id = $2';
 
-async function groupAssignments(tx: Sql, org: OrgId, group: GroupId) {
-  const row = await tx.get<{ n: number }>(
-    "SELECT COUNT(*) AS n FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2",
+/** A member's fan-out through a group: one row per group assignment, and their highest tier. */
+async function groupFanout(tx: Sql, org: OrgId, group: GroupId): Promise<{ rows: number; rank: number | null }> {
+  const row = await tx.get<{ n: number; r: number | null }>(
+    `SELECT (SELECT COUNT(*) FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2) AS n,
+            (SELECT MAX(p.risk) FROM role_permissions rp JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
+              WHERE rp.org_id = $1 AND rp.role IN (${GROUP_ROLES})) AS r`,
     [org, group],
   );
-  return Number(row?.n ?? 0);
+  const rows = Number(row?.n ?? 0);
+  return { rows, rank: rows > 0 ? (row?.r ?? null) : null };
 }
 
 /** Everything a subject's rows derive from: what (de)activating or deleting it fans out to. */
@@ -152,15 +156,20 @@ export function createDirectoryCommands(env: WriteEnv) {
     const subject = parseSubjectId(subjectIn);
     const started = process.hrtime.bigint();
     const result = await runWrite(env, { org, kind: `membership.${op}`, body: { group, subject }, ctx }, async (tx): Promise<Effect> => {
-      await requireGroup(tx, org, group);
-      const s = await requireSubject(tx, org, subject);
+      // Both lookups in one round trip (this is the hot path); the group is reported first.
+      const found = await tx.get<{ g: number | null; active: number | null }>(
+        'SELECT (SELECT 1 FROM groups WHERE org_id = $1 AND id = $2) AS g, (SELECT active FROM subjects WHERE org_id = $1 AND id = $3) AS active',
+        [org, group, subject],
+      );
+      if (found?.g === null || found?.g === undefined) throw notFound('group', 'group', group);
+      if (found.active === null || found.active === undefined) throw notFound('subject', 'subject', subject);
       const changed =
         op === 'add'
           ? await tx.run('INSERT INTO memberships (org_id, group_id, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [org, group, subject])
           : await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2 AND subject_id = $3', [org, group, subject]);
       if (changed === 0) return NO_CHANGE;
-      const rows = s.active === 1 ? await groupAssignments(tx, org, group) : 0;
-      const rank = rows > 0 ? await maxRiskOfRoles(tx, GROUP_ROLES, [org, group]) : null;
+      const fan = Number(found.active) === 1 ? await groupFanout(tx, org, group) : { rows: 0, rank: null };
+      const { rows, rank } = fan;
       const params = [org, subject, group];
       return {
         changed: true,

@@ -9,7 +9,7 @@
  */
 import { notFound } from '../domain/errors.ts';
 import { directionOf, tierOfRank, type OrgId } from '../domain/model.ts';
-import { decide, DEFAULT_POLICY, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
+import { decide, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
 import type { WriteContext, WriteResult } from '../core/types.ts';
 import type { Database, Sql } from '../storage/database.ts';
 import { isTransient } from '../storage/errors.ts';
@@ -56,10 +56,6 @@ export interface WriteSpec {
   mayCreateOrg?: boolean;
 }
 
-export async function loadPolicy(db: Sql, org: string, fallback: PropagationPolicy = DEFAULT_POLICY): Promise<PropagationPolicy> {
-  const row = await db.get<{ policy: string }>('SELECT policy FROM propagation_policies WHERE org_id = $1', [org]);
-  return row ? parsePolicy(JSON.parse(row.policy), fallback) : fallback;
-}
 
 const MAX_TX_ATTEMPTS = 5;
 export const JOBS_CHANNEL = 'lockstep_jobs';
@@ -82,7 +78,13 @@ export async function runWrite<E extends Effect>(env: WriteEnv, spec: WriteSpec,
 async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: Sql, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
-  const row = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [spec.org]);
+  // The lock and the organization's propagation policy in one round trip: the lock is held to
+  // commit, so every round trip inside it is paid by every write queued behind it.
+  const row = await tx.get<{ revision: number; policy: string | null }>(
+    `SELECT o.revision, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id
+      WHERE o.id = $1${tx.forUpdate ? `${tx.forUpdate} OF o` : ''}`,
+    [spec.org],
+  );
   env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
   if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
   const current = Number(row?.revision ?? 0);
@@ -96,7 +98,8 @@ async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: S
   const rank = Math.max(grantRank, revokeRank);
   const tier = tierOfRank(rank);
   const fanout = effect.fanout;
-  const decision = decide(fanout ? await loadPolicy(tx, spec.org, env.defaultPolicy) : env.defaultPolicy, direction, tier, fanout?.rows ?? 0);
+  const policy = row?.policy ? parsePolicy(JSON.parse(row.policy), env.defaultPolicy) : env.defaultPolicy;
+  const decision = decide(policy, direction, tier, fanout?.rows ?? 0);
 
   let added = 0;
   let removed = 0;
