@@ -16,6 +16,7 @@ import { ApiError, PROBLEM_CONTENT_TYPE, toProblem, type Problem } from './probl
 import { policyRoutes } from './routes/policy.ts';
 import { readRoutes } from './routes/reads.ts';
 import { propagationRoutes } from './routes/propagation.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { healthz } from './schemas/reads.ts';
 
@@ -103,6 +104,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     policyRoutes(api, lockstep);
     readRoutes(api, lockstep);
     propagationRoutes(api, lockstep, db, opts.metrics);
+    dashboardRoutes(api);
   });
   return app;
 }
