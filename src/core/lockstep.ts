@@ -9,6 +9,8 @@ import { createChecks } from '../check/check.ts';
 import { DEFAULT_POLICY, parsePolicy } from '../domain/propagation.ts';
 import { NO_CHANGE, runWrite } from '../policy/write.ts';
 import { auditDrift } from '../propagation/drift.ts';
+import { getReceipt, listReceipts, sloReport } from '../audit/receipts.ts';
+import { atTime, parseAt, REPLAY_POLICY } from '../audit/history.ts';
 import { enqueueJob, listJobs, retryJob, type JobRow } from '../propagation/queue.ts';
 import { createAccessCommands } from '../policy/access-commands.ts';
 import { createDirectoryCommands } from '../policy/directory-commands.ts';
@@ -65,6 +67,11 @@ export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockst
   const directory = createDirectoryCommands(env);
   const checks = createChecks({ db, verify: opts.verify ?? 'always', freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics });
 
+  const requireOrg = async (org: string) => {
+    if (!(await db.get('SELECT 1 AS x FROM organizations WHERE id = $1', [org]))) throw notFound('org', 'organization', org);
+  };
+  const replayEngine = (scratch: Database, newId: () => string) => createLockstep(scratch, { defaultPolicy: REPLAY_POLICY, newId });
+
   return {
     ...access,
     ...directory,
@@ -100,28 +107,37 @@ export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockst
     },
 
     async getChange(orgIn, revision) {
+      return getReceipt(db, parseOrgId(orgIn), revision, now());
+    },
+
+    async listChanges(orgIn, q = {}) {
       const org = parseOrgId(orgIn);
-      const row = await db.get<{
-        revision: number; kind: string; direction: Direction; tier: number | null; mode: 'sync' | 'async'; actor: string | null;
-        request_id: string | null; body: string; decided_at: number; effective_at: number | null; rows_added: number; rows_removed: number;
-      }>('SELECT * FROM changes WHERE org_id = $1 AND revision = $2', [org, revision]);
-      if (!row) throw notFound('revision', 'change', String(revision));
-      const change: Change = {
-        revision: Number(row.revision),
-        kind: row.kind,
-        direction: row.direction,
-        tier: tierOfRank(row.tier),
-        mode: row.mode,
-        actor: row.actor,
-        requestId: row.request_id,
-        body: JSON.parse(row.body),
-        decidedAt: iso(row.decided_at)!,
-        effectiveAt: iso(row.effective_at),
-        lagMs: row.effective_at === null ? null : Number(row.effective_at) - Number(row.decided_at),
-        rowsAdded: Number(row.rows_added),
-        rowsRemoved: Number(row.rows_removed),
-      };
-      return change;
+      await requireOrg(org);
+      return listReceipts(db, org, q, now());
+    },
+
+    async sloReport(orgIn, windowSeconds) {
+      const org = parseOrgId(orgIn);
+      await requireOrg(org);
+      return sloReport(db, org, windowSeconds, now());
+    },
+
+    async subjectEffectiveAt(orgIn, subject, at) {
+      const org = parseOrgId(orgIn);
+      const t = parseAt(at);
+      await requireOrg(org);
+      const r = await atTime(db, replayEngine, org, t, (h) => h.subjectEffective(org, subject));
+      if (r.result === null) throw notFound('id', 'subject', subject);
+      return { revision: r.revision, at: new Date(t).toISOString(), permissions: r.result.permissions };
+    },
+
+    async resourceAccessAt(orgIn, resource, permission, at) {
+      const org = parseOrgId(orgIn);
+      const t = parseAt(at);
+      await requireOrg(org);
+      const r = await atTime(db, replayEngine, org, t, (h) => h.resourceAccess(org, resource, permission));
+      if (r.result === null) throw notFound('resource', 'resource', resource);
+      return { revision: r.revision, at: new Date(t).toISOString(), subjects: r.result.subjects };
     },
 
     async readModel(orgIn) {

@@ -21,6 +21,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { PropagationPolicy } from '../domain/propagation.ts';
 import type { JobState } from '../propagation/queue.ts';
 import type { DriftReport } from '../propagation/drift.ts';
+import type { ChangeQuery, SloRow } from '../audit/receipts.ts';
 
 /** Who made a write and under which request; recorded in the change log. */
 export interface WriteContext {
@@ -90,20 +91,27 @@ export interface AccessEntry {
   via: Via;
 }
 
+/** A change's receipt: when it was decided, when it became effective, and against which SLO. */
 export interface Change {
   revision: number;
   kind: string;
   direction: Direction;
   tier: RiskTier | null;
   mode: 'sync' | 'async';
+  status: 'effective' | 'pending';
   actor: string | null;
   requestId: string | null;
   body: unknown;
   decidedAt: string;
   effectiveAt: string | null;
   lagMs: number | null;
+  sloMs: number | null;
+  /** true: effective within the SLO; false: late, or still pending past it; null: pending within it, or no SLO. */
+  sloMet: boolean | null;
   rowsAdded: number;
   rowsRemoved: number;
+  /** The reconciliation job that carried an asynchronous change. */
+  job: { id: string; scope: string; state: string | null } | null;
 }
 
 export interface Organization {
@@ -144,6 +152,14 @@ export interface Lockstep {
   subjectEffective(org: string, subject: string): Promise<{ revision: number; permissions: EffectivePermission[] }>;
   resourceAccess(org: string, resource: string, permission: string): Promise<{ revision: number; subjects: AccessEntry[] }>;
   getChange(org: string, revision: number): Promise<Change>;
+  /** Receipts newest first, filtered; `next` is the `before` cursor of the following page. */
+  listChanges(org: string, q?: ChangeQuery): Promise<{ changes: Change[]; next: number | null }>;
+  /** Per direction × tier over the last `windowSeconds`: count, pending, lag p50/p99/max, breaches. */
+  sloReport(org: string, windowSeconds: number): Promise<{ from: string; to: string; windowSeconds: number; truncated: boolean; rows: SloRow[] }>;
+  /** What the subject could do at `at` (ISO time), replayed from the change log. */
+  subjectEffectiveAt(org: string, subject: string, at: string): Promise<{ revision: number; at: string; permissions: EffectivePermission[] }>;
+  /** Who could do `permission` on `resource` at `at` (ISO time), replayed from the change log. */
+  resourceAccessAt(org: string, resource: string, permission: string, at: string): Promise<{ revision: number; at: string; subjects: AccessEntry[] }>;
   getOrganization(org: string): Promise<Organization>;
   getSubject(org: string, id: string): Promise<Subject>;
   getAssignment(org: string, id: string): Promise<Assignment>;

@@ -1,6 +1,7 @@
 /** Checks, listings and receipts: what `check` keys may call. */
 import type { FastifyInstance } from 'fastify';
 import type { CheckRequest, Lockstep } from '../../core/types.ts';
+import type { Direction } from '../../domain/model.ts';
 import * as s from '../schemas/reads.ts';
 
 type Org = { org: string };
@@ -10,13 +11,37 @@ export function readRoutes(app: FastifyInstance, lockstep: Lockstep) {
   const check = { config: { access: 'check' as const } };
 
   app.post<{ Params: Org; Body: CheckRequest }>(`${base}/check`, { schema: s.check, ...check }, (req) => lockstep.check(req.params.org, req.body));
-  app.get<{ Params: Org & { id: string } }>(`${base}/subjects/:id/effective`, { schema: s.subjectEffective, ...check }, (req) =>
-    lockstep.subjectEffective(req.params.org, req.params.id),
+  app.get<{ Params: Org & { id: string }; Querystring: { at?: string } }>(`${base}/subjects/:id/effective`, { schema: s.subjectEffective, ...check }, (req) =>
+    req.query.at === undefined
+      ? lockstep.subjectEffective(req.params.org, req.params.id)
+      : lockstep.subjectEffectiveAt(req.params.org, req.params.id, req.query.at),
   );
-  app.get<{ Params: Org & { type: string; id: string }; Querystring: { permission: string } }>(
+  app.get<{ Params: Org & { type: string; id: string }; Querystring: { permission: string; at?: string } }>(
     `${base}/resources/:type/:id/access`,
     { schema: s.resourceAccess, ...check },
-    (req) => lockstep.resourceAccess(req.params.org, `${req.params.type}:${req.params.id}`, req.query.permission),
+    (req) => {
+      const ref = `${req.params.type}:${req.params.id}`;
+      return req.query.at === undefined
+        ? lockstep.resourceAccess(req.params.org, ref, req.query.permission)
+        : lockstep.resourceAccessAt(req.params.org, ref, req.query.permission, req.query.at);
+    },
+  );
+  app.get<{ Params: Org; Querystring: { direction?: Direction; since?: string; until?: string; before?: string; limit?: string } }>(
+    `${base}/changes`,
+    { schema: s.listChanges, ...check },
+    (req) => {
+      const q = req.query;
+      return lockstep.listChanges(req.params.org, {
+        ...(q.direction ? { direction: q.direction } : {}),
+        ...(q.since ? { since: q.since } : {}),
+        ...(q.until ? { until: q.until } : {}),
+        ...(q.before ? { before: Number(q.before) } : {}),
+        ...(q.limit ? { limit: Number(q.limit) } : {}),
+      });
+    },
+  );
+  app.get<{ Params: Org; Querystring: { window?: string } }>(`${base}/slo`, { schema: s.slo, ...check }, (req) =>
+    lockstep.sloReport(req.params.org, req.query.window ? Number(req.query.window) : 3600),
   );
   app.get<{ Params: Org & { revision: string } }>(`${base}/changes/:revision`, { schema: s.getChange, ...check }, (req) =>
     lockstep.getChange(req.params.org, Number(req.params.revision)),

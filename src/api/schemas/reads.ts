@@ -47,11 +47,17 @@ export const subjectEffective = {
   summary: 'Everything a subject can do',
   security: bearer,
   params: idParams('subject'),
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { at: { type: 'string', maxLength: 40, description: 'ISO time: what the subject could do then (replayed from the change log)' } },
+  },
   response: {
     200: {
       type: 'object',
       required: ['revision', 'permissions'],
       properties: {
+        at: { type: 'string' },
         revision: { type: 'integer' },
         permissions: {
           type: 'array',
@@ -72,13 +78,19 @@ export const resourceAccess = {
   summary: 'Who can do a permission on a resource',
   security: bearer,
   params: resourceParams,
-  querystring: { type: 'object', required: ['permission'], additionalProperties: false, properties: { permission: permissionSlug } },
+  querystring: {
+    type: 'object',
+    required: ['permission'],
+    additionalProperties: false,
+    properties: { permission: permissionSlug, at: { type: 'string', maxLength: 40, description: 'ISO time: who could, then (replayed from the change log)' } },
+  },
   response: {
     200: {
       type: 'object',
       required: ['revision', 'subjects'],
       properties: {
         revision: { type: 'integer' },
+        at: { type: 'string' },
         subjects: { type: 'array', items: { type: 'object', required: ['subject', 'via'], properties: { subject: { type: 'string' }, via } } },
       },
     },
@@ -86,29 +98,100 @@ export const resourceAccess = {
   },
 };
 
+const isoTime = { type: 'string', minLength: 10, maxLength: 40, description: 'ISO 8601 time' } as const;
+
+export const receipt = {
+  type: 'object',
+  required: ['revision', 'kind', 'direction', 'tier', 'mode', 'status', 'decidedAt', 'effectiveAt', 'lagMs', 'sloMs', 'sloMet', 'rowsAdded', 'rowsRemoved', 'job'],
+  properties: {
+    revision: { type: 'integer' },
+    kind: { type: 'string' },
+    direction: { type: 'string', enum: ['grant', 'revoke', 'both', 'none'] },
+    tier: { type: ['string', 'null'] },
+    mode: { type: 'string', enum: ['sync', 'async'] },
+    status: { type: 'string', enum: ['effective', 'pending'] },
+    actor: { type: ['string', 'null'], description: 'the API key that made the write (key:ID)' },
+    requestId: { type: ['string', 'null'] },
+    body: { description: 'the write as it was requested' },
+    decidedAt: { type: 'string', format: 'date-time' },
+    effectiveAt: { type: ['string', 'null'], format: 'date-time', description: 'when the read model reflected it' },
+    lagMs: { type: ['number', 'null'] },
+    sloMs: { type: ['number', 'null'] },
+    sloMet: { type: ['boolean', 'null'], description: 'null while pending within the SLO, or with no SLO' },
+    rowsAdded: { type: 'integer' },
+    rowsRemoved: { type: 'integer' },
+    job: {
+      type: ['object', 'null'],
+      properties: { id: { type: 'string' }, scope: { type: 'string' }, state: { type: ['string', 'null'] } },
+    },
+  },
+} as const;
+
 export const getChange = {
   tags: ['changes'],
   summary: 'The receipt of one committed change',
   security: bearer,
   params: revisionParams,
+  response: { 200: receipt, ...errorResponses },
+};
+
+export const listChanges = {
+  tags: ['changes'],
+  summary: 'Receipts, newest first (the change log is append-only: there is no route that edits it)',
+  security: bearer,
+  params: orgParams,
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      direction: { type: 'string', enum: ['grant', 'revoke', 'both', 'none'], description: 'grant and revoke include both' },
+      since: isoTime,
+      until: isoTime,
+      before: { type: 'string', pattern: '^[1-9][0-9]{0,14}$', description: 'cursor: the `next` of the previous page' },
+      limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$|^1000$' },
+    },
+  },
+  response: {
+    200: { type: 'object', required: ['changes', 'next'], properties: { changes: { type: 'array', items: receipt }, next: { type: ['integer', 'null'] } } },
+    ...errorResponses,
+  },
+};
+
+export const slo = {
+  tags: ['changes'],
+  summary: 'Propagation lag against SLO per direction × tier over a window',
+  security: bearer,
+  params: orgParams,
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { window: { type: 'string', pattern: '^[1-9][0-9]{0,6}$', description: 'seconds (default 3600)' } },
+  },
   response: {
     200: {
       type: 'object',
-      required: ['revision', 'kind', 'direction', 'tier', 'mode', 'decidedAt', 'effectiveAt', 'lagMs', 'rowsAdded', 'rowsRemoved'],
       properties: {
-        revision: { type: 'integer' },
-        kind: { type: 'string' },
-        direction: { type: 'string', enum: ['grant', 'revoke', 'both', 'none'] },
-        tier: { type: ['string', 'null'] },
-        mode: { type: 'string', enum: ['sync', 'async'] },
-        actor: { type: ['string', 'null'] },
-        requestId: { type: ['string', 'null'] },
-        body: { description: 'the write as it was requested' },
-        decidedAt: { type: 'string', format: 'date-time' },
-        effectiveAt: { type: ['string', 'null'], format: 'date-time' },
-        lagMs: { type: ['number', 'null'] },
-        rowsAdded: { type: 'integer' },
-        rowsRemoved: { type: 'integer' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        windowSeconds: { type: 'integer' },
+        truncated: { type: 'boolean' },
+        rows: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              direction: { type: 'string' },
+              tier: { type: 'string' },
+              count: { type: 'integer' },
+              pending: { type: 'integer' },
+              p50Ms: { type: ['number', 'null'] },
+              p99Ms: { type: ['number', 'null'] },
+              maxMs: { type: ['number', 'null'] },
+              sloMs: { type: ['number', 'null'] },
+              breaches: { type: 'integer' },
+            },
+          },
+        },
       },
     },
     ...errorResponses,

@@ -1,0 +1,142 @@
+/**
+ * Receipts and the SLO report, read from the change log: when each change was decided, when it
+ * became effective in the read model, its lag against its SLO, and the job that carried it.
+ */
+import { notFound, validation } from '../domain/errors.ts';
+import { tierOfRank, type Direction, type RiskTier } from '../domain/model.ts';
+import type { Sql } from '../storage/database.ts';
+import type { Change } from '../core/types.ts';
+
+interface ChangeRow {
+  revision: number;
+  kind: string;
+  direction: Direction;
+  tier: number | null;
+  mode: 'sync' | 'async';
+  actor: string | null;
+  request_id: string | null;
+  body: string;
+  decided_at: number;
+  effective_at: number | null;
+  rows_added: number;
+  rows_removed: number;
+  slo_ms: number | null;
+  job_scope: string | null;
+  job_id: string | null;
+  job_state: string | null;
+}
+
+const SELECT = `SELECT c.*, j.state AS job_state FROM changes c LEFT JOIN jobs j ON j.id = c.job_id`;
+
+export function toReceipt(r: ChangeRow, now: number): Change {
+  const decided = Number(r.decided_at);
+  const effective = r.effective_at === null ? null : Number(r.effective_at);
+  const lagMs = effective === null ? null : effective - decided;
+  const slo = r.slo_ms === null ? null : Number(r.slo_ms);
+  // Met: effective within the SLO. Missed: effective late, or still pending past it. Unknown: pending within it.
+  const sloMet = slo === null ? null : lagMs !== null ? lagMs <= slo : now - decided > slo ? false : null;
+  return {
+    revision: Number(r.revision),
+    kind: r.kind,
+    direction: r.direction,
+    tier: tierOfRank(r.tier),
+    mode: r.mode,
+    status: effective === null ? 'pending' : 'effective',
+    actor: r.actor,
+    requestId: r.request_id,
+    body: JSON.parse(r.body),
+    decidedAt: new Date(decided).toISOString(),
+    effectiveAt: effective === null ? null : new Date(effective).toISOString(),
+    lagMs,
+    sloMs: slo,
+    sloMet,
+    rowsAdded: Number(r.rows_added),
+    rowsRemoved: Number(r.rows_removed),
+    job: r.job_id === null ? null : { id: r.job_id, scope: r.job_scope!, state: r.job_state },
+  };
+}
+
+export async function getReceipt(db: Sql, org: string, revision: number, now: number): Promise<Change> {
+  const row = await db.get<ChangeRow>(`${SELECT} WHERE c.org_id = $1 AND c.revision = $2`, [org, revision]);
+  if (!row) throw notFound('revision', 'change', String(revision));
+  return toReceipt(row, now);
+}
+
+export interface ChangeQuery {
+  direction?: Direction;
+  /** ISO times bounding decided_at. */
+  since?: string;
+  until?: string;
+  /** Cursor: only revisions below this one (pages go newest first). */
+  before?: number;
+  limit?: number;
+}
+
+const parseTime = (v: string | undefined, field: string) => {
+  if (v === undefined) return undefined;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw validation(field, `${field} must be an ISO 8601 time`);
+  return t;
+};
+
+/** Newest first; `next` is the cursor for the following page (null on the last). */
+export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: number): Promise<{ changes: Change[]; next: number | null }> {
+  const limit = Math.min(Math.max(q.limit ?? 50, 1), 1000);
+  const since = parseTime(q.since, 'since') ?? 0;
+  const until = parseTime(q.until, 'until') ?? Number.MAX_SAFE_INTEGER;
+  const dirs = q.direction === undefined ? ['grant', 'revoke', 'both', 'none'] : q.direction === 'revoke' ? ['revoke', 'both'] : q.direction === 'grant' ? ['grant', 'both'] : [q.direction];
+  const marks = dirs.map((_, i) => `$${i + 6}`).join(', ');
+  const rows = await db.all<ChangeRow>(
+    `${SELECT} WHERE c.org_id = $1 AND c.revision < $2 AND c.decided_at >= $3 AND c.decided_at <= $4 AND c.direction IN (${marks})
+      ORDER BY c.revision DESC LIMIT $5`,
+    [org, q.before ?? Number.MAX_SAFE_INTEGER, since, until, limit + 1, ...dirs],
+  );
+  const page = rows.slice(0, limit).map((r) => toReceipt(r, now));
+  return { changes: page, next: rows.length > limit ? page[page.length - 1]!.revision : null };
+}
+
+export interface SloRow {
+  direction: Direction;
+  tier: RiskTier;
+  count: number;
+  pending: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  sloMs: number | null;
+  breaches: number;
+}
+
+/** The window's changes at most this many are read (newest first); the report says if it was cut. */
+const SLO_SAMPLE_CAP = 200_000;
+
+export async function sloReport(db: Sql, org: string, windowSeconds: number, now: number) {
+  const from = now - windowSeconds * 1000;
+  const rows = await db.all<{ direction: Direction; tier: number; decided_at: number; effective_at: number | null; slo_ms: number | null }>(
+    `SELECT direction, tier, decided_at, effective_at, slo_ms FROM changes
+      WHERE org_id = $1 AND decided_at >= $2 AND direction <> 'none' AND tier IS NOT NULL
+      ORDER BY revision DESC LIMIT $3`,
+    [org, from, SLO_SAMPLE_CAP + 1],
+  );
+  const groups = new Map<string, { direction: Direction; tier: RiskTier; lags: number[]; pending: number; breaches: number; slo: number | null }>();
+  for (const r of rows.slice(0, SLO_SAMPLE_CAP)) {
+    const tier = tierOfRank(r.tier)!;
+    const key = `${r.direction}|${tier}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { direction: r.direction, tier, lags: [], pending: 0, breaches: 0, slo: null }));
+    const slo = r.slo_ms === null ? null : Number(r.slo_ms);
+    g.slo = g.slo ?? slo;
+    const lag = r.effective_at === null ? null : Number(r.effective_at) - Number(r.decided_at);
+    if (lag === null) g.pending++;
+    else g.lags.push(lag);
+    if (slo !== null && (lag === null ? now - Number(r.decided_at) > slo : lag > slo)) g.breaches++;
+  }
+  const q = (s: number[], p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : null);
+  const out: SloRow[] = [...groups.values()]
+    .map((g) => {
+      const s = g.lags.sort((x, y) => x - y);
+      return { direction: g.direction, tier: g.tier, count: s.length + g.pending, pending: g.pending, p50Ms: q(s, 0.5), p99Ms: q(s, 0.99), maxMs: s.length ? s[s.length - 1]! : null, sloMs: g.slo, breaches: g.breaches };
+    })
+    .sort((x, y) => x.direction.localeCompare(y.direction) || x.tier.localeCompare(y.tier));
+  return { from: new Date(from).toISOString(), to: new Date(now).toISOString(), windowSeconds, truncated: rows.length > SLO_SAMPLE_CAP, rows: out };
+}
