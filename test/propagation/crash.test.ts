@@ -31,13 +31,13 @@ describePostgres('a worker killed mid-job resumes at its checkpoint', () => {
   /** Applies writes to the engine (in one transaction) and to the oracle, with the engine's ids. */
   async function apply(cmds: Command[]) {
     const results = await ls.transaction(async (tx) => {
-      const out = [];
+      const out: Awaited<ReturnType<typeof callEngine>>[] = [];
       for (const c of cmds) out.push(await callEngine(tx, c));
       return out;
     });
     cmds.forEach((c, i) => {
       const r = results[i]!;
-      const id = 'id' in r ? r.id : 'none';
+      const id: string = 'id' in r ? r.id : 'none';
       if (mirrorFast(c, id)) return;
       const o = applyCommand(state, c, id);
       expect(o.ok, JSON.stringify(c)).toBe(true);

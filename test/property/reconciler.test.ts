@@ -146,10 +146,11 @@ class Run {
   }
 
   async batch(w: SimWorker) {
-    if (!w.job) return;
+    const job = w.job;
+    if (!job) return;
     try {
-      const r = await runBatch(this.env(), w.job, w.owner, w.batchSize, LEASE_MS);
-      this.log.push(`${w.owner} batch ${w.job.id} → ${JSON.stringify(r)}`);
+      const r = await runBatch(this.env(), job, w.owner, w.batchSize, LEASE_MS);
+      this.log.push(`${w.owner} batch ${job.id} → ${JSON.stringify(r)}`);
       count('batch');
       if (r.finished) {
         count('job finished');
@@ -157,7 +158,7 @@ class Run {
       }
     } catch (e) {
       if (!(e instanceof LeaseLost)) throw e;
-      this.log.push(`${w.owner} batch ${w.job.id} → lease lost (fenced)`);
+      this.log.push(`${w.owner} batch ${job.id} → lease lost (fenced)`);
       count('batch fenced (lease lost)');
       w.job = undefined;
     }
