@@ -1,0 +1,359 @@
+// Lockstep dashboard: lag against SLOs, the job queue, revocation receipts, drift and check latency,
+// read from the public HTTP API every POLL_MS with the key the user typed (kept in sessionStorage).
+
+import { ApiProblem, createClient } from './lib/api.js';
+import { lagChart } from './lib/chart.js';
+import { fmtAgo, fmtMs, fmtTime, h, show } from './lib/dom.js';
+import { quantile, readHistogram } from './lib/prometheus.js';
+
+const POLL_MS = 1500;
+const STORE = { key: 'lockstep.dashboard.key', org: 'lockstep.dashboard.org' };
+const $ = (sel) => document.querySelector(sel);
+const panel = (id) => $(`[data-testid="${id}"]`);
+
+let session = null; // {api, org, timer, stopped, metricsDenied, receipt, receiptsShown}
+
+// ---------------------------------------------------------------------------------------------
+// Session: connect, poll, sign out.
+
+function connect(key, org) {
+  stop();
+  sessionStorage.setItem(STORE.key, key);
+  sessionStorage.setItem(STORE.org, org);
+  session = { api: createClient(key), org, timer: undefined, stopped: false, metricsDenied: false, receipt: null, receiptsShown: '' };
+  $('#login').hidden = true;
+  $('#board').hidden = false;
+  $('#signout').hidden = false;
+  $('[data-testid="current-org"]').textContent = org;
+  setStatus('Connecting…');
+  void runDrift();
+  void poll(session);
+}
+
+function stop() {
+  if (!session) return;
+  session.stopped = true;
+  clearTimeout(session.timer);
+  session = null;
+}
+
+function signOut(message) {
+  stop();
+  sessionStorage.removeItem(STORE.key);
+  $('#board').hidden = true;
+  $('#signout').hidden = true;
+  $('#login').hidden = false;
+  $('[data-testid="current-org"]').textContent = '';
+  setStatus(message ?? 'Signed out.', Boolean(message));
+}
+
+const orgPath = (rest = '') => `/v1/organizations/${encodeURIComponent(session.org)}${rest}`;
+
+/** One round of every panel; the next starts POLL_MS after this one ends (never overlapping). */
+async function poll(s) {
+  const results = await Promise.allSettled([refreshChanges(s), refreshJobs(s), refreshRevocations(s), refreshLatency(s)]);
+  if (s.stopped) return;
+  const problems = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
+  if (problems.some((p) => p instanceof ApiProblem && p.status === 401)) {
+    signOut(describe(problems.find((p) => p.status === 401)));
+    return;
+  }
+  if (problems.length) setStatus(problems.map(describe).join(' · '), true);
+  else setStatus(`Live · updated ${fmtTime(new Date().toISOString()).slice(0, 8)}`);
+  s.timer = setTimeout(() => void poll(s), POLL_MS);
+}
+
+function describe(e) {
+  if (e instanceof ApiProblem) return `${e.code}: ${e.detail}${e.requestId ? ` (request ${e.requestId})` : ''}`;
+  console.error(e);
+  return `dashboard error: ${e?.message ?? e}`;
+}
+
+function setStatus(text, isError = false) {
+  const el = panel('status');
+  el.textContent = text;
+  el.classList.toggle('error', isError);
+}
+
+/** A panel's placeholder when its request failed; the status line carries the detail. */
+function failed(container, e, what) {
+  const missing = e instanceof ApiProblem && e.code === 'ROUTE_NOT_FOUND';
+  show(container, h('p', { class: 'empty error' }, missing ? `This server has no ${what} endpoint yet.` : `Could not load ${what}: ${describe(e)}`));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lag vs SLO: the last 200 changes and the SLO report.
+
+async function refreshChanges(s) {
+  const [changes, slo] = await Promise.allSettled([
+    s.api(orgPath('/changes?limit=200')),
+    s.api(orgPath('/slo?window=3600')),
+  ]);
+  if (s.stopped) return;
+  const now = Date.now();
+  const items = changes.status === 'fulfilled' ? changes.value.changes : [];
+  const rows = slo.status === 'fulfilled' ? slo.value.rows : [];
+  for (const direction of ['grant', 'revoke']) {
+    const box = panel(`lag-chart-${direction}`).querySelector('.chart');
+    if (changes.status === 'rejected') {
+      failed(box, changes.reason, 'changes');
+      continue;
+    }
+    const mine = items.filter((c) => c.direction === direction || c.direction === 'both');
+    const points = mine.map((c) => {
+      const t = Date.parse(c.decidedAt);
+      const pending = c.status === 'pending' || c.effectiveAt === null;
+      return {
+        revision: c.revision, kind: c.kind, tier: c.tier, t, pending,
+        lagMs: pending ? Math.max(0, now - t) : (c.lagMs ?? 0),
+        sloMs: c.sloMs, sloMet: c.sloMet,
+      };
+    });
+    show(box, lagChart(points, sloLines(direction, mine, rows), {
+      now,
+      label: `${direction} lag`,
+      emptyText: `No ${direction === 'grant' ? 'grants' : 'revocations'} in the last 200 changes.`,
+    }));
+  }
+  renderSloReport(slo.status === 'fulfilled' ? slo.value : slo.reason);
+  if (changes.status === 'rejected') throw changes.reason;
+  if (slo.status === 'rejected') throw slo.reason;
+}
+
+/** One dashed line per distinct SLO of the direction, labelled with the tiers that share it. */
+function sloLines(direction, changes, reportRows) {
+  const byMs = new Map();
+  const add = (ms, tier) => {
+    if (ms === null || ms === undefined) return;
+    if (!byMs.has(ms)) byMs.set(ms, new Set());
+    if (tier) byMs.get(ms).add(tier);
+  };
+  for (const r of reportRows) if (r.direction === direction || r.direction === 'both') add(r.sloMs, r.tier);
+  for (const c of changes) add(c.sloMs, c.tier);
+  return [...byMs].map(([sloMs, tiers]) => ({ sloMs, label: `SLO ${fmtMs(sloMs)}${tiers.size ? ` · ${[...tiers].join(', ')}` : ''}` }));
+}
+
+function renderSloReport(report) {
+  const box = panel('slo-report');
+  if (report instanceof Error) return failed(box, report, 'SLO report');
+  const rows = [...report.rows].sort((a, b) => a.direction.localeCompare(b.direction) || tierRank(a.tier) - tierRank(b.tier));
+  show(box, h('table', { class: 'grid-table' },
+    h('caption', {}, `SLO report, last ${fmtMs(report.windowSeconds * 1000)}`),
+    h('thead', {}, h('tr', {}, ['direction', 'tier', 'changes', 'pending', 'p50', 'p99', 'max', 'SLO', 'breaches'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, rows.length === 0
+      ? h('tr', {}, h('td', { colspan: 9, class: 'empty' }, 'No changes in the window.'))
+      : rows.map((r) => h('tr', { class: r.breaches > 0 ? 'breach' : '' },
+        h('td', {}, r.direction), h('td', {}, r.tier ?? '—'), h('td', { class: 'num' }, r.count), h('td', { class: 'num' }, r.pending),
+        h('td', { class: 'num' }, fmtMs(r.p50Ms)), h('td', { class: 'num' }, fmtMs(r.p99Ms)), h('td', { class: 'num' }, fmtMs(r.maxMs)),
+        h('td', { class: 'num' }, fmtMs(r.sloMs)), h('td', { class: 'num' }, r.breaches)))),
+  ));
+}
+
+const tierRank = (t) => ['standard', 'high', 'critical'].indexOf(t);
+
+// ---------------------------------------------------------------------------------------------
+// The job queue, with each job's checkpoint progress.
+
+const ACTIVE = ['running', 'retrying', 'pending'];
+const JOBS_SHOWN = 12;
+
+async function refreshJobs(s) {
+  const box = panel('jobs-panel').querySelector('.body');
+  let jobs;
+  try {
+    ({ jobs } = await s.api(`/v1/jobs?org=${encodeURIComponent(s.org)}`));
+  } catch (e) {
+    if (!s.stopped) failed(box, e, 'jobs');
+    throw e;
+  }
+  if (s.stopped) return;
+  const counts = Object.fromEntries(['running', 'pending', 'retrying', 'failed', 'done'].map((st) => [st, jobs.filter((j) => j.state === st).length]));
+  const order = (j) => (ACTIVE.includes(j.state) ? 0 : j.state === 'failed' ? 1 : 2);
+  const sorted = [...jobs].sort((a, b) => order(a) - order(b) || (b.finishedAt ?? b.createdAt).localeCompare(a.finishedAt ?? a.createdAt));
+  const shown = sorted.slice(0, JOBS_SHOWN);
+  show(box,
+    h('p', { class: 'chips' }, Object.entries(counts).map(([st, n]) => h('span', { class: `chip ${st}${n ? '' : ' zero'}` }, `${n} ${st}`))),
+    jobs.length === 0 ? h('p', { class: 'empty' }, 'No jobs: every change so far was propagated inline.') :
+      h('table', { class: 'grid-table jobs' },
+        h('thead', {}, h('tr', {}, ['job', 'state', 'progress', 'rows', 'tries'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, shown.map(jobRow))),
+    sorted.length > shown.length ? h('p', { class: 'more' }, `+ ${sorted.length - shown.length} older jobs`) : null,
+  );
+}
+
+function jobRow(j) {
+  const { done, total } = j.progress ?? { done: 0, total: null };
+  const pct = total ? Math.min(100, (100 * done) / total) : j.state === 'done' ? 100 : 0;
+  const fill = h('span', { class: 'fill' });
+  fill.style.width = `${pct.toFixed(1)}%`; // CSSOM, not a style attribute: allowed by the page's CSP
+  const when = j.finishedAt ? `finished ${fmtAgo(j.finishedAt)}` : j.startedAt ? `started ${fmtAgo(j.startedAt)}` : `queued ${fmtAgo(j.createdAt)}`;
+  return h('tr', { 'data-job': j.id, class: j.state },
+    h('td', {}, h('div', { class: 'mono' }, j.scope), h('div', { class: 'sub' }, `${j.direction} · r${j.targetRevision} · ${when}`)),
+    h('td', {}, h('span', { class: `badge ${j.state}` }, j.state)),
+    h('td', { class: 'progress-cell' },
+      h('div', { class: `bar${total === null && ACTIVE.includes(j.state) ? ' indeterminate' : ''}`, role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': total ?? undefined, 'aria-valuenow': done }, fill),
+      h('div', { class: 'sub' }, `${done} / ${total ?? '?'} subjects · ${j.batches} batches`)),
+    h('td', { class: 'num' }, `+${j.rowsAdded} −${j.rowsRemoved}`),
+    h('td', { class: 'num', title: j.lastError ?? '' }, j.attempts, j.lastError ? h('div', { class: 'sub error' }, j.lastError) : null),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recent revocation receipts; a click shows the full receipt.
+
+async function refreshRevocations(s) {
+  const box = panel('revocations-panel').querySelector('.body');
+  let changes;
+  try {
+    ({ changes } = await s.api(orgPath('/changes?direction=revoke&limit=20')));
+  } catch (e) {
+    s.receiptsShown = '';
+    if (!s.stopped) failed(box, e, 'changes');
+    throw e;
+  }
+  if (s.stopped) return;
+  // Unchanged receipts are not re-rendered: keeps keyboard focus and the selection steady.
+  const fingerprint = JSON.stringify(changes);
+  if (fingerprint === s.receiptsShown && box.firstChild) return;
+  s.receiptsShown = fingerprint;
+  const head = ['revision', 'kind', 'decided', 'effective', 'lag', 'SLO met', 'rows removed'];
+  show(box, changes.length === 0 ? h('p', { class: 'empty' }, 'No revocations yet.') :
+    h('table', { class: 'grid-table receipts', 'data-testid': 'revocations-table' },
+      h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, changes.map((c) => {
+        const open = () => void openReceipt(s, c.revision);
+        return h('tr', {
+          'data-revision': c.revision, tabindex: 0, class: `clickable${s.receipt === c.revision ? ' selected' : ''}`,
+          onclick: open, onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); } },
+        },
+        h('td', { class: 'num' }, c.revision), h('td', { class: 'mono' }, c.kind),
+        h('td', {}, fmtTime(c.decidedAt)), h('td', {}, c.effectiveAt ? fmtTime(c.effectiveAt) : h('span', { class: 'badge pending' }, 'pending')),
+        h('td', { class: 'num' }, fmtMs(c.lagMs)), h('td', {}, sloBadge(c.sloMet)), h('td', { class: 'num' }, c.rowsRemoved));
+      })),
+    ));
+}
+
+const sloBadge = (met) => met === true ? h('span', { class: 'badge ok' }, 'yes') : met === false ? h('span', { class: 'badge bad' }, 'no') : h('span', { class: 'badge pending' }, '—');
+
+async function openReceipt(s, revision) {
+  const box = panel('receipt');
+  s.receipt = revision;
+  for (const tr of panel('revocations-panel').querySelectorAll('tr[data-revision]')) tr.classList.toggle('selected', Number(tr.dataset.revision) === revision);
+  box.hidden = false;
+  show(box, h('p', { class: 'empty' }, `Loading receipt r${revision}…`));
+  let r;
+  try {
+    r = await s.api(orgPath(`/changes/${revision}`));
+  } catch (e) {
+    show(box, h('p', { class: 'empty error' }, describe(e)));
+    return;
+  }
+  if (s.stopped || s.receipt !== revision) return;
+  const fields = [
+    ['revision', r.revision], ['kind', r.kind], ['direction', r.direction], ['tier', r.tier ?? '—'], ['mode', r.mode],
+    ['status', r.status ?? (r.effectiveAt ? 'effective' : 'pending')],
+    ['decided at', r.decidedAt], ['effective at', r.effectiveAt ?? '—'], ['lag', fmtMs(r.lagMs)],
+    ['SLO', r.sloMs === undefined ? '—' : fmtMs(r.sloMs)], ['SLO met', sloBadge(r.sloMet)],
+    ['rows added', r.rowsAdded], ['rows removed', r.rowsRemoved],
+    ['actor', r.actor ?? '—'], ['request id', r.requestId ?? '—'],
+    ['job', r.job ? `${r.job.id} · ${r.job.scope}${r.job.state ? ` · ${r.job.state}` : ''}` : 'none (applied inline)'],
+  ];
+  show(box,
+    h('div', { class: 'receipt-head' },
+      h('h3', {}, `Receipt r${r.revision}`),
+      h('button', { type: 'button', class: 'quiet small', onclick: () => { s.receipt = null; box.hidden = true; panel('revocations-panel').querySelector('tr.selected')?.classList.remove('selected'); } }, 'Close')),
+    h('dl', {}, fields.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+    r.body === undefined ? null : [h('h4', {}, 'Change as requested'), h('pre', {}, JSON.stringify(r.body, null, 2))],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drift: on load and on demand (it recomputes the organization, so it is not polled).
+
+async function runDrift() {
+  const s = session;
+  if (!s) return;
+  const box = panel('drift-panel').querySelector('.body');
+  const button = $('#drift-run');
+  button.disabled = true;
+  show(box, h('p', { class: 'empty' }, 'Checking…'));
+  try {
+    const d = await s.api(orgPath('/drift'), { method: 'POST', body: { limit: 0 } });
+    if (s.stopped) return;
+    const clean = d.missing === 0 && d.extra === 0;
+    show(box,
+      h('p', { class: `drift-verdict ${clean ? 'ok' : 'bad'}`, 'data-testid': 'drift-verdict' }, clean ? 'In sync' : 'Drift found'),
+      h('dl', { class: 'compact' },
+        h('dt', {}, 'missing rows'), h('dd', { class: 'num' }, d.missing),
+        h('dt', {}, 'extra rows'), h('dd', { class: 'num' }, d.extra),
+        h('dt', {}, 'checked'), h('dd', {}, `${fmtTime(d.checkedAt)}`),
+        d.repairJob ? [h('dt', {}, 'repair job'), h('dd', { class: 'mono' }, d.repairJob)] : null),
+      clean ? null : h('p', { class: 'sub' }, 'The read model differs from the policy. Repair with POST …/drift {"repair": true} (write key).'),
+    );
+  } catch (e) {
+    if (s.stopped) return;
+    failed(box, e, 'drift');
+    setStatus(describe(e), true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Check latency from /metrics (admin keys only).
+
+async function refreshLatency(s) {
+  const box = panel('check-latency-panel').querySelector('.body');
+  if (s.metricsDenied) return;
+  let text;
+  try {
+    text = await s.api('/metrics');
+  } catch (e) {
+    if (s.stopped) return;
+    if (e instanceof ApiProblem && e.status === 403) {
+      s.metricsDenied = true;
+      show(box, h('p', { class: 'empty', 'data-testid': 'metrics-denied' }, 'Metrics need an admin key.'));
+      return; // expected with a write key: not an error for the status line
+    }
+    failed(box, e, 'metrics');
+    throw e;
+  }
+  if (s.stopped) return;
+  const modes = readHistogram(text, 'lockstep_check_seconds', 'consistency');
+  const results = readHistogram(text, 'lockstep_check_seconds', 'result');
+  const allowed = results.get('allowed')?.count ?? 0;
+  const denied = results.get('denied')?.count ?? 0;
+  const rows = [...modes].filter(([, m]) => m.count > 0).sort(([a], [b]) => a.localeCompare(b));
+  show(box,
+    rows.length === 0 ? h('p', { class: 'empty' }, 'No checks served yet.') :
+      h('table', { class: 'grid-table' },
+        h('thead', {}, h('tr', {}, ['consistency', 'checks', 'p50', 'p99', 'mean'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, rows.map(([mode, m]) => h('tr', { 'data-consistency': mode },
+          h('td', { class: 'mono' }, mode), h('td', { class: 'num' }, m.count),
+          h('td', { class: 'num' }, fmtMs(secToMs(quantile(0.5, m.buckets)))),
+          h('td', { class: 'num' }, fmtMs(secToMs(quantile(0.99, m.buckets)))),
+          h('td', { class: 'num' }, fmtMs((m.sum / m.count) * 1000)))))),
+    h('p', { class: 'sub' }, `${allowed} allowed · ${denied} denied · estimates from histogram buckets`),
+  );
+}
+
+const secToMs = (v) => (v === null ? null : v * 1000);
+
+// ---------------------------------------------------------------------------------------------
+
+function init() {
+  $('#login').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const key = $('#key').value.trim();
+    const org = $('#org').value.trim();
+    if (key && org) connect(key, org);
+  });
+  $('#signout').addEventListener('click', () => signOut());
+  $('#drift-run').addEventListener('click', () => void runDrift());
+  const key = sessionStorage.getItem(STORE.key);
+  const org = sessionStorage.getItem(STORE.org);
+  if (org) $('#org').value = org;
+  if (key && org) connect(key, org);
+}
+
+init();

@@ -1,0 +1,134 @@
+/**
+ * The dashboard in a real browser (playwright-core driving Debian's Chromium) against `createApp`
+ * on SQLite: sign in with the admin key, watch every panel fill, revoke a membership through the API
+ * and see its receipt and its point on the revocation lag chart appear. Writes
+ * test-artifacts/dashboard.png.
+ */
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_KEY, ORG, seed, startHarness, type Harness } from '../e2e/harness.ts';
+import { sqliteEngine } from '../helpers/engines.ts';
+import { browserAvailability, launchChromium } from './chromium.ts';
+
+const availability = browserAvailability();
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const org = 'acme';
+const WAIT = { timeout: 10_000 };
+
+describe.skipIf(!availability.run)('dashboard in Chromium', () => {
+  let h: Harness;
+  let browser: Browser;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness(sqliteEngine);
+    await seed(h, org);
+    // A few checks, so the check-latency panel has something to estimate.
+    for (const consistency of ['minimize_latency', 'fully_consistent'] as const) {
+      for (let i = 0; i < 3; i++) {
+        const r = await h.req('POST', `${ORG}/${org}/check`, {
+          body: { subject: 'alice', permission: 'doc.read', resource: 'doc:readme', consistency: { mode: consistency } },
+        });
+        expect(r.status, r.text).toBe(200);
+      }
+    }
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await h?.close();
+  });
+
+  async function open(key: string): Promise<Page> {
+    const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${h.url}/`);
+    await page.getByTestId('key-input').fill(key);
+    await page.getByTestId('org-input').fill(org);
+    await page.getByTestId('connect').click();
+    return page;
+  }
+
+  it('shows lag, queue, drift and latency; a revocation appears as a receipt and a new point on the chart', async () => {
+    const page = await open(ADMIN_KEY);
+
+    // Every panel fills from the API.
+    const grantPoints = page.getByTestId('lag-chart-grant').locator('circle.point');
+    const revokePoints = page.getByTestId('lag-chart-revoke').locator('circle.point');
+    await expect.poll(() => grantPoints.count(), WAIT).toBeGreaterThan(0);
+    await page.getByTestId('revocations-panel').getByText('No revocations yet.').waitFor(WAIT);
+    await page.getByTestId('slo-report').locator('table tbody tr').first().waitFor(WAIT);
+    await page.getByTestId('drift-verdict').getByText('In sync').waitFor(WAIT);
+    await page.getByTestId('check-latency-panel').locator('tr[data-consistency="minimize_latency"]').waitFor(WAIT);
+    await page.getByTestId('check-latency-panel').locator('tr[data-consistency="fully_consistent"]').waitFor(WAIT);
+    await page.getByTestId('jobs-panel').locator('.chips').waitFor(WAIT);
+    expect(await page.getByTestId('status').textContent()).toMatch(/^Live/);
+    const before = await revokePoints.count();
+    expect(before).toBe(0);
+    // The key lives in this tab's sessionStorage, nowhere else.
+    expect(await page.evaluate(() => Object.values(sessionStorage))).toContain(ADMIN_KEY);
+    expect(await page.evaluate(() => Object.values(localStorage))).not.toContain(ADMIN_KEY);
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+
+    // Revoke through the API, not the page.
+    const del = await h.req('DELETE', `${ORG}/${org}/groups/eng/members/alice`);
+    expect(del.status, del.text).toBe(204);
+    const revision = Number(del.headers.get('lockstep-revision'));
+    expect(revision).toBeGreaterThan(0);
+
+    const row = page.getByTestId('revocations-table').locator(`tr[data-revision="${revision}"]`);
+    await row.waitFor(WAIT);
+    await expect.poll(() => revokePoints.count(), WAIT).toBeGreaterThan(before);
+    await page.getByTestId('lag-chart-revoke').locator(`circle.point[data-revision="${revision}"]`).waitFor({ state: 'attached', ...WAIT });
+
+    // The row and the full receipt agree with the API's receipt.
+    const receipt = (await h.req('GET', `${ORG}/${org}/changes/${revision}`)).json;
+    expect(receipt).toMatchObject({ revision, direction: 'revoke' });
+    const cells = await row.locator('td').allTextContents();
+    expect(cells[0]).toBe(String(revision));
+    expect(cells[1]).toBe(receipt.kind);
+    expect(cells[6]).toBe(String(receipt.rowsRemoved));
+    await row.click();
+    const detail = page.getByTestId('receipt');
+    await detail.getByText(`Receipt r${revision}`).waitFor(WAIT);
+    await expect.poll(() => detail.textContent(), WAIT).toContain(receipt.kind);
+    expect(await detail.textContent()).toContain(receipt.requestId);
+    expect(await detail.textContent()).toContain(receipt.decidedAt);
+
+    // Drift on demand.
+    await page.getByTestId('drift-run').click();
+    await page.getByTestId('drift-verdict').getByText('In sync').waitFor(WAIT);
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('with a write key: everything but metrics, which say they need an admin key', async () => {
+    const page = await open(await h.key('write', org));
+    await page.getByTestId('metrics-denied').getByText('Metrics need an admin key.').waitFor(WAIT);
+    await expect.poll(() => page.getByTestId('lag-chart-grant').locator('circle.point').count(), WAIT).toBeGreaterThan(0);
+    await expect.poll(() => page.getByTestId('status').textContent(), WAIT).toMatch(/^Live/);
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('a key of another organization shows the API problem in the status line', async () => {
+    const page = await open(await h.key('write', 'other'));
+    await expect.poll(() => page.getByTestId('status').textContent(), WAIT).toContain('FORBIDDEN: this API key belongs to another organization');
+    await page.context().close();
+  });
+
+  it('a wrong key goes back to the sign-in form with the problem shown', async () => {
+    const page = await open('lsk_nope_nope');
+    await page.getByTestId('login').waitFor({ state: 'visible', ...WAIT });
+    await expect.poll(() => page.getByTestId('status').textContent(), WAIT).toContain('UNAUTHENTICATED');
+    expect(await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.endsWith('.key')))).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+});
