@@ -7,18 +7,21 @@ import { applyPolicyFile, OBJECT_KINDS, type ApplyReport } from '../policy-file/
 import { readPolicyFile } from '../policy-file/parse.ts';
 import { addDbOptions, withStore, type DbOptions } from './database.ts';
 import { createProgress } from './progress.ts';
+import { createWorker } from '../propagation/worker.ts';
 
 interface ApplyOptions extends DbOptions {
   file: string;
+  /** false with --no-wait */
+  wait?: boolean;
   dryRun?: boolean;
   json?: boolean;
 }
 
-export function formatReport(r: ApplyReport, seconds: number): string {
+export function formatReport(r: ApplyReport, seconds: number, leftPending = true): string {
   const lines = [
     `${r.dryRun ? 'dry run of' : 'applied'} ${r.file}: ${r.writes} writes, ${r.changed} changed, in ${seconds.toFixed(2)} s${r.dryRun ? ' (rolled back: nothing was written)' : ''}`,
   ];
-  if (r.pending > 0) {
+  if (r.pending > 0 && leftPending) {
     lines.push(
       `${r.pending} of them grant asynchronously: propagation is pending until a worker (lockstep serve) runs the queued jobs;` +
         ' fully_consistent checks see them now',
@@ -38,10 +41,12 @@ export function formatReport(r: ApplyReport, seconds: number): string {
 async function apply(opts: ApplyOptions) {
   const file = await readPolicyFile(opts.file);
   const started = performance.now();
-  const report = await withStore(opts, async (_db, lockstep) => {
+  let propagated = 0;
+  const report = await withStore(opts, async (db, lockstep, config) => {
     const progress = createProgress(file.writes);
+    let r: ApplyReport;
     try {
-      return await applyPolicyFile(lockstep, file, {
+      r = await applyPolicyFile(lockstep, file, {
         dryRun: opts.dryRun === true,
         ctx: { actor: 'cli:apply' },
         onProgress: (done, total) => progress.update(done, total),
@@ -49,9 +54,16 @@ async function apply(opts: ApplyOptions) {
     } finally {
       progress.stop();
     }
+    // Asynchronous grants were committed with their jobs; unless told otherwise, run those jobs
+    // here so the read model is current when apply returns (a running server's workers would too).
+    if (!r.dryRun && r.pending > 0 && opts.wait !== false) {
+      propagated = await createWorker({ db, batchSize: config.batchSize, verify: config.verify }).drain();
+    }
+    return r;
   });
   const seconds = (performance.now() - started) / 1000;
-  process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report, seconds)}\n`);
+  const waited = propagated > 0 ? `\npropagated the pending grants: ${propagated} reconciliation jobs run` : '';
+  process.stdout.write(opts.json ? `${JSON.stringify({ ...report, jobsRun: propagated }, null, 2)}\n` : `${formatReport(report, seconds, opts.wait === false)}${waited}\n`);
 }
 
 export function registerApply(program: Command) {
@@ -61,6 +73,7 @@ export function registerApply(program: Command) {
       .description('Apply a declarative policy file (YAML) in one transaction; additive and idempotent')
       .requiredOption('-f, --file <path>', 'the policy file (see docs/policy-file.md)')
       .option('--dry-run', 'validate and apply in a transaction that is rolled back; report what would change')
-      .option('--json', 'print the report as JSON'),
+      .option('--json', 'print the report as JSON')
+      .option('--no-wait', 'leave asynchronous grants to the workers instead of propagating them before exiting'),
   ).action(apply);
 }

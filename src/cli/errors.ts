@@ -18,6 +18,7 @@ export const EXIT = {
   CYCLE: 7,
   DEPTH_EXCEEDED: 8,
   UNAVAILABLE: 9,
+  DRIFT: 10,
 } as const;
 
 const BY_CODE: Record<ErrorCode, number> = {

@@ -10,6 +10,10 @@ import { reportError } from './errors.ts';
 import { registerKeys } from './keys.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerServe } from './serve.ts';
+import { registerWorker } from './worker.ts';
+import { registerJobs } from './jobs.ts';
+import { registerDrift } from './drift.ts';
+import { registerAudit } from './audit.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -25,6 +29,10 @@ export function createProgram(): Command {
   registerApply(program);
   registerCheck(program);
   registerKeys(program);
+  registerWorker(program);
+  registerJobs(program);
+  registerDrift(program);
+  registerAudit(program);
   return program;
 }
 

@@ -12,11 +12,19 @@ export interface Progress {
   stop(): void;
 }
 
-export function createProgress(total: number, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (total < PROGRESS_THRESHOLD) return { update() {}, stop() {} };
+export interface ProgressLabels {
+  label?: string;
+  unit?: string;
+  threshold?: number;
+}
+
+export function createProgress(total: number, stream: NodeJS.WriteStream = process.stderr, labels: ProgressLabels = {}): Progress {
+  const label = labels.label ?? 'apply';
+  const unit = labels.unit ?? 'writes';
+  if (total < (labels.threshold ?? PROGRESS_THRESHOLD)) return { update() {}, stop() {} };
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
-      { format: 'apply [{bar}] {percentage}% | {value}/{total} writes | eta {eta_formatted}', stream, hideCursor: true, clearOnComplete: true },
+      { format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | eta {eta_formatted}`, stream, hideCursor: true, clearOnComplete: true },
       cliProgress.Presets.shades_classic,
     );
     bar.start(total, 0);
@@ -27,7 +35,7 @@ export function createProgress(total: number, stream: NodeJS.WriteStream = proce
     update(done) {
       if (done * 10 < nextTenth * total) return;
       while (done * 10 >= nextTenth * total) nextTenth++;
-      stream.write(`apply: ${done}/${total} writes (${Math.floor((done * 100) / total)}%)\n`);
+      stream.write(`${label}: ${done}/${total} ${unit} (${Math.floor((done * 100) / total)}%)\n`);
     },
     stop() {},
   };

@@ -1,0 +1,61 @@
+/**
+ * `lockstep drift --org ORG [--repair]`: recompute the organization from scratch and report every
+ * read-model row that differs; `--repair` queues a priority organization job and runs it here,
+ * through the same batch machinery the workers use, with progress.
+ */
+import type { Command } from 'commander';
+import { createWorker } from '../propagation/worker.ts';
+import { addDbOptions, withStore, type DbOptions } from './database.ts';
+import { createProgress, type Progress } from './progress.ts';
+import { EXIT } from './errors.ts';
+
+interface DriftOptions extends DbOptions {
+  org: string;
+  repair?: boolean;
+  limit?: string;
+  json?: boolean;
+}
+
+export function registerDrift(program: Command) {
+  addDbOptions(
+    program
+      .command('drift')
+      .description('Audit the read model against the policy; --repair fixes it through a reconciliation job')
+      .requiredOption('--org <org>', 'organization id')
+      .option('--repair', 'queue an organization job and run it to completion')
+      .option('--limit <n>', 'differing rows to list of each kind (default 100; 0: counts only)')
+      .option('--json', 'print JSON'),
+  ).action(async (opts: DriftOptions) => {
+    const limit = opts.limit === undefined ? 100 : Number(opts.limit);
+    const result = await withStore(opts, async (db, ls, config) => {
+      const report = await ls.auditDrift(opts.org, { repair: opts.repair === true, limit });
+      if (!report.repairJob) return { report, after: null };
+      let progress: Progress | undefined;
+      let done = 0;
+      const worker = createWorker({
+        db,
+        batchSize: config.batchSize,
+        onEvent: (e) => {
+          if (e.type !== 'batch' || e.job.id !== report.repairJob) return;
+          const total = Math.max(e.job.total_members ?? 1, 1);
+          progress ??= createProgress(total, process.stderr, { label: 'repair', unit: 'subjects', threshold: 1 });
+          done += e.members;
+          progress.update(Math.min(done, total), total);
+        },
+      });
+      await worker.drain();
+      progress?.stop();
+      return { report, after: await ls.auditDrift(opts.org, { limit: 0 }) };
+    });
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    } else {
+      const r = result.report;
+      process.stdout.write(`organization ${r.org} at ${r.checkedAt}: ${r.missing} missing rows, ${r.extra} extra rows\n`);
+      for (const row of r.rows.missing) process.stdout.write(`  missing  ${row.subject}  ${row.role} on ${row.resource}  (assignment ${row.assignment}${row.group ? `, group ${row.group}` : ''})\n`);
+      for (const row of r.rows.extra) process.stdout.write(`  extra    ${row.subject}  ${row.role} on ${row.resource}  (assignment ${row.assignment}${row.group ? `, group ${row.group}` : ''})\n`);
+      if (result.after) process.stdout.write(`repaired by ${r.repairJob}: now ${result.after.missing} missing, ${result.after.extra} extra\n`);
+    }
+    if ((result.after ?? result.report).missing + (result.after ?? result.report).extra > 0) process.exitCode = EXIT.DRIFT;
+  });
+}

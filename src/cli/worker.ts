@@ -1,0 +1,79 @@
+/**
+ * `lockstep worker`: a reconciliation worker process. Any number share a PostgreSQL queue (claims
+ * with FOR UPDATE SKIP LOCKED, one owner per job by lease); on SQLite `serve` runs the worker itself.
+ * Stops after the current batch on SIGINT / SIGTERM; the lease of an unfinished job lapses and
+ * another worker resumes it at its checkpoint.
+ */
+import type { Command } from 'commander';
+import { createLogger } from '../api/logger.ts';
+import { createWorker, type WorkerEvent } from '../propagation/worker.ts';
+import { addDbOptions, configFor, openStore, type DbOptions } from './database.ts';
+import { UsageError } from './errors.ts';
+
+interface WorkerOptions extends DbOptions {
+  batchSize?: string;
+  leaseMs?: string;
+  pollMs?: string;
+  drain?: boolean;
+}
+
+const int = (name: string, v: string | undefined, min: number, max: number) => {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`--${name} must be an integer ${min}-${max}, got '${v}'`);
+  return Number(v);
+};
+
+async function work(opts: WorkerOptions) {
+  const config = configFor(opts);
+  const logger = createLogger(config.logLevel);
+  const db = openStore(config, opts);
+  await db.migrate();
+  const batchSize = int('batch-size', opts.batchSize, 1, 100_000) ?? config.batchSize;
+  const leaseMs = int('lease-ms', opts.leaseMs, 100, 600_000);
+  const pollMs = int('poll-ms', opts.pollMs, 10, 600_000);
+  const worker = createWorker({
+    db,
+    batchSize,
+    verify: config.verify,
+    ...(leaseMs === undefined ? {} : { leaseMs }),
+    ...(pollMs === undefined ? {} : { pollMs }),
+    onEvent: (e: WorkerEvent) => {
+      const job = { id: e.job.id, scope: e.job.scope, org: e.job.org_id };
+      if (e.type === 'batch') logger.debug({ job, members: e.members, added: e.added, removed: e.removed }, 'reconcile batch');
+      else if (e.type === 'failed') logger.warn({ job, err: e.error, state: e.state }, 'reconcile batch failed');
+      else logger.info({ job }, `job ${e.type}`);
+    },
+  });
+  logger.info({ owner: worker.owner, database: db.description, batchSize }, 'worker started');
+  if (opts.drain) {
+    const n = await worker.drain();
+    logger.info({ jobs: n }, 'queue drained');
+    await db.close();
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      logger.info('stopping after the current batch');
+      worker.stop().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    worker.start();
+  });
+  await db.close();
+}
+
+export function registerWorker(program: Command) {
+  addDbOptions(
+    program
+      .command('worker')
+      .description('Run a reconciliation worker (several may share a PostgreSQL queue)')
+      .option('--batch-size <n>', 'subjects per batch (default: $LOCKSTEP_BATCH_SIZE or 100)')
+      .option('--lease-ms <ms>', 'job lease, renewed by heartbeat (default 15000)')
+      .option('--poll-ms <ms>', 'idle poll interval; PostgreSQL NOTIFY wakes it sooner (default 1000)')
+      .option('--drain', 'run until the queue is empty, then exit'),
+  ).action(work);
+}
