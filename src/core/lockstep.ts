@@ -3,7 +3,7 @@
  * `createLockstep(db)` is what the HTTP API, the CLI and the tests drive.
  */
 import { randomBytes } from 'node:crypto';
-import { notFound } from '../domain/errors.ts';
+import { LockstepError, notFound } from '../domain/errors.ts';
 import { parseAssignmentId, parseOrgId, parseSubjectId, tierOfRank, type EffectiveRow, type Direction } from '../domain/model.ts';
 import { createChecks } from '../check/check.ts';
 import { DEFAULT_POLICY, parsePolicy } from '../domain/propagation.ts';
@@ -16,6 +16,14 @@ import { createAccessCommands } from '../policy/access-commands.ts';
 import { createDirectoryCommands } from '../policy/directory-commands.ts';
 import type { Database, Sql } from '../storage/database.ts';
 import type { Assignment, Change, Job, Lockstep, LockstepOptions, Organization, Subject } from './types.ts';
+
+/** Turns a NOT_FOUND into `empty` (malformed input still fails). */
+const emptyIfMissing =
+  <T,>(empty: T) =>
+  (e: unknown): T => {
+    if (e instanceof LockstepError && e.code === 'NOT_FOUND') return empty;
+    throw e;
+  };
 
 const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 function toJob(r: JobRow): Job {
@@ -126,18 +134,18 @@ export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockst
       const org = parseOrgId(orgIn);
       const t = parseAt(at);
       await requireOrg(org);
-      const r = await atTime(db, replayEngine, org, t, (h) => h.subjectEffective(org, subject));
-      if (r.result === null) throw notFound('id', 'subject', subject);
-      return { revision: r.revision, at: new Date(t).toISOString(), permissions: r.result.permissions };
+      // A subject that did not exist at T could do nothing then.
+      const r = await atTime(db, replayEngine, org, t, (h) => h.subjectEffective(org, subject).catch(emptyIfMissing({ revision: 0, permissions: [] })));
+      return { revision: r.revision, at: new Date(t).toISOString(), permissions: r.result?.permissions ?? [] };
     },
 
     async resourceAccessAt(orgIn, resource, permission, at) {
       const org = parseOrgId(orgIn);
       const t = parseAt(at);
       await requireOrg(org);
-      const r = await atTime(db, replayEngine, org, t, (h) => h.resourceAccess(org, resource, permission));
-      if (r.result === null) throw notFound('resource', 'resource', resource);
-      return { revision: r.revision, at: new Date(t).toISOString(), subjects: r.result.subjects };
+      // Nobody could do a permission that did not exist at T on a resource that did not exist at T.
+      const r = await atTime(db, replayEngine, org, t, (h) => h.resourceAccess(org, resource, permission).catch(emptyIfMissing({ revision: 0, subjects: [] })));
+      return { revision: r.revision, at: new Date(t).toISOString(), subjects: r.result?.subjects ?? [] };
     },
 
     async readModel(orgIn) {
