@@ -181,6 +181,8 @@ async function refreshJobs(s) {
   );
 }
 
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
 function jobRow(j) {
   const { done, total } = j.progress ?? { done: 0, total: null };
   const pct = total ? Math.min(100, (100 * done) / total) : j.state === 'done' ? 100 : 0;
@@ -191,8 +193,8 @@ function jobRow(j) {
     h('td', {}, h('div', { class: 'mono' }, j.scope), h('div', { class: 'sub' }, `${j.direction} · r${j.targetRevision} · ${when}`)),
     h('td', {}, h('span', { class: `badge ${j.state}` }, j.state)),
     h('td', { class: 'progress-cell' },
-      h('div', { class: `bar${total === null && ACTIVE.includes(j.state) ? ' indeterminate' : ''}`, role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': total ?? undefined, 'aria-valuenow': done }, fill),
-      h('div', { class: 'sub' }, `${done} / ${total ?? '?'} subjects · ${j.batches} batches`)),
+      h('div', { class: `bar${total === null && j.state === 'running' ? ' indeterminate' : ''}`, role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': total ?? undefined, 'aria-valuenow': done }, fill),
+      h('div', { class: 'sub' }, `${done} / ${total ?? '?'} subjects · ${plural(j.batches, 'batch', 'batches')}`)),
     h('td', { class: 'num' }, `+${j.rowsAdded} −${j.rowsRemoved}`),
     h('td', { class: 'num', title: j.lastError ?? '' }, j.attempts, j.lastError ? h('div', { class: 'sub error' }, j.lastError) : null),
   );
@@ -327,12 +329,11 @@ async function refreshLatency(s) {
   show(box,
     rows.length === 0 ? h('p', { class: 'empty' }, 'No checks served yet.') :
       h('table', { class: 'grid-table' },
-        h('thead', {}, h('tr', {}, ['consistency', 'checks', 'p50', 'p99', 'mean'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('thead', {}, h('tr', {}, ['consistency', 'checks', 'p50', 'p99'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, rows.map(([mode, m]) => h('tr', { 'data-consistency': mode },
           h('td', { class: 'mono' }, mode), h('td', { class: 'num' }, m.count),
           h('td', { class: 'num' }, fmtMs(secToMs(quantile(0.5, m.buckets)))),
-          h('td', { class: 'num' }, fmtMs(secToMs(quantile(0.99, m.buckets)))),
-          h('td', { class: 'num' }, fmtMs((m.sum / m.count) * 1000)))))),
+          h('td', { class: 'num', title: `mean ${fmtMs((m.sum / m.count) * 1000)}` }, fmtMs(secToMs(quantile(0.99, m.buckets)))))))),
     h('p', { class: 'sub' }, `${allowed} allowed · ${denied} denied · estimates from histogram buckets`),
   );
 }

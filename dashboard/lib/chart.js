@@ -24,13 +24,9 @@ export function lagChart(points, slos, opts) {
   const top = Math.max(yv(1000), ...pts.map((p) => yv(p.lagMs)), ...slos.map((l) => yv(l.sloMs))) * 1.08;
   const y = (ms) => M.top + ph - (yv(ms) / top) * ph;
 
-  let t0 = pts.length ? pts[0].t : opts.now - 60_000;
-  let t1 = pts.length ? pts[pts.length - 1].t : opts.now;
-  if (t1 - t0 < 10_000) {
-    const mid = (t0 + t1) / 2;
-    t0 = mid - 5_000;
-    t1 = mid + 5_000;
-  }
+  // Time runs up to now, so the chart moves while nothing happens and pending points keep rising.
+  const t1 = Math.max(opts.now, pts.length ? pts[pts.length - 1].t : 0);
+  const t0 = Math.min(pts.length ? pts[0].t : t1, t1 - 30_000);
   const x = (t) => M.left + ((t - t0) / (t1 - t0)) * pw;
 
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'lag', 'aria-label': opts.label, 'data-points': pts.length });
@@ -50,11 +46,16 @@ export function lagChart(points, slos, opts) {
   svg.append(s('line', { class: 'axis', x1: M.left, x2: M.left, y1: M.top, y2: M.top + ph }));
   svg.append(s('line', { class: 'axis', x1: M.left, x2: W - M.right, y1: M.top + ph, y2: M.top + ph }));
 
-  // SLO lines, labelled at the right end.
-  for (const l of slos) {
+  // SLO lines, labelled at the right end: above the line, or below it when that would overlap the
+  // label of the line just above.
+  let lastLabelY = -Infinity;
+  for (const l of [...slos].sort((a, b) => b.sloMs - a.sloMs)) {
+    const ly = y(l.sloMs);
+    const labelY = ly - 4 - lastLabelY < 11 ? ly + 11 : ly - 4;
+    lastLabelY = labelY;
     svg.append(
-      s('line', { class: 'slo', x1: M.left, x2: W - M.right, y1: y(l.sloMs), y2: y(l.sloMs), 'data-slo-ms': l.sloMs }),
-      s('text', { class: 'slo-label', x: W - M.right - 4, y: y(l.sloMs) - 4, 'text-anchor': 'end' }, l.label),
+      s('line', { class: 'slo', x1: M.left, x2: W - M.right, y1: ly, y2: ly, 'data-slo-ms': l.sloMs }),
+      s('text', { class: 'slo-label', x: W - M.right - 4, y: labelY, 'text-anchor': 'end' }, l.label),
     );
   }
 
@@ -63,9 +64,15 @@ export function lagChart(points, slos, opts) {
     return svg;
   }
 
-  svg.append(s('polyline', { class: 'line', points: pts.map((p) => `${x(p.t).toFixed(1)},${y(p.lagMs).toFixed(1)}`).join(' ') }));
+  // One line per tier: tiers have different SLOs (and often modes), so joining them would zigzag.
+  const tiers = new Map();
+  for (const p of pts) tiers.set(p.tier ?? '', [...(tiers.get(p.tier ?? '') ?? []), p]);
+  for (const [tier, series] of tiers) {
+    if (series.length < 2) continue;
+    svg.append(s('polyline', { class: `line tier-${tier || 'none'}`, points: series.map((p) => `${x(p.t).toFixed(1)},${y(p.lagMs).toFixed(1)}`).join(' ') }));
+  }
   for (const p of pts) {
-    const cls = p.pending ? 'pending' : p.sloMet === false ? 'missed' : 'met';
+    const cls = `${p.pending ? 'pending ' : ''}${p.sloMet === false ? 'missed' : 'met'}`;
     const tip = `r${p.revision} ${p.kind}${p.tier ? ` (${p.tier})` : ''}: ${p.pending ? 'pending for ' : ''}${fmtMs(p.lagMs)}` +
       (p.sloMs !== null && p.sloMs !== undefined ? ` — SLO ${fmtMs(p.sloMs)}` : '');
     svg.append(s('circle', { class: `point ${cls}`, cx: x(p.t).toFixed(1), cy: y(p.lagMs).toFixed(1), r: 4, 'data-revision': p.revision }, s('title', {}, tip)));

@@ -19,9 +19,9 @@ export const CHROMIUM_ARGS = [
 export type BrowserAvailability = { run: true } | { run: false; reason: string };
 
 /** Whether the browser suites run; throws when they must and cannot. */
-export function browserAvailability(): BrowserAvailability {
-  if (existsSync(CHROMIUM_PATH)) return { run: true };
-  const reason = `${CHROMIUM_PATH} is missing (apt-get install -y chromium)`;
+export function browserAvailability(path: string = CHROMIUM_PATH): BrowserAvailability {
+  if (existsSync(path)) return { run: true };
+  const reason = `${path} is missing (apt-get install -y chromium)`;
   if (process.env.LOCKSTEP_REQUIRE_BROWSER === '1') {
     throw new Error(`A browser is required (LOCKSTEP_REQUIRE_BROWSER=1) but ${reason}`);
   }
