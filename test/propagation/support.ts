@@ -169,3 +169,14 @@ export interface BatchRow {
   started_at: number;
   committed_at: number;
 }
+
+/** Drops a schema (after its pool was closed elsewhere, e.g. by `app.stop()`). */
+export async function dropSchema(schema: string) {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
