@@ -15,7 +15,7 @@ import type { Lockstep, WriteContext, WriteResult } from '../core/types.ts';
 import { formatPath, type Path, type Segment } from './path.ts';
 import type { OrganizationSpec, PolicyFile } from './parse.ts';
 
-export const OBJECT_KINDS = ['organizations', 'permissions', 'roles', 'resources', 'subjects', 'groups', 'memberships', 'assignments'] as const;
+export const OBJECT_KINDS = ['organizations', 'propagation', 'permissions', 'roles', 'resources', 'subjects', 'groups', 'memberships', 'assignments'] as const;
 export type ObjectKind = (typeof OBJECT_KINDS)[number];
 
 export interface KindCounts {
@@ -100,6 +100,9 @@ async function applyOrganization(ls: Lockstep, file: PolicyFile, org: Organizati
   };
 
   await write('organizations', org.path, () => ls.putOrganization(org.id, { name: org.name }, ctx));
+  // The policy first, so that the file's own writes propagate as it says.
+  const policy = org.propagation;
+  if (policy) await write('propagation', [...org.path, 'propagation'], () => ls.putPropagationPolicy(org.id, policy, ctx));
   for (const p of org.permissions) await write('permissions', p.path, () => ls.putPermission(org.id, p.slug, { risk: p.risk }, ctx));
   for (const r of org.roles) await write('roles', r.path, () => ls.putRole(org.id, r.slug, { permissions: r.permissions }, ctx), index(/^permissions\[(\d+)\]$/));
   for (const r of org.resources) await write('resources', r.path, () => ls.putResource(org.id, r.type, r.id, { parent: r.parent }, ctx));

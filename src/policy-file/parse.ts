@@ -23,6 +23,7 @@ import {
   type SubjectKind,
 } from '../domain/model.ts';
 import { formatPath, lineOf, type Path } from './path.ts';
+import { DEFAULT_POLICY, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
 import { sortResources } from './topo.ts';
 
 export interface Located {
@@ -39,6 +40,8 @@ export interface AssignmentSpec extends Located { principal: string; role: strin
 export interface OrganizationSpec extends Located {
   id: string;
   name: string | null;
+  /** Replaces the organization's propagation policy when given (settings left out take the default). */
+  propagation: PropagationPolicy | null;
   permissions: PermissionSpec[];
   roles: RoleSpec[];
   /** Parents before children. */
@@ -63,7 +66,7 @@ export interface Problem {
 }
 
 const MAX_PROBLEMS = 50;
-const ORG_KEYS = ['name', 'permissions', 'roles', 'resources', 'subjects', 'groups', 'assignments'];
+const ORG_KEYS = ['name', 'propagation', 'permissions', 'roles', 'resources', 'subjects', 'groups', 'assignments'];
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -148,9 +151,23 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
         path: op,
         id,
         name: stringOrNull([...op, 'name'], body.name, 'name'),
+        propagation: body.propagation === undefined ? null : parsePropagation([...op, 'propagation'], body.propagation),
         ...parseAccess(op, body),
         ...parseDirectory(op, body),
       });
+    }
+  }
+
+  /** The organization's propagation policy, validated by the same parser as the HTTP route. */
+  function parsePropagation(path: Path, v: unknown): PropagationPolicy | null {
+    try {
+      return parsePolicy(v, DEFAULT_POLICY, 'propagation');
+    } catch (e) {
+      if (!(e instanceof LockstepError)) throw e;
+      // The parser names 'propagation.grant.high.mode'; locate it under the organization.
+      const sub = (e.field ?? 'propagation').split('.').slice(1);
+      problem([...path, ...sub], e.message);
+      return null;
     }
   }
 
@@ -228,7 +245,7 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
   if (problems.length > 0) throw policyFileError(source, problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
   const writes = organizations.reduce(
     (n, o) =>
-      n + 1 + o.permissions.length + o.roles.length + o.resources.length + o.subjects.length + o.groups.length +
+      n + 1 + (o.propagation ? 1 : 0) + o.permissions.length + o.roles.length + o.resources.length + o.subjects.length + o.groups.length +
       o.groups.reduce((m, g) => m + g.members.length, 0) + o.assignments.length,
     0,
   );

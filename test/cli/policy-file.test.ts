@@ -123,3 +123,33 @@ describe('progress', () => {
     expect(big.lines[9]).toBe('apply: 2500/2500 writes (100%)\n');
   });
 });
+
+describe('propagation policy in a policy file', () => {
+  it('is validated with its path and applied before the objects, so they propagate as it says', async () => {
+    const bad = problemsOf(['organizations:', '  acme:', '    propagation:', '      grant: { high: { mode: later } }'].join('\n'));
+    expect(bad).toEqual([{ path: 'organizations.acme.propagation.grant.high.mode', line: expect.any(Number), message: expect.stringContaining("'sync' or 'async'") }]);
+
+    const text = [
+      'organizations:',
+      '  acme:',
+      '    propagation: { grant: { standard: { mode: sync } }, inlineBudget: 500 }',
+      '    permissions: { doc.read: standard }',
+      '    roles: { reader: [doc.read] }',
+      '    resources: { "doc:1": null }',
+      '    subjects: [{ id: ann, kind: user }]',
+      '    groups: [{ id: team, members: [ann] }]',
+      '    assignments: [{ principal: "group:team", role: reader, resource: "doc:1" }]',
+    ].join('\n');
+    const db = openSqlite(':memory:');
+    await db.migrate();
+    const ls = createLockstep(db);
+    const report = await applyPolicyFile(ls, parsePolicyFile(text));
+    expect(report.pending).toBe(0); // standard grants made sync by the file's own policy
+    expect(report.organizations[0]!.counts.propagation).toEqual({ created: 0, updated: 1, unchanged: 0 });
+    expect(await ls.getPropagationPolicy('acme')).toMatchObject({ custom: true, policy: { grant: { standard: { mode: 'sync' } }, inlineBudget: 500 } });
+    expect((await ls.check('acme', { subject: 'ann', permission: 'doc.read', resource: 'doc:1' })).allowed).toBe(true);
+    const again = await applyPolicyFile(ls, parsePolicyFile(text));
+    expect(again.changed).toBe(0);
+    await db.close();
+  });
+});
