@@ -158,6 +158,22 @@ export async function retryJob(db: Database, jobId: string, now: number): Promis
   return normalize(row);
 }
 
+/**
+ * Deletes done jobs (and their batch logs) finished before `before`, at most `limit` per call.
+ * Receipts keep naming the job and its scope; only its state and progress are forgotten.
+ */
+export async function pruneDoneJobs(db: Database, before: number, limit = 1000): Promise<number> {
+  return db.transaction(async (tx) => {
+    const ids = (await tx.all<{ id: string }>(`SELECT id FROM jobs WHERE state = 'done' AND finished_at < $1 ORDER BY finished_at LIMIT $2`, [before, limit])).map(
+      (r) => r.id,
+    );
+    if (ids.length === 0) return 0;
+    const marks = ids.map((_, i) => `$${i + 1}`).join(', ');
+    await tx.run(`DELETE FROM job_batches WHERE job_id IN (${marks})`, ids);
+    return tx.run(`DELETE FROM jobs WHERE id IN (${marks})`, ids);
+  });
+}
+
 export async function listJobs(db: Sql, opts: { org?: string; states?: readonly JobState[]; limit?: number } = {}): Promise<JobRow[]> {
   const states = opts.states ?? JOB_STATES;
   const marks = states.map((_, i) => `$${i + 3}`).join(', ');

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { VerifyMode } from '../domain/model.ts';
 import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { claimJob, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, type JobRow, type RetryPolicy } from './queue.ts';
+import { claimJob, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, pruneDoneJobs, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch } from './reconcile.ts';
 import { JOBS_CHANNEL } from '../policy/write.ts';
 
@@ -25,6 +25,8 @@ export interface WorkerOptions {
   now?: () => number;
   metrics?: Metrics | undefined;
   onEvent?: (e: WorkerEvent) => void;
+  /** Done jobs are deleted this long after they finish (default 24 h; 0 keeps them). */
+  retentionMs?: number;
 }
 
 export type WorkerEvent =
@@ -65,6 +67,14 @@ export function createWorker(opts: WorkerOptions): Worker {
   let wakeUp: (() => void) | undefined;
   let woken = false;
   let unlisten: Promise<() => Promise<void>> | undefined;
+  const retentionMs = opts.retentionMs ?? 24 * 3600 * 1000;
+  let lastPrune = 0;
+  /** At most once a minute, while idle: done jobs past retention go (the queue table stays small). */
+  async function pruneIfDue() {
+    if (retentionMs <= 0 || now() - lastPrune < 60_000) return;
+    lastPrune = now();
+    await pruneDoneJobs(opts.db, now() - retentionMs).catch(() => 0);
+  }
 
   async function runOne(): Promise<boolean> {
     const job = await claimJob(opts.db, owner, now(), leaseMs);
@@ -127,6 +137,7 @@ export function createWorker(opts: WorkerOptions): Worker {
             worked = false;
           }
           if (worked || !running) continue;
+          await pruneIfDue();
           if (woken) {
             woken = false;
             continue;
