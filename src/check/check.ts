@@ -94,8 +94,6 @@ const CHECK = (hit: string) => `
    WHERE o.id = $1`;
 const CHECK_READ_MODEL = CHECK(CANDIDATE);
 const CHECK_SOURCE = CHECK(SOURCE);
-/** Exposed for `EXPLAIN` in diagnostics and benchmarks. */
-export const CHECK_SQL = { readModel: CHECK_READ_MODEL, source: CHECK_SOURCE } as const;
 
 interface CheckRow {
   revision: number;

@@ -14,6 +14,7 @@ import { registerWorker } from './worker.ts';
 import { registerJobs } from './jobs.ts';
 import { registerDrift } from './drift.ts';
 import { registerAudit } from './audit.ts';
+import { registerBench } from './bench.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -33,6 +34,7 @@ export function createProgram(): Command {
   registerJobs(program);
   registerDrift(program);
   registerAudit(program);
+  registerBench(program);
   return program;
 }
 

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LockstepError, notFound } from '../domain/errors.ts';
-import { parseAssignmentId, parseOrgId, parseSubjectId, tierOfRank, type EffectiveRow, type Direction } from '../domain/model.ts';
+import { parseAssignmentId, parseOrgId, parseSubjectId, type EffectiveRow } from '../domain/model.ts';
 import { createChecks } from '../check/check.ts';
 import { DEFAULT_POLICY, parsePolicy } from '../domain/propagation.ts';
 import { NO_CHANGE, runWrite } from '../policy/write.ts';
@@ -15,7 +15,7 @@ import { enqueueJob, listJobs, retryJob, type JobRow } from '../propagation/queu
 import { createAccessCommands } from '../policy/access-commands.ts';
 import { createDirectoryCommands } from '../policy/directory-commands.ts';
 import type { Database, Sql } from '../storage/database.ts';
-import type { Assignment, Change, Job, Lockstep, LockstepOptions, Organization, Subject } from './types.ts';
+import type { Assignment, Job, Lockstep, LockstepOptions, Organization, Subject } from './types.ts';
 
 /** Turns a NOT_FOUND into `empty` (malformed input still fails). */
 const emptyIfMissing =
@@ -66,7 +66,6 @@ function joined(db: Database, tx: Sql): Database {
 }
 
 const defaultId = () => randomBytes(12).toString('base64url');
-const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockstep {
   const now = opts.now ?? Date.now;

@@ -41,10 +41,6 @@ export async function maxRiskOfRoles(tx: Sql, roleSelect: string, params: readon
   return row?.r ?? null;
 }
 
-/** Highest risk among the roles of the read-model rows matching `where` (`e.`-qualified, $1 = org). */
-export const maxRiskOfEffective = (tx: Sql, where: string, params: readonly unknown[]) =>
-  maxRiskOfRoles(tx, `SELECT e.role FROM effective_assignments e WHERE e.org_id = $1 AND ${where}`, params);
-
 /** Ancestors-or-self of resource $2 in org $1 as a recursive CTE named `anc(ref, depth)`. */
 export const ANCESTORS_CTE = `anc(ref, depth) AS (
     SELECT r.ref, 0 FROM resources r WHERE r.org_id = $1 AND r.ref = $2
