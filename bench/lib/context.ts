@@ -1,0 +1,47 @@
+/** What every scenario receives: the mode and its sizes, the engines, where to put files, progress. */
+import type { Engine } from './lockstep.ts';
+
+export type Mode = 'smoke' | 'quick' | 'full';
+
+export interface Sizes {
+  /** scenario 1: assignments of the big group; standing assignments every measured subject holds */
+  big: number;
+  standing: number;
+  pairsSmall: number;
+  pairsBig: number;
+  /** repeated runs of scenarios 1 and 4 (medians with min–max) */
+  reps: number;
+  /** scenario 2 */
+  rate: number;
+  seconds: number;
+  subjects: number;
+  /** scenario 3 */
+  members: number;
+  assignments: number;
+  /** scenario 4 */
+  checks: number;
+  httpSeconds: number;
+  httpConnections: number;
+  /** scenario 5 */
+  crashMembers: number;
+  crashAssignments: number;
+  crashBatch: number;
+}
+
+export const SIZES: Record<Mode, Sizes> = {
+  smoke: { big: 200, standing: 60, pairsSmall: 10, pairsBig: 4, reps: 1, rate: 200, seconds: 1, subjects: 100, members: 100, assignments: 100, checks: 100, httpSeconds: 1, httpConnections: 8, crashMembers: 200, crashAssignments: 50, crashBatch: 10 },
+  quick: { big: 1000, standing: 300, pairsSmall: 60, pairsBig: 15, reps: 1, rate: 500, seconds: 2, subjects: 400, members: 300, assignments: 300, checks: 2000, httpSeconds: 2, httpConnections: 16, crashMembers: 1000, crashAssignments: 100, crashBatch: 20 },
+  full: { big: 5000, standing: 300, pairsSmall: 200, pairsBig: 40, reps: 3, rate: 500, seconds: 10, subjects: 2000, members: 5000, assignments: 5000, checks: 10000, httpSeconds: 8, httpConnections: 16, crashMembers: 2000, crashAssignments: 500, crashBatch: 20 },
+};
+
+export interface Ctx {
+  mode: Mode;
+  size: Sizes;
+  engines: Engine[];
+  pg: string;
+  /** why PostgreSQL cannot be used (null: it can) */
+  pgDown: string | null;
+  /** a temporary directory for SQLite files, removed at the end */
+  tmp: string;
+  log(msg: string): void;
+}

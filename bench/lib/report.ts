@@ -1,0 +1,146 @@
+/** The Markdown report (tables + embedded SVG charts) written beside results.json. */
+import type { BenchResults } from '../run.ts';
+import { fmt, table, type Spread } from '../stats.ts';
+import { chart } from './svg.ts';
+
+const ms = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : fmt(v));
+const sp = (s: Spread | undefined) => (!s || !Number.isFinite(s.median) ? '–' : s.runs > 1 ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})` : fmt(s.median));
+const num = (v: number | undefined, d = 0) => (v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en', { maximumFractionDigits: d }));
+const ratio = (base: number | undefined, x: number | undefined) => (base && x && Number.isFinite(base) && Number.isFinite(x) ? `${(base / x).toFixed(base / x >= 10 ? 0 : 1)}×` : '–');
+const NR = (r: { notRun?: string }) => `not run: ${r.notRun}`;
+const name = (r: { system: string; engine: string }) => `${r.system} (${r.engine})`;
+
+export function renderReport(res: BenchResults): { md: string; svgs: Record<string, string> } {
+  const svgs: Record<string, string> = {};
+  const md: string[] = [];
+  const s = res.scenarios;
+  md.push(`# Lockstep benchmark — ${res.mode} mode`, '');
+  md.push(`**Machine:** ${res.machine.line}`, '');
+  md.push(`**Command:** \`${res.command}\` — started ${res.startedAt}, ${res.elapsedSeconds.toFixed(0)} s.`, '');
+  md.push(`Sizes: ${Object.entries(res.sizes).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
+  md.push('Times are medians over repeated runs with (min–max) when the mode repeats (`reps` > 1). Ratios are "how many times faster than" the reference (>1: faster).', '');
+
+  md.push('## Systems', '');
+  md.push(table(['system', 'engine', 'status'], res.systems.map((x) => [x.system, x.engine, x.status]))), md.push('');
+
+  // 1 — membership
+  md.push('## 1. Membership change latency', '');
+  md.push('Add then remove one subject to a group carrying the given number of assignments; the subject already holds a standing set (3 groups, `standing` assignments). Lockstep `async*` return before the fan-out (mode column); the naive baseline recomputes and rewrites the whole effective set inline.', '');
+  const mrows = s.membership;
+  md.push(
+    table(
+      ['group', 'system', 'add p50', 'add p99', 'add max', 'remove p50', 'remove p99', 'remove max', 'add p50 vs naive', 'remove p50 vs naive', 'modes'],
+      mrows.map((r) => {
+        if (r.notRun) return [`${r.assignments}`, name(r), NR(r), '', '', '', '', '', '', '', ''];
+        const naive = mrows.find((x) => x.system === 'naive rewrite' && x.group === r.group && (x.engine === r.engine || (r.engine !== 'sqlite' && r.engine !== 'postgres' && x.engine === 'sqlite')) && !x.notRun);
+        return [
+          `${r.assignments}`,
+          name(r),
+          sp(r.add?.p50),
+          sp(r.add?.p99),
+          sp(r.add?.max),
+          sp(r.remove?.p50),
+          sp(r.remove?.p99),
+          sp(r.remove?.max),
+          r.system === 'naive rewrite' ? '1×' : ratio(naive?.add?.p50.median, r.add?.p50.median),
+          r.system === 'naive rewrite' ? '1×' : ratio(naive?.remove?.p50.median, r.remove?.p50.median),
+          Object.entries(r.add?.modes ?? {}).concat(Object.entries(r.remove?.modes ?? {}).filter(([k]) => !(k in (r.add?.modes ?? {})))).map(([k, v]) => `${k}×${v}`).join(' '),
+        ];
+      }),
+    ),
+  );
+  md.push('', '(peers: ratios against the naive baseline on SQLite)', '');
+  for (const g of ['small', 'big']) {
+    const rs = mrows.filter((r) => r.group === g && r.cdf);
+    if (!rs.length) continue;
+    const file = `membership-cdf-${g}.svg`;
+    svgs[file] = chart({
+      title: `Membership add+remove latency CDF, group with ${rs[0]!.assignments} assignments`,
+      x: 'latency (ms, log)',
+      y: 'fraction of changes',
+      logX: true,
+      series: rs.map((r) => ({ name: name(r), points: [...r.cdf!.add, ...r.cdf!.remove].map(([, v]) => v).sort((a, b) => a - b).map((v, i, a) => [v, (i + 1) / a.length] as [number, number]) })),
+    });
+    md.push(`![${file}](${file})`, '');
+  }
+
+  // 2 — propagation
+  md.push('## 2. Propagation under load', '');
+  md.push(`Membership changes at ${res.sizes.rate}/s for ${res.sizes.seconds}s over ${res.sizes.subjects} subjects, with a probe loop checking every subject under observation. Grant lag: write returned → first allowed check. Revocation window: write returned → last stale allow.`, '');
+  md.push(
+    table(
+      ['system', 'achieved/s', 'write p50', 'write p99', 'grants', 'grant lag p50', 'grant lag p99', 'grant lag max', 'never granted', 'revocations', 'with stale allows', 'stale allows', 'window p50', 'window p99', 'window max', 'checks'],
+      s.propagation.map((r) =>
+        r.notRun
+          ? [name(r), NR(r), '', '', '', '', '', '', '', '', '', '', '', '', '', '']
+          : [name(r), num(r.achievedRate), ms(r.writes?.p50), ms(r.writes?.p99), num(r.grants), ms(r.grantLag?.p50), ms(r.grantLag?.p99), ms(r.grantLag?.max), num(r.neverGranted), num(r.revocations), num(r.revocationsWithStaleAllows), num(r.staleAllows), ms(r.revokeWindow?.p50), ms(r.revokeWindow?.p99), ms(r.revokeWindow?.max), num(r.checks)],
+      ),
+    ),
+  );
+  md.push('');
+  const pr = s.propagation.filter((r) => !r.notRun);
+  svgs['propagation-grant-lag.svg'] = chart({ title: 'Grant lag over time', x: 'time of the write (s)', y: 'lag until first allow (ms, log)', logY: true, scatter: true, series: pr.map((r) => ({ name: name(r), points: r.grantTimeline ?? [] })) });
+  svgs['propagation-stale-allows.svg'] = chart({
+    title: 'Revocation window over time (stale allows)',
+    x: 'time of the write (s)',
+    y: 'window: last stale allow (ms)',
+    scatter: true,
+    series: pr.map((r) => ({ name: `${name(r)}: ${num(r.staleAllows)} stale`, points: (r.revokeTimeline ?? []).map(([t, w]) => [t, w] as [number, number]) })),
+  });
+  md.push('![propagation-grant-lag.svg](propagation-grant-lag.svg)', '', '![propagation-stale-allows.svg](propagation-stale-allows.svg)', '');
+
+  // 3 — large group
+  md.push('## 3. Large group', '');
+  md.push(`${num(res.sizes.members)} members × ${num(res.sizes.assignments)} assignments. Lockstep: backfill of the read model by a \`group:\` job in a child process (its peak RSS), then the group is deleted: time until a verified check denies, until an unverified one (verify never) does, and the cleanup.`, '');
+  md.push(
+    table(
+      ['system', 'rows loaded', 'load s', 'rows/s', 'peak RSS MB', 'delete', 'delete mode', 'time to deny', 'to deny, unverified', 'cleanup s', 'cleanup rows/s', 'note'],
+      s.largeGroup.map((r) =>
+        r.notRun
+          ? [name(r), NR(r), '', '', '', '', '', '', '', '', '', '']
+          : [name(r), num(r.rows), num(r.loadSeconds, 2), num(r.rowsPerSecond), num(r.peakRssMb), ms(r.deleteMs), r.deleteMode ?? '', ms(r.timeToDenyMs), ms(r.timeToDenyUnverifiedMs), num(r.cleanupSeconds, 2), num(r.cleanupRowsPerSecond), r.note ?? ''],
+      ),
+    ),
+  );
+  md.push('');
+
+  // 4 — checks
+  md.push('## 4. Checks', '');
+  md.push('An allowed check inherited through the hierarchy (group viewer on the workspace, reading a project). In-process: sequential latency, and throughput with 16 concurrent callers.', '');
+  const ip = s.checks.inProcess;
+  const spiceRef = ip.find((x) => x.system === 'spicedb minimize_latency' && !x.notRun);
+  md.push(
+    table(
+      ['system', 'p50', 'p99', 'max', 'checks/s (16 callers)', 'p50 vs spicedb minimize_latency'],
+      ip.map((r) => (r.notRun ? [name(r), NR(r), '', '', '', ''] : [name(r), sp(r.p50), sp(r.p99), sp(r.max), r.perSecond ? (r.perSecond.runs > 1 ? `${num(r.perSecond.median)} (${num(r.perSecond.min)}–${num(r.perSecond.max)})` : num(r.perSecond.median)) : '–', ratio(spiceRef?.p50?.median, r.p50?.median)])),
+    ),
+  );
+  md.push('');
+  svgs['checks-cdf.svg'] = chart({ title: 'Check latency CDF (in-process)', x: 'latency (ms, log)', y: 'fraction of checks', logX: true, series: ip.filter((r) => r.cdf).map((r) => ({ name: name(r), points: r.cdf!.map(([q, v]) => [v, q] as [number, number]) })) });
+  md.push('![checks-cdf.svg](checks-cdf.svg)', '');
+  md.push(`Over HTTP (autocannon, ${res.sizes.httpConnections} connections, ${res.sizes.httpSeconds}s each; Lockstep's own server with authentication; peers behind a minimal fastify route):`, '');
+  const spiceHttp = s.checks.http.find((x) => x.system === 'spicedb minimize_latency' && !x.notRun);
+  md.push(
+    table(
+      ['system', 'requests', 'req/s', 'p50', 'p99', 'max', 'errors', 'non-2xx', 'req/s vs spicedb minimize_latency'],
+      s.checks.http.map((r) => (r.notRun ? [name(r), NR(r), '', '', '', '', '', '', ''] : [name(r), num(r.requests), num(r.perSecond), ms(r.p50), ms(r.p99), ms(r.max), num(r.errors), num(r.non2xx), ratio(r.perSecond, spiceHttp?.perSecond)])),
+    ),
+  );
+  md.push('');
+
+  // 5 — crash
+  md.push('## 5. Crash and resume', '');
+  md.push(`A \`group:\` backfill (${num(res.sizes.crashMembers)} members × ${num(res.sizes.crashAssignments)} assignments) in a worker child process, SIGKILLed after a third of its batches; a new worker process resumes once the lease expires. Work redone is read from job_batches.`, '');
+  md.push(
+    table(
+      ['system', 'rows', 'batches (before kill)', 'rows committed', 'rows redone', 'overlapping batches', 'owners', 'killed at', 'resume gap', 'total', 'batch time (sum)', 'read-model rows'],
+      s.crash.map((r) =>
+        r.notRun
+          ? [name(r), NR(r), '', '', '', '', '', '', '', '', '', '']
+          : [name(r), num(r.rows), `${r.batches} (${r.batchesBeforeKill})`, num(r.rowsCommitted), num(r.rowsRedone), num(r.overlappingBatches), num(r.owners), `${num(r.killedAtSeconds, 2)} s`, `${num(r.resumeGapSeconds, 2)} s`, `${num(r.totalSeconds, 2)} s`, `${num(r.uninterruptedEstimateSeconds, 2)} s`, num(r.readModelRows)],
+      ),
+    ),
+  );
+  md.push('');
+  return { md: md.join('\n') + '\n', svgs };
+}

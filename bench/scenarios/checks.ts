@@ -1,0 +1,202 @@
+/**
+ * Scenario 4 — checks: an allowed check through the resource hierarchy (a member of `small`, viewer on
+ * the workspace, reading a project), on the core data set (big group and standing sets loaded).
+ * In-process: sequential latency p50/p99 and throughput with 16 concurrent callers. Over HTTP:
+ * Lockstep's own server (createApp, bearer key, schema validation) on a loopback port, and the peers
+ * behind a minimal fastify route, each loaded with autocannon at the same concurrency.
+ */
+import autocannon from 'autocannon';
+import Fastify from 'fastify';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { createLockstep } from '../../src/core/lockstep.ts';
+import type { ConsistencyMode, VerifyMode } from '../../src/domain/model.ts';
+import type { Ctx } from '../lib/context.ts';
+import { loadDataset, openStore, type Engine, type Store } from '../lib/lockstep.ts';
+import { coreDataset, ORG, project, user } from '../lib/model.ts';
+import { CASBIN_VARIANTS, SPICEDB_MODES, startCasbin, startSpiceDB } from '../lib/peers.ts';
+import { notRun, type System } from '../lib/system.ts';
+import { cdf, round, spread, summarize, type Spread } from '../stats.ts';
+
+export interface CheckRow {
+  system: string;
+  engine: string;
+  notRun?: string;
+  n?: number;
+  p50?: Spread;
+  p99?: Spread;
+  max?: Spread;
+  perSecond?: Spread;
+  concurrency?: number;
+  cdf?: Array<[number, number]>;
+}
+
+export interface HttpCheckRow {
+  system: string;
+  engine: string;
+  notRun?: string;
+  connections?: number;
+  seconds?: number;
+  requests?: number;
+  perSecond?: number;
+  p50?: number;
+  p99?: number;
+  max?: number;
+  errors?: number;
+  non2xx?: number;
+}
+
+const SUBJECT = user(10);
+const CONC = 16;
+const ADMIN_KEY = 'lsk_bench_' + 'x'.repeat(40);
+
+interface Sut {
+  system: string;
+  engine: string;
+  check: (i: number) => Promise<boolean>;
+  close?: () => Promise<void>;
+}
+
+export async function checks(ctx: Ctx): Promise<{ inProcess: CheckRow[]; http: HttpCheckRow[] }> {
+  const { size } = ctx;
+  const ds = coreDataset(size.big, size.standing);
+  const P = ds.projects;
+  const inProcess: CheckRow[] = [];
+  const http: HttpCheckRow[] = [];
+  const suts: Sut[] = [];
+  const stores: Array<{ engine: Engine; store: Store }> = [];
+  const lsVariants: Array<[string, VerifyMode, ConsistencyMode]> = [
+    ['lockstep minimize_latency, verify always', 'always', 'minimize_latency'],
+    ['lockstep minimize_latency, verify never', 'never', 'minimize_latency'],
+    ['lockstep fully_consistent', 'always', 'fully_consistent'],
+  ];
+  const httpNames = ['lockstep http (verify always)'];
+
+  for (const engine of ['sqlite', 'postgres'] as Engine[]) {
+    const skip = !ctx.engines.includes(engine) ? 'engine not selected (--engines)' : engine === 'postgres' ? ctx.pgDown : null;
+    if (skip) {
+      for (const [name] of lsVariants) inProcess.push({ system: name, engine, notRun: skip });
+      inProcess.push({ system: 'naive rewrite', engine, notRun: skip });
+      for (const name of httpNames) http.push({ system: name, engine, notRun: skip });
+      continue;
+    }
+    try {
+      ctx.log(`checks: loading ${engine}`);
+      const store = await openStore(engine, ctx.pg, { poolMax: CONC });
+      await loadDataset(store.db, ds);
+      stores.push({ engine, store });
+      for (const [name, verify, mode] of lsVariants) {
+        const ls = createLockstep(store.db, { verify });
+        suts.push({ system: name, engine, check: async (i) => (await ls.check(ORG, { subject: SUBJECT, permission: 'project.read', resource: project(Math.abs(i) % P), consistency: { mode } })).allowed });
+      }
+      inProcess.push({ system: 'naive rewrite', engine, notRun: 'same read path as lockstep minimize_latency, verify never (an unverified read model)' });
+    } catch (e) {
+      for (const [name] of lsVariants) inProcess.push({ system: name, engine, ...notRun(e) });
+      for (const name of httpNames) http.push({ system: name, engine, ...notRun(e) });
+    }
+  }
+  const peers: Array<{ system: string; engine: string; sys: System }> = [];
+  for (const m of SPICEDB_MODES) {
+    try {
+      const sys = await startSpiceDB(ds, m);
+      peers.push({ system: `spicedb ${m}`, engine: 'memdb', sys });
+    } catch (e) {
+      inProcess.push({ system: `spicedb ${m}`, engine: 'memdb', ...notRun(e) });
+      http.push({ system: `spicedb ${m}`, engine: 'memdb', ...notRun(e) });
+    }
+  }
+  for (const v of CASBIN_VARIANTS) {
+    try {
+      peers.push({ system: `casbin ${v}`, engine: 'memory', sys: await startCasbin(ds, v) });
+    } catch (e) {
+      inProcess.push({ system: `casbin ${v}`, engine: 'memory', ...notRun(e) });
+      http.push({ system: `casbin ${v}`, engine: 'memory', ...notRun(e) });
+    }
+  }
+  for (const p of peers) suts.push({ system: p.system, engine: p.engine, check: (i) => p.sys.check(SUBJECT, 'project.read', project(Math.abs(i) % P)) });
+
+  try {
+    // — in-process —
+    for (const s of suts) {
+      ctx.log(`checks: ${s.system} (${s.engine}) in-process`);
+      try {
+        if (!(await s.check(0))) throw new Error('set-up is wrong: the check denied');
+        const n = s.engine === 'postgres' ? Math.max(100, Math.floor(size.checks / 4)) : size.checks;
+        const lat: number[][] = [];
+        const tput: number[] = [];
+        for (let rep = 0; rep < size.reps; rep++) {
+          for (let i = 0; i < Math.min(200, Math.ceil(n / 5)); i++) await s.check(i);
+          const out: number[] = new Array(n);
+          for (let i = 0; i < n; i++) {
+            const t = performance.now();
+            await s.check(i);
+            out[i] = performance.now() - t;
+          }
+          lat.push(out);
+          const t0 = performance.now();
+          await Promise.all(Array.from({ length: CONC }, async (_, w) => {
+            for (let i = w; i < n; i += CONC) await s.check(i);
+          }));
+          tput.push(n / ((performance.now() - t0) / 1000));
+        }
+        const sums = lat.map((x) => summarize(x));
+        inProcess.push({
+          system: s.system,
+          engine: s.engine,
+          n: n * size.reps,
+          p50: spread(sums.map((x) => x.p50)),
+          p99: spread(sums.map((x) => x.p99)),
+          max: spread(sums.map((x) => x.max)),
+          perSecond: spread(tput),
+          concurrency: CONC,
+          cdf: cdf(lat.flat()).map(([q, v]) => [q, round(v, 4)]),
+        });
+      } catch (e) {
+        inProcess.push({ system: s.system, engine: s.engine, ...notRun(e) });
+      }
+    }
+
+    // — over HTTP —
+    const load = async (url: string, headers: Record<string, string>, body: object) => {
+      const r = await autocannon({ url, method: 'POST', connections: size.httpConnections, duration: size.httpSeconds, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      return { connections: size.httpConnections, seconds: size.httpSeconds, requests: r.requests.total, perSecond: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, errors: r.errors + r.timeouts, non2xx: r.non2xx };
+    };
+    const body = { subject: SUBJECT, permission: 'project.read', resource: project(Math.min(P - 1, 7)) };
+    for (const { engine, store } of stores) {
+      ctx.log(`checks: lockstep over HTTP (${engine})`);
+      const app = createApp(loadConfig({ db: ':memory:', host: '127.0.0.1', port: 0, logLevel: 'silent', adminKey: ADMIN_KEY, workers: 0, verify: 'always' }, {}), { database: wrapNoClose(store.db) });
+      try {
+        const { url } = await app.start();
+        const r = await load(`${url}/v1/organizations/${ORG}/check`, { authorization: `Bearer ${ADMIN_KEY}` }, body);
+        if (r.non2xx > 0 && r.non2xx === r.requests) throw new Error('every request failed (non-2xx)');
+        http.push({ system: httpNames[0]!, engine, ...r });
+      } catch (e) {
+        http.push({ system: httpNames[0]!, engine, ...notRun(e) });
+      } finally {
+        await app.stop().catch(() => undefined);
+      }
+    }
+    for (const p of peers) {
+      ctx.log(`checks: ${p.system} over HTTP`);
+      const server = Fastify({ logger: false });
+      server.post<{ Body: { subject: string; permission: string; resource: string } }>('/check', async (req) => ({ allowed: await p.sys.check(req.body.subject, req.body.permission, req.body.resource) }));
+      try {
+        const url = await server.listen({ host: '127.0.0.1', port: 0 });
+        http.push({ system: p.system, engine: p.engine, ...(await load(`${url}/check`, {}, body)) });
+      } catch (e) {
+        http.push({ system: p.system, engine: p.engine, ...notRun(e) });
+      } finally {
+        await server.close();
+      }
+    }
+  } finally {
+    for (const p of peers) await p.sys.close().catch(() => undefined);
+    for (const { store } of stores) await store.close().catch(() => undefined);
+  }
+  return { inProcess, http };
+}
+
+/** The app closes the database it is given; the scenario closes it itself (and drops the schema). */
+function wrapNoClose<T extends { close(): Promise<void> }>(db: T): T {
+  return new Proxy(db, { get: (t, k, r) => (k === 'close' ? async () => undefined : Reflect.get(t, k, r)) });
+}

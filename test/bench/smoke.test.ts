@@ -1,0 +1,110 @@
+/**
+ * The benchmark suite in its smallest mode: checks the STRUCTURE of what it writes — every system
+ * and every scenario present, each with numbers or a "not run" reason, the files written — never
+ * its times. PostgreSQL rows are measured when the server is reachable and "not run" otherwise.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runBench, SYSTEMS, type BenchResults } from '../../bench/run.ts';
+
+const out = mkdtempSync(join(tmpdir(), 'lockstep-bench-smoke-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const ENGINES = ['sqlite', 'postgres'];
+const CONFIGS = ['lockstep sync', 'lockstep async+verify', 'lockstep async verify-never', 'naive rewrite'];
+const SPICE = ['spicedb minimize_latency', 'spicedb at_least_as_fresh', 'spicedb fully_consistent'];
+const CASBIN = ['casbin plain', 'casbin cached'];
+
+type Row = { system: string; engine: string; notRun?: string } & Record<string, unknown>;
+
+/** The row exists, and either has a finite number at `path` or says why it did not run. */
+function expectMeasured(rows: Row[], system: string, engine: string, path: string, extra: (r: Row) => boolean = () => true) {
+  const row = rows.find((r) => r.system === system && r.engine === engine && extra(r));
+  expect(row, `${system} (${engine}) present`).toBeDefined();
+  if (row!.notRun !== undefined) {
+    expect(typeof row!.notRun, `${system} (${engine}) reason`).toBe('string');
+    expect(row!.notRun.length).toBeGreaterThan(0);
+    return;
+  }
+  const v = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], row);
+  expect(typeof v === 'number' && Number.isFinite(v), `${system} (${engine}) ${path} = ${String(v)}`).toBe(true);
+}
+
+describe('lockstep bench --smoke', () => {
+  let res: BenchResults;
+  let dir: string;
+
+  it('runs every scenario and writes the report, the JSON and the charts', async () => {
+    ({ dir, results: res } = await runBench({ mode: 'smoke', engines: ['sqlite', 'postgres'], pg: process.env.LOCKSTEP_TEST_PG || 'postgres://postgres@127.0.0.1:5432/test', out: join(out, 'r') }));
+    for (const f of ['report.md', 'results.json', 'membership-cdf-small.svg', 'membership-cdf-big.svg', 'propagation-grant-lag.svg', 'propagation-stale-allows.svg', 'checks-cdf.svg']) {
+      expect(existsSync(join(dir, f)), f).toBe(true);
+    }
+    const json = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as BenchResults;
+    expect(json.mode).toBe('smoke');
+    for (const k of ['cpu', 'cores', 'ramGb', 'node', 'date', 'line'] as const) expect(json.machine[k], k).toBeTruthy();
+    const md = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(md).toContain(json.machine.line);
+    for (const h of ['## Systems', '## 1. Membership change latency', '## 2. Propagation under load', '## 3. Large group', '## 4. Checks', '## 5. Crash and resume']) expect(md).toContain(h);
+    for (const svg of ['membership-cdf-small.svg', 'checks-cdf.svg']) {
+      expect(md).toContain(`](${svg})`);
+      expect(readFileSync(join(dir, svg), 'utf8')).toMatch(/^<svg [\s\S]*<\/svg>$/);
+    }
+  }, 240_000);
+
+  it('lists every system with its status: ran, or not run with a reason', () => {
+    for (const { system, engines } of SYSTEMS) {
+      for (const engine of engines) {
+        const s = res.systems.find((x) => x.system === system && x.engine === engine);
+        expect(s, `${system} (${engine})`).toBeDefined();
+        expect(s!.status).toMatch(/^(ran \(\d+ measurements\)|not run: .+)/);
+      }
+    }
+  });
+
+  it('scenario 1: membership add/remove for every system, small and big group', () => {
+    const rows = res.scenarios.membership as unknown as Row[];
+    for (const g of ['small', 'big']) {
+      const inGroup = (r: Row) => r.group === g;
+      for (const e of ENGINES) for (const s of CONFIGS) expectMeasured(rows, s, e, 'add.p50.median', inGroup), expectMeasured(rows, s, e, 'remove.p99.median', inGroup);
+      expectMeasured(rows, 'spicedb (write)', 'memdb', 'add.p50.median', inGroup);
+      for (const s of CASBIN) expectMeasured(rows, s, 'memory', 'remove.max.median', inGroup);
+    }
+  });
+
+  it('scenario 2: propagation under load for every system', () => {
+    const rows = res.scenarios.propagation as unknown as Row[];
+    for (const e of ENGINES) for (const s of CONFIGS) expectMeasured(rows, s, e, 'staleAllows'), expectMeasured(rows, s, e, 'writes.n');
+    for (const s of SPICE) expectMeasured(rows, s, 'memdb', 'staleAllows');
+    for (const s of CASBIN) expectMeasured(rows, s, 'memory', 'staleAllows');
+    for (const r of rows.filter((x) => !x.notRun)) {
+      expect(typeof r.grants).toBe('number');
+      expect(typeof r.revocations).toBe('number');
+      expect(typeof r.checks).toBe('number');
+    }
+  });
+
+  it('scenario 3: large group for Lockstep on both engines and the peers', () => {
+    const rows = res.scenarios.largeGroup as unknown as Row[];
+    for (const e of ENGINES) expectMeasured(rows, 'lockstep', e, 'rowsPerSecond'), expectMeasured(rows, 'lockstep', e, 'cleanupRowsPerSecond'), expectMeasured(rows, 'lockstep', e, 'peakRssMb');
+    for (const s of SPICE) expectMeasured(rows, s, 'memdb', 'timeToDenyMs');
+    for (const s of CASBIN) expectMeasured(rows, s, 'memory', 'deleteMs');
+  });
+
+  it('scenario 4: checks in-process and over HTTP', () => {
+    const ip = res.scenarios.checks.inProcess as unknown as Row[];
+    for (const e of ENGINES) for (const s of ['lockstep minimize_latency, verify always', 'lockstep minimize_latency, verify never', 'lockstep fully_consistent']) expectMeasured(ip, s, e, 'p99.median');
+    for (const s of SPICE) expectMeasured(ip, s, 'memdb', 'perSecond.median');
+    for (const s of CASBIN) expectMeasured(ip, s, 'memory', 'p50.median');
+    const http = res.scenarios.checks.http as unknown as Row[];
+    for (const e of ENGINES) expectMeasured(http, 'lockstep http (verify always)', e, 'perSecond');
+    for (const s of [...SPICE, ...CASBIN]) expectMeasured(http, s, s.startsWith('spicedb') ? 'memdb' : 'memory', 'p99');
+  });
+
+  it('scenario 5: crash and resume reports the work redone', () => {
+    const rows = res.scenarios.crash as unknown as Row[];
+    for (const e of ENGINES) expectMeasured(rows, 'lockstep', e, 'rowsRedone'), expectMeasured(rows, 'lockstep', e, 'totalSeconds');
+    for (const s of ['naive rewrite', 'spicedb', 'casbin']) expect(rows.find((r) => r.system === s)?.notRun).toMatch(/not applicable/);
+  });
+});
