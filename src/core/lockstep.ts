@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { LockstepError, notFound } from '../domain/errors.ts';
 import { parseAssignmentId, parseOrgId, parseSubjectId, type EffectiveRow } from '../domain/model.ts';
 import { createChecks } from '../check/check.ts';
+import { createCombiner } from '../policy/combiner.ts';
 import { DEFAULT_POLICY, parsePolicy } from '../domain/propagation.ts';
 import { NO_CHANGE, runWrite } from '../policy/write.ts';
 import { auditDrift } from '../propagation/drift.ts';
@@ -52,9 +53,11 @@ function toJob(r: JobRow): Job {
   };
 }
 
+const nested = new WeakSet<Database>();
+
 /** A Database whose transactions join the open transaction `tx` instead of starting their own. */
 function joined(db: Database, tx: Sql): Database {
-  return {
+  const j: Database = {
     ...tx,
     description: db.description,
     notifySql: db.notifySql,
@@ -63,13 +66,18 @@ function joined(db: Database, tx: Sql): Database {
     migrate: () => Promise.reject(new Error('cannot migrate inside a transaction')),
     close: () => Promise.resolve(),
   };
+  nested.add(j);
+  return j;
 }
 
 const defaultId = () => randomBytes(12).toString('base64url');
 
 export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockstep {
   const now = opts.now ?? Date.now;
-  const env = { db, now, newId: opts.newId ?? defaultId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy: opts.defaultPolicy ?? DEFAULT_POLICY };
+  // Group commit where a commit costs a WAL flush and writes arrive concurrently (PostgreSQL); an
+  // engine inside an outer transaction (`transaction()`) writes straight into it.
+  const combiner = db.dialect === 'postgres' && !nested.has(db) && opts.groupCommit !== false ? createCombiner(db) : undefined;
+  const env = { db, now, newId: opts.newId ?? defaultId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy: opts.defaultPolicy ?? DEFAULT_POLICY, combiner };
   const access = createAccessCommands(env);
   const directory = createDirectoryCommands(env);
   const checks = createChecks({ db, verify: opts.verify ?? 'always', freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics });

@@ -219,6 +219,8 @@ export interface LockstepOptions {
   onEnqueued?: () => void;
   /** The propagation policy of organizations that have not set their own (default: DESIGN.md's). */
   defaultPolicy?: PropagationPolicy;
+  /** Group commit of concurrent writes to one organization on PostgreSQL (default on). */
+  groupCommit?: boolean;
   /** How long an `at_least_as_fresh` check waits for the read model before answering UNAVAILABLE. */
   freshnessTimeoutMs?: number;
 }

@@ -15,6 +15,7 @@ import type { Database, Sql } from '../storage/database.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueJob } from '../propagation/queue.ts';
+import type { Combiner } from './combiner.ts';
 
 /** A change's read-model fan-out: the rows it touches, and how to apply them inline. */
 export interface Fanout {
@@ -45,6 +46,8 @@ export interface WriteEnv {
   onEnqueued?: (() => void) | undefined;
   /** The policy of organizations that have not set one. */
   defaultPolicy: PropagationPolicy;
+  /** Group commit of concurrent writes (PostgreSQL); absent: one transaction per write. */
+  combiner?: Combiner | undefined;
 }
 
 export interface WriteSpec {
@@ -63,7 +66,8 @@ export const JOBS_CHANNEL = 'lockstep_jobs';
 export async function runWrite<E extends Effect>(env: WriteEnv, spec: WriteSpec, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await env.db.transaction((tx) => writeOnce(env, spec, tx, apply));
+      const once = (tx: Sql) => writeOnce(env, spec, tx, apply);
+      const result = await (env.combiner ? env.combiner.submit(spec.org, once) : env.db.transaction(once));
       if (result.propagation.status === 'pending') env.onEnqueued?.();
       return result;
     } catch (e) {
