@@ -55,7 +55,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const db = deps.database ?? openDatabase(config.db);
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
   const workers = Array.from({ length: config.workers }, () =>
-    createWorker({ db, metrics, verify: config.verify, batchSize: config.batchSize, onEvent: logWorkerEvent(logger) }),
+    createWorker({ db, metrics, verify: config.verify, batchSize: config.batchSize, maxBatchRows: config.batchRows, onEvent: logWorkerEvent(logger) }),
   );
   const lockstep = createLockstep(db, {
     verify: config.verify,

@@ -57,7 +57,7 @@ async function apply(opts: ApplyOptions) {
     // Asynchronous grants were committed with their jobs; unless told otherwise, run those jobs
     // here so the read model is current when apply returns (a running server's workers would too).
     if (!r.dryRun && r.pending > 0 && opts.wait !== false) {
-      propagated = await createWorker({ db, batchSize: config.batchSize, verify: config.verify }).drain();
+      propagated = await createWorker({ db, batchSize: config.batchSize, maxBatchRows: config.batchRows, verify: config.verify }).drain();
     }
     return r;
   });

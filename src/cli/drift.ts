@@ -34,7 +34,7 @@ export function registerDrift(program: Command) {
       let done = 0;
       const worker = createWorker({
         db,
-        batchSize: config.batchSize,
+        batchSize: config.batchSize, maxBatchRows: config.batchRows,
         onEvent: (e) => {
           if (e.type !== 'batch' || e.job.id !== report.repairJob) return;
           const total = Math.max(e.job.total_members ?? 1, 1);

@@ -34,6 +34,7 @@ async function work(opts: WorkerOptions) {
   const worker = createWorker({
     db,
     batchSize,
+    maxBatchRows: config.batchRows,
     verify: config.verify,
     ...(leaseMs === undefined ? {} : { leaseMs }),
     ...(pollMs === undefined ? {} : { pollMs }),

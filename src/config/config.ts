@@ -22,6 +22,8 @@ export interface Config {
   readonly workers: number;
   /** Subjects per reconciliation batch. */
   readonly batchSize: number;
+  /** Rows a reconciliation batch writes at most (it holds the organization's write lock meanwhile). */
+  readonly batchRows: number;
   /** How long an at_least_as_fresh check waits for the read model. */
   readonly freshnessTimeoutMs: number;
 }
@@ -36,6 +38,7 @@ export const DEFAULTS: Config = Object.freeze({
   bodyLimit: 1024 * 1024,
   workers: 1,
   batchSize: 100,
+  batchRows: 10_000,
   freshnessTimeoutMs: 2000,
 });
 
@@ -84,6 +87,7 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     }),
     workers: pick('workers', 'LOCKSTEP_WORKERS', (v) => int('LOCKSTEP_WORKERS', v, 0, 64)),
     batchSize: pick('batchSize', 'LOCKSTEP_BATCH_SIZE', (v) => int('LOCKSTEP_BATCH_SIZE', v, 1, 100_000)),
+    batchRows: pick('batchRows', 'LOCKSTEP_BATCH_ROWS', (v) => int('LOCKSTEP_BATCH_ROWS', v, 1, 100_000_000)),
     freshnessTimeoutMs: pick('freshnessTimeoutMs', 'LOCKSTEP_FRESHNESS_TIMEOUT_MS', (v) => int('LOCKSTEP_FRESHNESS_TIMEOUT_MS', v, 0, 600_000)),
   };
   return Object.freeze(cfg);

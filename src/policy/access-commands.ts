@@ -21,7 +21,7 @@ import {
 } from '../domain/model.ts';
 import type { AssignmentResult, WriteContext, WriteResult } from '../core/types.ts';
 import type { Sql } from '../storage/database.ts';
-import { ANCESTORS_CTE, countDesired, deleteEffective, insertDesired, maxRiskOfRoles, SUBTREE_CTE } from './read-model.ts';
+import { ANCESTORS_CTE, countActiveMembers, countDesired, deleteEffective, insertDesired, maxRiskOfRoles, SUBTREE_CTE } from './read-model.ts';
 import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
 import { assignmentScopeKey } from '../propagation/scope.ts';
 
@@ -61,8 +61,11 @@ function deleteAssignmentRows(tx: Sql, org: OrgId, a: AssignmentSource): Promise
 }
 
 /** An assignment fans out to one row per active subject it reaches. */
-async function assignmentFanout(tx: Sql, org: OrgId, id: string, role: string) {
-  const rows = await countDesired(tx, 'd.org_id = $1 AND d.assignment_id = $2', [org, id]);
+async function assignmentFanout(tx: Sql, org: OrgId, a: Pick<AssignmentSource, 'principal_type' | 'principal_id'>, role: string) {
+  const rows =
+    a.principal_type === 'group'
+      ? await countActiveMembers(tx, org, a.principal_id)
+      : Number((await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM subjects WHERE org_id = $1 AND id = $2 AND active = 1', [org, a.principal_id]))?.n ?? 0);
   return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, '$2', [org, role]) : null };
 }
 
@@ -249,7 +252,7 @@ export function createAccessCommands(env: WriteEnv) {
           [org, id, principal.type, principal.id, role, resource, env.now()],
         );
         created = true;
-        const f = await assignmentFanout(tx, org, id, role);
+        const f = await assignmentFanout(tx, org, { principal_type: principal.type, principal_id: principal.id }, role);
         return {
           changed: true,
           grantRank: f.rank,
@@ -269,7 +272,7 @@ export function createAccessCommands(env: WriteEnv) {
       return runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
         const a = await tx.get<AssignmentSource>('SELECT id, principal_type, principal_id, role, resource FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
         if (!a) throw notFound('id', 'assignment', id);
-        const f = await assignmentFanout(tx, org, id, a.role);
+        const f = await assignmentFanout(tx, org, a, a.role);
         await tx.run('DELETE FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
         return {
           changed: true,

@@ -7,7 +7,7 @@ import { conflict, notFound } from '../domain/errors.ts';
 import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
 import type { WriteContext, WriteResult } from '../core/types.ts';
 import type { Sql } from '../storage/database.ts';
-import { countDesired, deleteEffective, insertDesired, maxRiskOfRoles } from './read-model.ts';
+import { countDesired, countGroupRows, deleteEffective, insertDesired, maxRiskOfRoles } from './read-model.ts';
 import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
 
 async function requireSubject(tx: Sql, org: OrgId, id: SubjectId, field = 'subject') {
@@ -120,7 +120,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       const id = parseGroupId(idIn, 'id');
       return runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
         await requireGroup(tx, org, id, 'id');
-        const rows = await countDesired(tx, 'd.org_id = $1 AND d.group_id = $2', [org, id]);
+        const rows = await countGroupRows(tx, org, id);
         const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, GROUP_ROLES, [org, id]) : null;
         await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, id]);
         await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id]);

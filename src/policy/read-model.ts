@@ -26,6 +26,26 @@ export async function countDesired(tx: Sql, where: string, params: readonly unkn
   return Number(row?.n ?? 0);
 }
 
+/** Active members of a group: the rows one of its assignments fans out to. */
+export async function countActiveMembers(tx: Sql, org: string, group: string): Promise<number> {
+  const row = await tx.get<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM memberships m JOIN subjects s ON s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1
+      WHERE m.org_id = $1 AND m.group_id = $2`,
+    [org, group],
+  );
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * Rows a group fans out to: its active members times its assignments — two index counts, rather
+ * than counting the desired view (whose plan PostgreSQL can get badly wrong on freshly loaded data).
+ */
+export async function countGroupRows(tx: Sql, org: string, group: string): Promise<number> {
+  const a = await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, group]);
+  const assignments = Number(a?.n ?? 0);
+  return assignments === 0 ? 0 : assignments * (await countActiveMembers(tx, org, group));
+}
+
 export function deleteEffective(tx: Sql, where: string, params: readonly unknown[]): Promise<number> {
   return tx.run(`DELETE FROM effective_assignments WHERE ${where}`, params);
 }

@@ -98,11 +98,21 @@ export async function claimJob(db: Database, owner: string, now: number, leaseMs
       [pick.id, owner, now + leaseMs, now],
     );
     if (job && job.total_members === null) {
-      const scope = parseScope(job.scope);
-      const q = totalMembers(scope);
-      const n = await tx.get<{ n: number }>(q.sql, [job.org_id, ...q.params]);
-      await tx.run('UPDATE jobs SET total_members = $2 WHERE id = $1', [job.id, Number(n?.n ?? 0)]);
-      job.total_members = Number(n?.n ?? 0);
+      // A scope that does not parse is claimed all the same: its first batch fails, and the job
+      // retries and parks like any other failing job instead of blocking the queue's head.
+      const scope = (() => {
+        try {
+          return parseScope(job.scope);
+        } catch {
+          return undefined;
+        }
+      })();
+      if (scope) {
+        const q = totalMembers(scope);
+        const n = await tx.get<{ n: number }>(q.sql, [job.org_id, ...q.params]);
+        await tx.run('UPDATE jobs SET total_members = $2 WHERE id = $1', [job.id, Number(n?.n ?? 0)]);
+        job.total_members = Number(n?.n ?? 0);
+      }
     }
     return job ? normalize(job) : undefined;
   });

@@ -62,7 +62,21 @@ export interface BatchResult {
   removed: number;
 }
 
-export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchSize: number, leaseMs: number): Promise<BatchResult> {
+/**
+ * Subjects in the next batch: at most `batchSize`, and few enough that the batch writes about
+ * `maxRows` rows — a batch holds its organization's write lock, so a group with thousands of
+ * assignments moves a few members at a time instead of stalling writes behind a huge batch.
+ */
+async function batchMembers(tx: Sql, org: string, scope: Scope, batchSize: number, maxRows: number): Promise<number> {
+  if (scope.kind !== 'group') return batchSize; // one row per member (assignment), or one subject, or unknown (organization)
+  const row = await tx.get<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2",
+    [org, scope.id],
+  );
+  return Math.max(1, Math.min(batchSize, Math.floor(maxRows / Math.max(1, Number(row?.n ?? 0)))));
+}
+
+export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchSize: number, leaseMs: number, maxRows = Infinity): Promise<BatchResult> {
   const started = env.now();
   const t0 = process.hrtime.bigint();
   const result = await env.db.transaction(async (tx) => {
@@ -73,7 +87,8 @@ export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchS
     if (!cur || cur.state !== 'running' || cur.owner !== owner) throw new LeaseLost(job.id);
 
     const scope = parseScope(cur.scope);
-    const subjects = await nextSubjects(tx, cur.org_id, scope, cur.checkpoint ?? '', batchSize);
+    const size = maxRows === Infinity ? batchSize : await batchMembers(tx, cur.org_id, scope, batchSize, maxRows);
+    const subjects = await nextSubjects(tx, cur.org_id, scope, cur.checkpoint ?? '', size);
     let added = 0;
     let removed = 0;
     if (subjects.length > 0) {
@@ -92,7 +107,7 @@ export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchS
         [cur.id, last, subjects.length, seq, added, removed, env.now() + leaseMs],
       );
     }
-    const finished = subjects.length < batchSize;
+    const finished = subjects.length < size;
     if (finished) await finishJob(env, tx, { ...cur, rows_added: Number(cur.rows_added) + added, rows_removed: Number(cur.rows_removed) + removed });
     return { finished, members: subjects.length, added, removed };
   });

@@ -18,6 +18,8 @@ export interface WorkerOptions {
   owner?: string;
   /** Subjects per batch. */
   batchSize?: number;
+  /** Rows a batch should write at most (fewer subjects per batch for groups with many assignments). */
+  maxBatchRows?: number;
   leaseMs?: number;
   pollMs?: number;
   retry?: RetryPolicy;
@@ -55,6 +57,7 @@ export const newOwnerId = () => `${hostname()}:${process.pid}:${randomBytes(3).t
 export function createWorker(opts: WorkerOptions): Worker {
   const owner = opts.owner ?? newOwnerId();
   const batchSize = opts.batchSize ?? 100;
+  const maxBatchRows = opts.maxBatchRows ?? 10_000;
   const leaseMs = opts.leaseMs ?? 15_000;
   const pollMs = opts.pollMs ?? 1000;
   const retry = opts.retry ?? DEFAULT_RETRY;
@@ -91,7 +94,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     try {
       for (;;) {
         if (lost) throw new LeaseLost(job.id);
-        const r = await runBatch(env, job, owner, batchSize, leaseMs);
+        const r = await runBatch(env, job, owner, batchSize, leaseMs, maxBatchRows);
         emit({ type: 'batch', job, ...r });
         if (r.finished) {
           emit({ type: 'done', job });

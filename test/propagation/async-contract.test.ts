@@ -199,11 +199,9 @@ describeEachEngine('asynchronous propagation contract', (engine) => {
     }
   });
 
-  // ENGINE BUG (reported): claimJob parses the scope to count its members inside the claim
-  // transaction; an unparseable scope throws there, the claim rolls back, and the job — the most
-  // urgent in the queue — is picked again by every claim: runOne/drain throw and every job behind it
-  // waits forever (a poison pill). It should fail the job like any failed batch (retry, then park).
-  it.fails('a job with a bogus scope never claimed before also retries and parks (it does not jam the queue)', async () => {
+  // Regression: claimJob used to parse the scope inside the claim transaction; an unparseable scope
+  // rolled the claim back and jammed the head of the queue (a poison pill).
+  it('a job with a bogus scope never claimed before also retries and parks (it does not jam the queue)', async () => {
     const { org } = await seed();
     let t = Date.now();
     const w = createWorker({ db, now: () => t, retry: { maxAttempts: 2, baseMs: 10, maxMs: 10 } });
