@@ -105,11 +105,11 @@ describeEachStore('lockstep apply and check', (newStore) => {
   it('a structurally invalid file reports every problem and touches nothing', async () => {
     const before = await inspect();
     const bad = join(files, 'invalid.yaml');
-    await writeFile(bad, 'organizations:\n  acme:\n    name: Acme\n    propagation: {}\n    roles:\n      viewer: [project.read, "Not A Slug"]\n');
+    await writeFile(bad, 'organizations:\n  acme:\n    name: Acme\n    colour: red\n    roles:\n      viewer: [project.read, "Not A Slug"]\n');
     const run = await lockstep(withDb('apply', '-f', bad));
     expect(run.code).toBe(EXIT.VALIDATION);
     expect(run.stderr).toContain('has 2 problems');
-    expect(run.stderr).toContain("organizations.acme.propagation (line 4): unknown key 'propagation'");
+    expect(run.stderr).toContain("organizations.acme.colour (line 4): unknown key 'colour'");
     expect(run.stderr).toContain('organizations.acme.roles.viewer[1] (line 6): permission must be a dotted slug');
     expect(await inspect()).toEqual(before);
   });
