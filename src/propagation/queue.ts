@@ -154,6 +154,18 @@ export async function failJob(db: Database, jobId: string, owner: string, error:
   });
 }
 
+/**
+ * Hands an unfinished job back without counting an attempt (a worker stopping gracefully): it is
+ * claimable at once and resumes at its checkpoint, instead of waiting for the lease to lapse.
+ */
+export async function releaseJob(db: Database, jobId: string, owner: string, now: number): Promise<boolean> {
+  const n = await db.run(
+    `UPDATE jobs SET state = 'retrying', owner = NULL, lease_expires_at = NULL, run_at = $3 WHERE id = $1 AND owner = $2 AND state = 'running'`,
+    [jobId, owner, now],
+  );
+  return n === 1;
+}
+
 /** Puts a failed job back in the queue (`lockstep jobs retry ID`); it resumes at its checkpoint. */
 export async function retryJob(db: Database, jobId: string, now: number): Promise<JobRow> {
   const row = await db.get<JobRow>(

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { VerifyMode } from '../domain/model.ts';
 import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { claimJob, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, pruneDoneJobs, type JobRow, type RetryPolicy } from './queue.ts';
+import { claimJob, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, pruneDoneJobs, releaseJob, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch } from './reconcile.ts';
 import { JOBS_CHANNEL } from '../policy/write.ts';
 
@@ -36,7 +36,8 @@ export type WorkerEvent =
   | { type: 'batch'; job: JobRow; members: number; added: number; removed: number }
   | { type: 'done'; job: JobRow }
   | { type: 'failed'; job: JobRow; error: unknown; state: string | null }
-  | { type: 'lost'; job: JobRow };
+  | { type: 'lost'; job: JobRow }
+  | { type: 'released'; job: JobRow };
 
 export interface Worker {
   readonly owner: string;
@@ -100,7 +101,12 @@ export function createWorker(opts: WorkerOptions): Worker {
           emit({ type: 'done', job });
           return true;
         }
-        if (!running && loop) return true; // stopping: leave the rest to the next owner
+        if (!running && loop) {
+          // Stopping: hand the rest to the next owner now rather than when the lease lapses.
+          await releaseJob(opts.db, job.id, owner, now()).catch(() => false);
+          emit({ type: 'released', job });
+          return true;
+        }
       }
     } catch (e) {
       if (e instanceof LeaseLost) {

@@ -35,4 +35,44 @@ describeEachEngine('job retention', (engine) => {
     const receipt = await ls.getChange('q', first.revision);
     expect(receipt).toMatchObject({ status: 'effective', job: { scope: 'subject:a', state: null } });
   });
+
+  it('a worker that stops mid-job hands it back at its checkpoint; the next one resumes', async () => {
+    const ls = createLockstep(db);
+    await createWorker({ db }).drain(); // the previous test's pending job
+    await ls.putOrganization('r', {});
+    await ls.putPermission('r', 'doc.read', { risk: 'standard' });
+    await ls.putRole('r', 'reader', { permissions: ['doc.read'] });
+    await ls.putResource('r', 'doc', 'd', {});
+    await ls.putGroup('r', 'g', {});
+    for (let i = 0; i < 6; i++) {
+      await ls.putSubject('r', `u${i}`, { kind: 'user' });
+      await ls.addMember('r', 'g', `u${i}`);
+    }
+    await ls.createAssignment('r', { principal: 'group:g', role: 'reader', resource: 'doc:d' }); // async: one job, 6 members
+    // Stop as the first batch commits (synchronously: on SQLite the next batch would follow at once).
+    let stopped: Promise<void> | undefined;
+    let first: () => void = () => undefined;
+    const firstBatch = new Promise<void>((r) => (first = r));
+    const a: ReturnType<typeof createWorker> = createWorker({
+      db,
+      batchSize: 2,
+      pollMs: 10_000,
+      onEvent: (e) => {
+        if (e.type !== 'batch') return;
+        stopped ??= a.stop();
+        first();
+      },
+    });
+    a.start();
+    await firstBatch;
+    await stopped;
+    const [job] = await ls.listJobs({ org: 'r' });
+    expect(job).toMatchObject({ state: 'retrying', owner: null, attempts: 0 });
+    expect(job!.checkpoint).not.toBeNull();
+    await createWorker({ db, batchSize: 2 }).drain();
+    const batches = await db.all<{ owner: string; first_subject: string }>('SELECT owner, first_subject FROM job_batches WHERE job_id = $1 ORDER BY seq', [job!.id]);
+    expect(batches[0]!.owner).toBe(a.owner);
+    expect(new Set(batches.map((b) => b.first_subject)).size).toBe(batches.length); // nothing redone
+    expect((await ls.listJobs({ org: 'r' }))[0]).toMatchObject({ state: 'done', progress: { done: 6 } });
+  });
 });
