@@ -20,6 +20,8 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
   md.push(`Sizes: ${Object.entries(res.sizes).map(([k, v]) => `${k} ${v}`).join(', ')}.`, '');
   md.push('Times are medians over repeated runs with (min–max) when the mode repeats (`reps` > 1). Ratios are "how many times faster than" the reference (>1: faster).', '');
 
+  md.push('## Headline', '');
+  md.push(headline(res), '');
   md.push('## Systems', '');
   md.push(table(['system', 'engine', 'status'], res.systems.map((x) => [x.system, x.engine, x.status]))), md.push('');
 
@@ -143,4 +145,28 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
   );
   md.push('');
   return { md: md.join('\n') + '\n', svgs };
+}
+
+/** One line per system: membership change on the big group, propagation under load, checks. */
+export function headline(res: BenchResults): string {
+  const s = res.scenarios;
+  const keys: Array<[string, string]> = [];
+  for (const r of [...s.membership, ...s.propagation]) if (!keys.some(([a, b]) => a === r.system && b === r.engine)) keys.push([r.system, r.engine]);
+  const big = Math.max(0, ...s.membership.map((r) => r.assignments));
+  const rows = keys.map(([system, engine]) => {
+    const m = s.membership.find((r) => r.system === system && r.engine === engine && r.assignments === big);
+    const p = s.propagation.find((r) => r.system === system && r.engine === engine);
+    const mm = (v: Spread | undefined) => (m?.notRun ? 'not run' : sp(v));
+    return [
+      `${system} (${engine})`,
+      mm(m?.add?.p50),
+      mm(m?.add?.p99),
+      mm(m?.remove?.p99),
+      p?.notRun ? 'not run' : p ? `${num(p.achievedRate)}/s` : '–',
+      p?.notRun ? '' : ms(p?.grantLag?.p99),
+      p?.notRun ? '' : `${num(p?.staleAllows)} in ${num(p?.revocationsWithStaleAllows)}/${num(p?.revocations)}`,
+      p?.notRun ? '' : ms(p?.revokeWindow?.max),
+    ];
+  });
+  return table([`system`, `add p50 (${num(big)} asg.)`, 'add p99', 'remove p99', 'changes/s under load', 'grant lag p99', 'stale allows (in revocations)', 'revocation window max'], rows);
 }
