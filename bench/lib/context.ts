@@ -20,6 +20,8 @@ export interface Sizes {
   assignments: number;
   /** scenario 4 */
   checks: number;
+  /** time cap of each latency and each throughput run of scenario 4 (seconds) */
+  checkSeconds: number;
   httpSeconds: number;
   httpConnections: number;
   /** scenario 5 */
@@ -29,9 +31,9 @@ export interface Sizes {
 }
 
 export const SIZES: Record<Mode, Sizes> = {
-  smoke: { big: 200, standing: 60, pairsSmall: 10, pairsBig: 4, reps: 1, rate: 200, seconds: 1, subjects: 100, members: 100, assignments: 100, checks: 100, httpSeconds: 1, httpConnections: 8, crashMembers: 200, crashAssignments: 50, crashBatch: 10 },
-  quick: { big: 1000, standing: 300, pairsSmall: 60, pairsBig: 15, reps: 1, rate: 500, seconds: 2, subjects: 400, members: 300, assignments: 300, checks: 2000, httpSeconds: 2, httpConnections: 16, crashMembers: 1000, crashAssignments: 100, crashBatch: 20 },
-  full: { big: 5000, standing: 300, pairsSmall: 200, pairsBig: 40, reps: 3, rate: 500, seconds: 10, subjects: 2000, members: 5000, assignments: 5000, checks: 10000, httpSeconds: 8, httpConnections: 16, crashMembers: 2000, crashAssignments: 500, crashBatch: 20 },
+  smoke: { big: 200, standing: 60, pairsSmall: 10, pairsBig: 4, reps: 1, rate: 200, seconds: 1, subjects: 100, members: 100, assignments: 100, checks: 100, checkSeconds: 1, httpSeconds: 1, httpConnections: 8, crashMembers: 200, crashAssignments: 50, crashBatch: 10 },
+  quick: { big: 1000, standing: 300, pairsSmall: 60, pairsBig: 15, reps: 1, rate: 500, seconds: 2, subjects: 400, members: 300, assignments: 300, checks: 2000, checkSeconds: 3, httpSeconds: 2, httpConnections: 16, crashMembers: 1000, crashAssignments: 100, crashBatch: 20 },
+  full: { big: 5000, standing: 300, pairsSmall: 200, pairsBig: 40, reps: 3, rate: 500, seconds: 10, subjects: 2000, members: 5000, assignments: 5000, checks: 10000, checkSeconds: 15, httpSeconds: 8, httpConnections: 16, crashMembers: 2000, crashAssignments: 500, crashBatch: 20 },
 };
 
 export interface Ctx {
