@@ -150,7 +150,7 @@ export async function runBench(opts: BenchOptions): Promise<{ dir: string; resul
   const dir = opts.out ?? join(new URL('.', import.meta.url).pathname, 'results', `${stamp}-${opts.mode}`);
   mkdirSync(dir, { recursive: true });
   const { md, svgs } = renderReport(results);
-  writeFileSync(join(dir, 'results.json'), JSON.stringify(results, null, 1) + '\n');
+  writeFileSync(join(dir, 'results.json'), JSON.stringify(results) + '\n');
   writeFileSync(join(dir, 'report.md'), md);
   for (const [f, svg] of Object.entries(svgs)) writeFileSync(join(dir, f), svg);
   stream.write(`[bench] done in ${results.elapsedSeconds.toFixed(0)}s: ${join(dir, 'report.md')}\n`);

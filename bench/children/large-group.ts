@@ -27,7 +27,7 @@ try {
     db,
     batchSize: arg.batch,
     onEvent: (e) => {
-      if (e.type !== 'batch') return;
+      if (e.type !== 'batch' || e.added === 0) return; // progress of the backfill only (not of the cleanup)
       done += e.added;
       const now = performance.now();
       if (now - last > 1000) {

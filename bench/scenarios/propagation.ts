@@ -148,8 +148,9 @@ async function drive(sys: System, n: number, rate: number, seconds: number): Pro
     revocationsWithStaleAllows: withStale,
     staleAllows,
     checks,
-    grantTimeline: thin(grantTimeline, 300).map(([t, v]) => [round(t), round(v)]),
-    revokeTimeline: thin(revokeTimeline, 300).map(([t, v, c]) => [round(t), round(v), c]),
+    grantTimeline: thin(grantTimeline, 150).map(([t, v]) => [round(t), round(v)]),
+    // every revocation with stale allows, and a sample of the others
+    revokeTimeline: [...revokeTimeline.filter((r) => r[2] > 0).slice(0, 150), ...thin(revokeTimeline.filter((r) => r[2] === 0), 150)].sort((x, y) => x[0] - y[0]).map(([t, v, c]) => [round(t), round(v), c]),
   };
 }
 
