@@ -118,6 +118,35 @@ export async function claimJob(db: Database, owner: string, now: number, leaseMs
   });
 }
 
+/**
+ * Claims up to `limit` more pending single-subject jobs of `org` (each scope with nothing running):
+ * membership changes arrive as many small jobs, and running them together costs one commit.
+ */
+export async function claimSubjectJobs(db: Database, org: string, owner: string, now: number, leaseMs: number, limit: number): Promise<JobRow[]> {
+  if (limit <= 0) return [];
+  return db.transaction(async (tx) => {
+    const ids = (
+      await tx.all<{ id: string }>(
+        `SELECT j.id FROM jobs j
+          WHERE j.org_id = $1 AND j.state = 'pending' AND j.scope LIKE 'subject:%'
+            AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.org_id = j.org_id AND r.scope = j.scope AND r.state IN ('running', 'retrying'))
+          ORDER BY j.priority, j.created_at, j.id
+          LIMIT $2${tx.skipLocked}`,
+        [org, limit],
+      )
+    ).map((r) => r.id);
+    if (ids.length === 0) return [];
+    const marks = ids.map((_, i) => `$${i + 5}`).join(', ');
+    const rows = await tx.all<JobRow>(
+      `UPDATE jobs SET state = 'running', owner = $1, lease_expires_at = $2, claims = claims + 1, started_at = COALESCE(started_at, $3),
+              total_members = $4
+        WHERE id IN (${marks}) RETURNING *`,
+      [owner, now + leaseMs, now, 1, ...ids],
+    );
+    return rows.map(normalize);
+  });
+}
+
 /** Extends the lease if this worker still owns the job; false means it was taken over. */
 export async function heartbeat(db: Database, jobId: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
   const n = await db.run(`UPDATE jobs SET lease_expires_at = $3 WHERE id = $1 AND owner = $2 AND state = 'running'`, [jobId, owner, now + leaseMs]);

@@ -76,45 +76,83 @@ async function batchMembers(tx: Sql, org: string, scope: Scope, batchSize: numbe
   return Math.max(1, Math.min(batchSize, Math.floor(maxRows / Math.max(1, Number(row?.n ?? 0)))));
 }
 
-export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchSize: number, leaseMs: number, maxRows = Infinity): Promise<BatchResult> {
+/** One batch of one job inside `tx` (which holds the organization's lock), fenced by ownership. */
+async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, batchSize: number, leaseMs: number, maxRows: number): Promise<BatchResult> {
   const started = env.now();
+  const cur = await tx.get<JobRow>(`SELECT * FROM jobs WHERE id = $1${tx.forUpdate}`, [jobId]);
+  if (!cur || cur.state !== 'running' || cur.owner !== owner) throw new LeaseLost(jobId);
+
+  const scope = parseScope(cur.scope);
+  const size = maxRows === Infinity ? batchSize : await batchMembers(tx, cur.org_id, scope, batchSize, maxRows);
+  const subjects = await nextSubjects(tx, cur.org_id, scope, cur.checkpoint ?? '', size);
+  let added = 0;
+  let removed = 0;
+  if (subjects.length > 0) {
+    const first = subjects[0]!;
+    const last = subjects[subjects.length - 1]!;
+    ({ added, removed } = await reconcileRange(tx, cur.org_id, scope, first, last));
+    const seq = Number(cur.batches) + 1;
+    await tx.run(
+      `INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [cur.id, seq, owner, first, last, subjects.length, added, removed, started, env.now()],
+    );
+    await tx.run(
+      `UPDATE jobs SET checkpoint = $2, done_members = done_members + $3, batches = $4, rows_added = rows_added + $5,
+              rows_removed = rows_removed + $6, lease_expires_at = $7 WHERE id = $1`,
+      [cur.id, last, subjects.length, seq, added, removed, env.now() + leaseMs],
+    );
+  }
+  const finished = subjects.length < size;
+  if (finished) await finishJob(env, tx, { ...cur, rows_added: Number(cur.rows_added) + added, rows_removed: Number(cur.rows_removed) + removed });
+  return { finished, members: subjects.length, added, removed };
+}
+
+async function lockOrganization(env: BatchEnv, tx: Sql, org: string) {
+  const lockStart = process.hrtime.bigint();
+  await tx.get(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
+  env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
+}
+
+function observe(env: BatchEnv, t0: bigint, results: BatchResult[]) {
+  env.metrics?.reconcileBatch.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+  env.metrics?.reconcileRows.inc({ op: 'insert' }, results.reduce((n, r) => n + r.added, 0));
+  env.metrics?.reconcileRows.inc({ op: 'delete' }, results.reduce((n, r) => n + r.removed, 0));
+}
+
+export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchSize: number, leaseMs: number, maxRows = Infinity): Promise<BatchResult> {
   const t0 = process.hrtime.bigint();
   const result = await env.db.transaction(async (tx) => {
-    const lockStart = process.hrtime.bigint();
-    await tx.get(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [job.org_id]);
-    env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
-    const cur = await tx.get<JobRow>(`SELECT * FROM jobs WHERE id = $1${tx.forUpdate}`, [job.id]);
-    if (!cur || cur.state !== 'running' || cur.owner !== owner) throw new LeaseLost(job.id);
-
-    const scope = parseScope(cur.scope);
-    const size = maxRows === Infinity ? batchSize : await batchMembers(tx, cur.org_id, scope, batchSize, maxRows);
-    const subjects = await nextSubjects(tx, cur.org_id, scope, cur.checkpoint ?? '', size);
-    let added = 0;
-    let removed = 0;
-    if (subjects.length > 0) {
-      const first = subjects[0]!;
-      const last = subjects[subjects.length - 1]!;
-      ({ added, removed } = await reconcileRange(tx, cur.org_id, scope, first, last));
-      const seq = Number(cur.batches) + 1;
-      await tx.run(
-        `INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [cur.id, seq, owner, first, last, subjects.length, added, removed, started, env.now()],
-      );
-      await tx.run(
-        `UPDATE jobs SET checkpoint = $2, done_members = done_members + $3, batches = $4, rows_added = rows_added + $5,
-                rows_removed = rows_removed + $6, lease_expires_at = $7 WHERE id = $1`,
-        [cur.id, last, subjects.length, seq, added, removed, env.now() + leaseMs],
-      );
-    }
-    const finished = subjects.length < size;
-    if (finished) await finishJob(env, tx, { ...cur, rows_added: Number(cur.rows_added) + added, rows_removed: Number(cur.rows_removed) + removed });
-    return { finished, members: subjects.length, added, removed };
+    await lockOrganization(env, tx, job.org_id);
+    return applyBatch(env, tx, job.id, owner, batchSize, leaseMs, maxRows);
   });
-  env.metrics?.reconcileBatch.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-  env.metrics?.reconcileRows.inc({ op: 'insert' }, result.added);
-  env.metrics?.reconcileRows.inc({ op: 'delete' }, result.removed);
+  observe(env, t0, [result]);
   return result;
+}
+
+/**
+ * Runs whole single-subject jobs of one organization together: one transaction, one lock, one
+ * commit for many membership changes (each job is still fenced, reconciled, logged and finished on
+ * its own). Jobs this worker no longer owns are skipped and reported as lost.
+ */
+export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: string, leaseMs: number): Promise<(BatchResult | 'lost')[]> {
+  const t0 = process.hrtime.bigint();
+  const results = await env.db.transaction(async (tx) => {
+    await lockOrganization(env, tx, jobs[0]!.org_id);
+    const out: (BatchResult | 'lost')[] = [];
+    for (const job of jobs) {
+      try {
+        // Two slots for one subject: the walk finds it and sees that nothing follows, in one batch.
+        out.push(await applyBatch(env, tx, job.id, owner, 2, leaseMs, Infinity));
+      } catch (e) {
+        if (!(e instanceof LeaseLost)) throw e;
+        out.push('lost');
+      }
+    }
+    return out;
+  });
+  observe(env, t0, results.filter((r): r is BatchResult => r !== 'lost'));
+  return results;
 }
 
 /** Marks the job done and every change it carried (its scope, up to its target revision) effective. */

@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { VerifyMode } from '../domain/model.ts';
 import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { claimJob, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, pruneDoneJobs, releaseJob, type JobRow, type RetryPolicy } from './queue.ts';
-import { runBatch } from './reconcile.ts';
+import { claimJob, claimSubjectJobs, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, pruneDoneJobs, releaseJob, type JobRow, type RetryPolicy } from './queue.ts';
+import { runBatch, runSubjectJobs } from './reconcile.ts';
 import { JOBS_CHANNEL } from '../policy/write.ts';
 
 export interface WorkerOptions {
@@ -20,6 +20,8 @@ export interface WorkerOptions {
   batchSize?: number;
   /** Rows a batch should write at most (fewer subjects per batch for groups with many assignments). */
   maxBatchRows?: number;
+  /** Single-subject jobs of one organization run together in one transaction, up to this many (1: alone). */
+  subjectJobs?: number;
   leaseMs?: number;
   pollMs?: number;
   retry?: RetryPolicy;
@@ -59,6 +61,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   const owner = opts.owner ?? newOwnerId();
   const batchSize = opts.batchSize ?? 100;
   const maxBatchRows = opts.maxBatchRows ?? 10_000;
+  const subjectJobs = opts.subjectJobs ?? 64;
   const leaseMs = opts.leaseMs ?? 15_000;
   const pollMs = opts.pollMs ?? 1000;
   const retry = opts.retry ?? DEFAULT_RETRY;
@@ -80,10 +83,34 @@ export function createWorker(opts: WorkerOptions): Worker {
     await pruneDoneJobs(opts.db, now() - retentionMs).catch(() => 0);
   }
 
+  /** A single-subject job takes up to `subjectJobs - 1` more of its organization's along. */
+  async function runSubjectGroup(first: JobRow): Promise<boolean> {
+    const jobs = [first, ...(await claimSubjectJobs(opts.db, first.org_id, owner, now(), leaseMs, subjectJobs - 1))];
+    for (const j of jobs.slice(1)) emit({ type: 'claimed', job: j });
+    try {
+      const results = await runSubjectJobs(env, jobs, owner, leaseMs);
+      results.forEach((r, i) => {
+        const job = jobs[i]!;
+        if (r === 'lost') return emit({ type: 'lost', job });
+        emit({ type: 'batch', job, ...r });
+        emit({ type: 'done', job });
+      });
+    } catch (e) {
+      // The shared transaction rolled back: each job records the failure and retries on its own.
+      for (const job of jobs) {
+        const state = await failJob(opts.db, job.id, owner, errorText(e), now(), retry).catch(() => null);
+        opts.metrics?.jobFailures.inc({ outcome: state ?? 'lost' });
+        emit({ type: 'failed', job, error: e, state });
+      }
+    }
+    return true;
+  }
+
   async function runOne(): Promise<boolean> {
     const job = await claimJob(opts.db, owner, now(), leaseMs);
     if (!job) return false;
     emit({ type: 'claimed', job });
+    if (subjectJobs > 1 && job.scope.startsWith('subject:') && job.checkpoint === null) return runSubjectGroup(job);
     let lost = false;
     const beat = setInterval(() => {
       heartbeat(opts.db, job.id, owner, now(), leaseMs).then(

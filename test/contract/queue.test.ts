@@ -75,4 +75,26 @@ describeEachEngine('job retention', (engine) => {
     expect(new Set(batches.map((b) => b.first_subject)).size).toBe(batches.length); // nothing redone
     expect((await ls.listJobs({ org: 'r' }))[0]).toMatchObject({ state: 'done', progress: { done: 6 } });
   });
+
+  it('runs many single-subject jobs of one organization in one claim and one transaction', async () => {
+    const ls = createLockstep(db);
+    await createWorker({ db }).drain();
+    await ls.putOrganization('m', {});
+    await ls.putPermission('m', 'doc.read', { risk: 'standard' });
+    await ls.putRole('m', 'reader', { permissions: ['doc.read'] });
+    await ls.putResource('m', 'doc', 'd', {});
+    await ls.putGroup('m', 'g', {});
+    await ls.createAssignment('m', { principal: 'group:g', role: 'reader', resource: 'doc:d' });
+    for (let i = 0; i < 20; i++) await ls.putSubject('m', `u${i}`, { kind: 'user' });
+    await createWorker({ db }).drain();
+    for (let i = 0; i < 20; i++) await ls.addMember('m', 'g', `u${i}`); // 20 async grants: 20 subject jobs
+    expect((await ls.listJobs({ org: 'm', states: ['pending'] })).length).toBe(20);
+    const w = createWorker({ db, subjectJobs: 8 });
+    expect(await w.runOne()).toBe(true);
+    expect((await ls.listJobs({ org: 'm', states: ['done'] })).length).toBe(8);
+    await w.drain();
+    expect((await ls.listJobs({ org: 'm', states: ['done'] })).length).toBe(20);
+    expect((await ls.readModel('m')).length).toBe(20);
+    for (const c of (await ls.listChanges('m', { direction: 'grant' })).changes) expect(c.status).toBe('effective');
+  });
 });
