@@ -8,15 +8,20 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function ticks(lo: number, hi: number, log: boolean): number[] {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
   if (log) {
+    // A zero (or tiny) lower bound would start the decades at -Infinity: at most 12 decades below hi.
+    const top = Math.ceil(Math.log10(Math.max(hi, 1e-9)));
+    const bottom = Math.max(Math.floor(Math.log10(Math.max(lo, 1e-9))), top - 12);
     const out: number[] = [];
-    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) out.push(10 ** e);
+    for (let e = bottom; e <= top; e++) out.push(10 ** e);
     return out;
   }
   const span = hi - lo || 1;
   const step = 10 ** Math.floor(Math.log10(span / 5));
   const mult = span / step > 25 ? 5 : span / step > 10 ? 2 : 1;
   const s = step * mult;
+  if (!Number.isFinite(s) || s <= 0) return [lo, hi];
   const out: number[] = [];
   for (let v = Math.ceil(lo / s) * s; v <= hi + 1e-9; v += s) out.push(+v.toPrecision(6));
   return out;
