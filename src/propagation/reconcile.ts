@@ -131,29 +131,110 @@ export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchS
 }
 
 /**
- * Runs whole single-subject jobs of one organization together: one transaction, one lock, one
- * commit for many membership changes (each job is still fenced, reconciled, logged and finished on
- * its own). Jobs this worker no longer owns are skipped and reported as lost.
+ * Runs whole single-subject jobs of one organization together, set-based: one transaction, one
+ * lock, and a fixed handful of statements whatever the number of jobs — the delete and insert cover
+ * every subject at once (RETURNING says which rows were whose), then the jobs, their batch logs and
+ * the changes they carried are closed in one statement each. Jobs this worker no longer owns are
+ * left out and reported as lost.
  */
-export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: string, leaseMs: number): Promise<(BatchResult | 'lost')[]> {
+export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: string): Promise<(BatchResult | 'lost')[]> {
   const t0 = process.hrtime.bigint();
+  const org = jobs[0]!.org_id;
   const results = await env.db.transaction(async (tx) => {
-    await lockOrganization(env, tx, jobs[0]!.org_id);
-    const out: (BatchResult | 'lost')[] = [];
-    for (const job of jobs) {
-      try {
-        // Two slots for one subject: the walk finds it and sees that nothing follows, in one batch.
-        out.push(await applyBatch(env, tx, job.id, owner, 2, leaseMs, Infinity));
-      } catch (e) {
-        if (!(e instanceof LeaseLost)) throw e;
-        out.push('lost');
-      }
+    await lockOrganization(env, tx, org);
+    const now = env.now();
+    const ids = jobs.map((j) => j.id);
+    const owned = await tx.all<JobRow>(
+      `SELECT * FROM jobs WHERE id IN (${marks(ids.length, 2)}) AND owner = $1 AND state = 'running'${tx.forUpdate}`,
+      [owner, ...ids],
+    );
+    const mine = new Map(owned.map((j) => [j.id, j]));
+    const live = jobs.filter((j) => mine.has(j.id)).map((j) => ({ job: mine.get(j.id)!, subject: parseScope(j.scope).id }));
+    if (live.length === 0) return jobs.map(() => 'lost' as const);
+    const subjects = live.map((l) => l.subject);
+    const inSubjects = marks(subjects.length, 2);
+
+    const removedRows = await tx.all<{ subject_id: string }>(
+      `DELETE FROM effective_assignments WHERE org_id = $1 AND subject_id IN (${inSubjects}) AND ${NOT_DERIVED('effective_assignments')}
+       RETURNING subject_id`,
+      [org, ...subjects],
+    );
+    const addedRows = await tx.all<{ subject_id: string }>(
+      `INSERT INTO effective_assignments (org_id, subject_id, assignment_id, role, resource, group_id)
+       SELECT org_id, subject_id, assignment_id, role, resource, group_id FROM desired_effective_assignments d
+        WHERE d.org_id = $1 AND d.subject_id IN (${inSubjects})
+       ON CONFLICT DO NOTHING RETURNING subject_id`,
+      [org, ...subjects],
+    );
+    const count = (rows: { subject_id: string }[]) => rows.reduce((m, r) => m.set(r.subject_id, (m.get(r.subject_id) ?? 0) + 1), new Map<string, number>());
+    const added = count(addedRows);
+    const removed = count(removedRows);
+
+    // Close the jobs: one batch each (seq after whatever a crashed owner committed), done.
+    const batchValues: unknown[] = [];
+    const rowsOf = (l: (typeof live)[number]) => ({ a: added.get(l.subject) ?? 0, r: removed.get(l.subject) ?? 0 });
+    const tuples = live.map((l, i) => {
+      const { a: ad, r: rm } = rowsOf(l);
+      batchValues.push(l.job.id, Number(l.job.batches) + 1, owner, l.subject, l.subject, 1, ad, rm, now, now);
+      const b = i * 10;
+      return `(${Array.from({ length: 10 }, (_, k) => `$${b + k + 1}`).join(', ')})`;
+    });
+    await tx.run(
+      `INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
+       VALUES ${tuples.join(', ')}`,
+      batchValues,
+    );
+    const rowsAdded = caseOf('id', live.map((l) => [l.job.id, rowsOf(l).a]), 2);
+    const rowsRemoved = caseOf('id', live.map((l) => [l.job.id, rowsOf(l).r]), 2 + rowsAdded.params.length);
+    const idsFrom = 2 + rowsAdded.params.length + rowsRemoved.params.length;
+    await tx.run(
+      `UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = $1, checkpoint = SUBSTR(scope, 9),
+              done_members = 1, batches = batches + 1,
+              rows_added = rows_added + ${rowsAdded.sql}, rows_removed = rows_removed + ${rowsRemoved.sql}
+        WHERE id IN (${marks(live.length, idsFrom)})`,
+      [now, ...rowsAdded.params, ...rowsRemoved.params, ...live.map((l) => l.job.id)],
+    );
+
+    // The changes each job carried: its scope, up to its target revision.
+    const scopes = live.map((l) => l.job.scope);
+    const target = new Map(live.map((l) => [l.job.scope, Number(l.job.target_revision)]));
+    const pending = await tx.all<{ revision: number; direction: Direction; tier: number | null; decided_at: number; slo_ms: number | null; job_scope: string }>(
+      `SELECT revision, direction, tier, decided_at, slo_ms, job_scope FROM changes
+        WHERE org_id = $1 AND effective_at IS NULL AND job_scope IN (${marks(scopes.length, 2)})`,
+      [org, ...scopes],
+    );
+    const carried = pending.filter((c) => Number(c.revision) <= target.get(c.job_scope)!);
+    if (carried.length > 0) {
+      // Each job's rows go on the change that created it (as a single job's finish does).
+      const chAdded = caseOf('job_id', live.map((l) => [l.job.id, rowsOf(l).a]), 3, 'rows_added');
+      const chRemoved = caseOf('job_id', live.map((l) => [l.job.id, rowsOf(l).r]), 3 + chAdded.params.length, 'rows_removed');
+      const revs = carried.map((c) => Number(c.revision));
+      const revFrom = 3 + chAdded.params.length + chRemoved.params.length;
+      await tx.run(
+        `UPDATE changes SET effective_at = $2, rows_added = ${chAdded.sql}, rows_removed = ${chRemoved.sql}
+          WHERE org_id = $1 AND revision IN (${marks(revs.length, revFrom)})`,
+        [org, now, ...chAdded.params, ...chRemoved.params, ...revs],
+      );
+      recordLags(env, carried, now);
     }
-    return out;
+    return jobs.map((j) => {
+      const l = live.find((x) => x.job.id === j.id);
+      if (!l) return 'lost' as const;
+      const { a: ad, r: rm } = rowsOf(l);
+      return { finished: true, members: 1, added: ad, removed: rm };
+    });
   });
   observe(env, t0, results.filter((r): r is BatchResult => r !== 'lost'));
   return results;
 }
+
+/** `CASE column WHEN $k THEN $k+1 … ELSE fallback END`, its parameters numbered from `from`. */
+function caseOf(column: string, pairs: [string, number][], from: number, fallback = 'NULL') {
+  const whens = pairs.map((_, i) => `WHEN $${from + 2 * i} THEN CAST($${from + 2 * i + 1} AS BIGINT)`).join(' ');
+  return { sql: `CASE ${column} ${whens} ELSE ${fallback} END`, params: pairs.flat() };
+}
+
+const marks = (n: number, from: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
 
 /** Marks the job done and every change it carried (its scope, up to its target revision) effective. */
 async function finishJob(env: BatchEnv, tx: Sql, job: JobRow) {
@@ -172,6 +253,11 @@ async function finishJob(env: BatchEnv, tx: Sql, job: JobRow) {
       WHERE org_id = $1 AND job_scope = $2 AND revision <= $3 AND effective_at IS NULL`,
     [job.org_id, job.scope, job.target_revision, now, job.id, Number(job.rows_added), Number(job.rows_removed)],
   );
+  recordLags(env, carried, now);
+}
+
+/** Propagation lag, revocation window and SLO breaches of changes that just became effective. */
+function recordLags(env: BatchEnv, carried: { direction: Direction; tier: number | null; decided_at: number; slo_ms: number | null }[], now: number) {
   const m = env.metrics;
   if (!m) return;
   for (const c of carried) {

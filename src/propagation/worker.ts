@@ -88,7 +88,7 @@ export function createWorker(opts: WorkerOptions): Worker {
     const jobs = [first, ...(await claimSubjectJobs(opts.db, first.org_id, owner, now(), leaseMs, subjectJobs - 1))];
     for (const j of jobs.slice(1)) emit({ type: 'claimed', job: j });
     try {
-      const results = await runSubjectJobs(env, jobs, owner, leaseMs);
+      const results = await runSubjectJobs(env, jobs, owner);
       results.forEach((r, i) => {
         const job = jobs[i]!;
         if (r === 'lost') return emit({ type: 'lost', job });
