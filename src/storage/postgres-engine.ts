@@ -42,19 +42,23 @@ function sqlOn(q: Queryable): Sql {
 export interface PostgresOptions {
   /** Schema to create (if missing) and use; tests pass a fresh one per run. */
   schema?: string;
+  /** Connections for reads outside transactions (checks, listings). */
   max?: number;
+  /** Connections for transactions (policy writes, reconciliation batches, claims). */
+  writeMax?: number;
 }
 
 export function openPostgres(url: string, opts: PostgresOptions = {}): Database {
   const schema = opts.schema;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.max ?? 10,
-    ...(schema ? { options: `-c search_path=${schema}` } : {}),
-  });
+  const connection = { connectionString: url, ...(schema ? { options: `-c search_path=${schema}` } : {}) };
+  // Two pools: a storm of checks must not queue the writes (and the worker's batches) behind it for
+  // a connection; transactions have connections of their own.
+  const pool = new pg.Pool({ ...connection, max: opts.max ?? 10 });
+  const writePool = new pg.Pool({ ...connection, max: opts.writeMax ?? 4 });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  writePool.on('error', () => undefined);
   const safeUrl = url.replace(/\/\/[^@/]*@/, '//***@');
   let ensured: Promise<void> | undefined;
   const ensureSchema = () =>
@@ -66,7 +70,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
     async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
       let client: pg.PoolClient;
       try {
-        client = await pool.connect();
+        client = await writePool.connect();
       } catch (e) {
         wrapStorageError(e);
       }
@@ -126,7 +130,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
       }
     },
     async close() {
-      await pool.end();
+      await Promise.all([pool.end(), writePool.end()]);
     },
   };
 }
