@@ -13,7 +13,9 @@ import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagatio
 import { enqueueJob } from '../../src/propagation/queue.ts';
 import { createWorker, type Worker } from '../../src/propagation/worker.ts';
 import type { Database, Sql } from '../../src/storage/database.ts';
-import { openPostgres } from '../../src/storage/postgres-engine.ts';
+import { dropSchema, openPostgres } from '../../src/storage/postgres-engine.ts';
+
+export { dropSchema };
 import { openSqlite } from '../../src/storage/sqlite-engine.ts';
 import { ORG, PERMISSIONS, ROLES, project, type Dataset } from './model.ts';
 import type { System, WriteOutcome } from './system.ts';
@@ -39,15 +41,6 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export async function dropSchema(url: string, schema: string) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await c.end();
-  }
-}
 
 /** Probes PostgreSQL; returns the reason it cannot be used, or null. */
 export async function postgresUnavailable(url: string): Promise<string | null> {

@@ -39,6 +39,18 @@ function sqlOn(q: Queryable): Sql {
   };
 }
 
+/** Drops a schema and everything in it (tests and benchmarks clean up their fresh schemas with it). */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
+
 export interface PostgresOptions {
   /** Schema to create (if missing) and use; tests pass a fresh one per run. */
   schema?: string;

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { dropSchema } from '../../src/storage/postgres-engine.ts';
 import { describe } from 'vitest';
 import type { Database } from '../../src/storage/database.ts';
 import { openDatabase } from '../../src/storage/open.ts';
@@ -102,15 +102,7 @@ export async function postgresStore(): Promise<Store> {
     name: 'postgres',
     db: url.toString(),
     open: () => openDatabase(pgUrl, { schema, max: 2 }),
-    async drop() {
-      const c = new pg.Client({ connectionString: pgUrl });
-      await c.connect();
-      try {
-        await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      } finally {
-        await c.end();
-      }
-    },
+    drop: () => dropSchema(pgUrl, schema),
   };
 }
 

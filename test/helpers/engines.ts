@@ -3,10 +3,9 @@
  * migrated database: SQLite in memory, or a new PostgreSQL schema that `close()` drops.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { describe } from 'vitest';
 import type { Database } from '../../src/storage/database.ts';
-import { openPostgres } from '../../src/storage/postgres-engine.ts';
+import { dropSchema, openPostgres } from '../../src/storage/postgres-engine.ts';
 import { openSqlite } from '../../src/storage/sqlite-engine.ts';
 
 export interface TestEngine {
@@ -18,15 +17,6 @@ export interface TestEngine {
 const pgUrl = process.env.LOCKSTEP_TEST_PG ?? '';
 const schemaPrefix = `lockstep_t_${process.ppid}_`;
 
-async function dropSchema(schema: string) {
-  const c = new pg.Client({ connectionString: pgUrl });
-  await c.connect();
-  try {
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await c.end();
-  }
-}
 
 export const sqliteEngine: TestEngine = {
   name: 'sqlite',
@@ -47,7 +37,7 @@ export const postgresEngine: TestEngine = {
     return Object.assign(db, {
       async close() {
         await close();
-        await dropSchema(schema);
+        await dropSchema(pgUrl, schema);
       },
     });
   },

@@ -17,7 +17,7 @@ import { effectiveKey } from '../../src/domain/model.ts';
 import { applyCommand, createOracleState, effectiveRows, type Command } from '../../src/domain/oracle.ts';
 import { openPostgres } from '../../src/storage/postgres-engine.ts';
 import { sortedKeys } from '../helpers/oracle-commands.ts';
-import { describePostgres, dropSchema, PG_URL, sleep } from './support.ts';
+import { describePostgres, dropTestSchema, PG_URL, sleep } from './support.ts';
 import { randomBytes } from 'node:crypto';
 
 const ADMIN_KEY = 'contention-admin-key-0123456789abcdefghijklmnopqrstuvwxyz';
@@ -90,7 +90,7 @@ describePostgres('writers and probes against a group mid-reconciliation', () => 
 
   afterAll(async () => {
     await app?.stop();
-    await dropSchema(schema);
+    await dropTestSchema(schema);
   });
 
   it('never allows a revoked pair; converges to the oracle; lock waits in the metrics', { timeout: 90_000 }, async () => {

@@ -6,9 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { describe } from 'vitest';
-import { openPostgres } from '../../src/storage/postgres-engine.ts';
+import { dropSchema, openPostgres } from '../../src/storage/postgres-engine.ts';
 import type { Database } from '../../src/storage/database.ts';
 
 export const PG_URL = process.env.LOCKSTEP_TEST_PG ?? '';
@@ -30,13 +29,7 @@ export async function freshPostgres(max = 6): Promise<FreshDb> {
     schema,
     async close() {
       await db.close();
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      try {
-        await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      } finally {
-        await c.end();
-      }
+      await dropSchema(PG_URL, schema);
     },
   };
 }
@@ -171,12 +164,5 @@ export interface BatchRow {
 }
 
 /** Drops a schema (after its pool was closed elsewhere, e.g. by `app.stop()`). */
-export async function dropSchema(schema: string) {
-  const c = new pg.Client({ connectionString: PG_URL });
-  await c.connect();
-  try {
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await c.end();
-  }
-}
+/** Drops a schema of this run's test database. */
+export const dropTestSchema = (schema: string) => dropSchema(PG_URL, schema);
