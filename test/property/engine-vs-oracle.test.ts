@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLockstep } from '../../src/core/lockstep.ts';
-import type { AssignmentResult, CheckResult, Lockstep, Via, WriteResult } from '../../src/core/types.ts';
+import type { CheckResult, Lockstep, Via } from '../../src/core/types.ts';
 import { isLockstepError } from '../../src/domain/errors.ts';
 import { directionOf, effectiveKey, parseAssignmentId, type ConsistencyMode, type EffectiveRow } from '../../src/domain/model.ts';
 import {
@@ -32,6 +32,7 @@ import { parsePolicy } from '../../src/domain/propagation.ts';
 import { createWorker, type Worker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { callEngine } from '../helpers/oracle-commands.ts';
 
 const RUNS = Number(process.env.LOCKSTEP_PROPERTY_RUNS ?? 0);
 const SEED = process.env.LOCKSTEP_PROPERTY_SEED ? Number(process.env.LOCKSTEP_PROPERTY_SEED) : undefined;
@@ -155,23 +156,6 @@ function targeted(state: OracleState, org: string, p: Probe, except?: OracleStat
 
 type Outcome = { ok: true; changed: boolean; revision: number; id?: string; created?: boolean } | { ok: false; code: string; field: string | undefined };
 
-async function callEngine(ls: Lockstep, c: Command): Promise<WriteResult | AssignmentResult> {
-  switch (c.kind) {
-    case 'putOrganization': return ls.putOrganization(c.org, c.name === undefined ? {} : { name: c.name });
-    case 'putPermission': return ls.putPermission(c.org, c.slug, { risk: c.risk });
-    case 'putRole': return ls.putRole(c.org, c.slug, { permissions: c.permissions });
-    case 'putResource': return ls.putResource(c.org, c.type, c.id, c.parent === undefined ? {} : { parent: c.parent });
-    case 'deleteResource': return ls.deleteResource(c.org, c.type, c.id);
-    case 'putSubject': return ls.putSubject(c.org, c.id, c.active === undefined ? { kind: c.subjectKind } : { kind: c.subjectKind, active: c.active });
-    case 'deleteSubject': return ls.deleteSubject(c.org, c.id);
-    case 'putGroup': return ls.putGroup(c.org, c.id, c.name === undefined ? {} : { name: c.name });
-    case 'deleteGroup': return ls.deleteGroup(c.org, c.id);
-    case 'addMember': return ls.addMember(c.org, c.group, c.subject);
-    case 'removeMember': return ls.removeMember(c.org, c.group, c.subject);
-    case 'createAssignment': return ls.createAssignment(c.org, { principal: c.principal, role: c.role, resource: c.resource });
-    case 'deleteAssignment': return ls.deleteAssignment(c.org, c.id);
-  }
-}
 
 async function attempt<T>(fn: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; code: string; field: string | undefined }> {
   try {
