@@ -4,7 +4,7 @@
  */
 import { notFound, validation } from '../domain/errors.ts';
 import { tierOfRank, type Direction, type RiskTier } from '../domain/model.ts';
-import type { Sql } from '../storage/database.ts';
+import { sql, type Sql } from '../storage/database.ts';
 import type { Change } from '../core/types.ts';
 
 interface ChangeRow {
@@ -85,11 +85,10 @@ export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: nu
   const since = parseTime(q.since, 'since') ?? 0;
   const until = parseTime(q.until, 'until') ?? Number.MAX_SAFE_INTEGER;
   const dirs = q.direction === undefined ? ['grant', 'revoke', 'both', 'none'] : q.direction === 'revoke' ? ['revoke', 'both'] : q.direction === 'grant' ? ['grant', 'both'] : [q.direction];
-  const marks = dirs.map((_, i) => `$${i + 6}`).join(', ');
   const rows = await db.all<ChangeRow>(
-    `${SELECT} WHERE c.org_id = $1 AND c.revision < $2 AND c.decided_at >= $3 AND c.decided_at <= $4 AND c.direction IN (${marks})
-      ORDER BY c.revision DESC LIMIT $5`,
-    [org, q.before ?? Number.MAX_SAFE_INTEGER, since, until, limit + 1, ...dirs],
+    sql`${sql.raw(SELECT)} WHERE c.org_id = ${org} AND c.revision < ${q.before ?? Number.MAX_SAFE_INTEGER}
+        AND c.decided_at >= ${since} AND c.decided_at <= ${until} AND c.direction IN (${sql.join(dirs)})
+      ORDER BY c.revision DESC LIMIT ${limit + 1}`,
   );
   const page = rows.slice(0, limit).map((r) => toReceipt(r, now));
   return { changes: page, next: rows.length > limit ? page[page.length - 1]!.revision : null };

@@ -7,7 +7,7 @@
  * The role→permission link is always read from the source table (the read model stores roles).
  * That is a few index probes, and it is why a revocation is enforceable the moment it commits.
  *
- * `fully_consistent` evaluates the source tables alone (the `desired_effective_assignments` view).
+ * `fully_consistent` evaluates the source tables alone (the derivation rule, ../derivation/rule.ts).
  */
 import { LockstepError, notFound, validation } from '../domain/errors.ts';
 import {
@@ -30,54 +30,44 @@ import {
   type VerifyMode,
 } from '../domain/model.ts';
 import type { AccessEntry, CheckRequest, CheckResult, EffectivePermission, Via } from '../core/types.ts';
-import type { Sql } from '../storage/database.ts';
-import { ANCESTORS_CTE } from '../policy/read-model.ts';
+import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
+import { ancestors, desiredOnAncestors, stillDerived } from '../derivation/rule.ts';
 import type { Metrics } from '../observability/metrics.ts';
 
-/** Provenance of read-model row `e` for subject column `subj`: the source rows that justify it. */
-const PROVENANCE = (subj: string) => `
-      EXISTS (SELECT 1 FROM assignments a WHERE a.org_id = e.org_id AND a.id = e.assignment_id)
-  AND (e.group_id IS NULL OR EXISTS (SELECT 1 FROM memberships m
-        WHERE m.org_id = e.org_id AND m.group_id = e.group_id AND m.subject_id = ${subj}))
-  AND EXISTS (SELECT 1 FROM subjects s WHERE s.org_id = e.org_id AND s.id = ${subj} AND s.active = 1)`;
+/**
+ * Where the tier of risk rank `risk` is verified (`flags[rank - 1]` is 1), read-model row `e` must
+ * still be derived (provenance, ../derivation/rule.ts).
+ */
+const verifiedByTier = (risk: SqlFragment, flags: readonly number[]) =>
+  sql`(CASE CAST(${risk} AS INTEGER) WHEN 1 THEN CAST(${flags[0]} AS INTEGER) WHEN 2 THEN CAST(${flags[1]} AS INTEGER)
+     ELSE CAST(${flags[2]} AS INTEGER) END = 0 OR ${stillDerived('e')})`;
 
-/** Per-tier verification switch: $V1..$V3 are 1 where that tier (rank) is verified. */
-const VERIFIED_BY_TIER = (riskCol: string, first: number, subj: string) =>
-  `(CASE CAST(${riskCol} AS INTEGER) WHEN 1 THEN CAST($${first} AS INTEGER) WHEN 2 THEN CAST($${first + 1} AS INTEGER)
-     ELSE CAST($${first + 2} AS INTEGER) END = 0 OR (${PROVENANCE(subj)}))`;
+interface CheckArgs {
+  org: OrgId;
+  resource: ResourceRef;
+  subject: SubjectId;
+  permission: PermissionSlug;
+}
 
-// $1 org, $2 resource, $3 subject, $4 permission, $5..$7 per-tier verification flags.
 // CROSS JOIN fixes the join order on SQLite (PostgreSQL plans it freely): ancestors first, then index
 // probes. Left to itself, SQLite with ANALYZE statistics sometimes scans all of a subject's rows.
-// Read-model candidates on the resource and its ancestors, nearest first.
-const CANDIDATE = `
+/** Read-model candidates on the resource and its ancestors, nearest first. */
+const candidate = (q: CheckArgs, flags: readonly number[]) => sql`
   SELECT e.assignment_id, e.group_id, e.role, e.resource, anc.depth
     FROM anc
    CROSS JOIN effective_assignments e
    CROSS JOIN role_permissions rp
-   WHERE e.org_id = $1 AND e.subject_id = $3 AND e.resource = anc.ref
-     AND rp.org_id = $1 AND rp.role = e.role AND rp.permission = $4
-     AND ${VERIFIED_BY_TIER('(SELECT p.risk FROM permissions p WHERE p.org_id = $1 AND p.slug = $4)', 5, '$3')}
+   WHERE e.org_id = ${q.org} AND e.subject_id = ${q.subject} AND e.resource = anc.ref
+     AND rp.org_id = ${q.org} AND rp.role = e.role AND rp.permission = ${q.permission}
+     AND ${verifiedByTier(sql`(SELECT p.risk FROM permissions p WHERE p.org_id = ${q.org} AND p.slug = ${q.permission})`, flags)}
    ORDER BY anc.depth, e.assignment_id
    LIMIT 1`;
 
-// The source of truth alone: the subject's direct assignments and its groups' assignments on the
-// resource and its ancestors (index probes from the subject side, bounded by ancestors × groups).
-const SOURCE = `
-  SELECT x.assignment_id, x.group_id, x.role, x.resource, x.depth FROM (
-    SELECT a.id AS assignment_id, CAST(NULL AS TEXT) AS group_id, a.role, a.resource, anc.depth
-      FROM anc CROSS JOIN assignments a
-     WHERE a.org_id = $1 AND a.principal_type = 'subject' AND a.principal_id = $3 AND a.resource = anc.ref
-    UNION ALL
-    SELECT a.id, m.group_id, a.role, a.resource, anc.depth
-      FROM memberships m CROSS JOIN anc CROSS JOIN assignments a
-     WHERE m.org_id = $1 AND m.subject_id = $3
-       AND a.org_id = $1 AND a.principal_type = 'group' AND a.principal_id = m.group_id AND a.resource = anc.ref
-  ) x
+/** The source of truth alone: the subject's derivations on the resource and its ancestors, nearest first. */
+const source = (q: CheckArgs) => sql`
+  SELECT x.assignment_id, x.group_id, x.role, x.resource, x.depth FROM (${desiredOnAncestors(q.org, q.subject)}) x
    CROSS JOIN role_permissions rp
-   CROSS JOIN subjects s
-   WHERE rp.org_id = $1 AND rp.role = x.role AND rp.permission = $4
-     AND s.org_id = $1 AND s.id = $3 AND s.active = 1
+   WHERE rp.org_id = ${q.org} AND rp.role = x.role AND rp.permission = ${q.permission}
    ORDER BY x.depth, x.assignment_id
    LIMIT 1`;
 
@@ -85,15 +75,13 @@ const SOURCE = `
  * One statement — one snapshot, one round trip — returns the organization's revision, the
  * permission's tier and the nearest derivation, if any.
  */
-const CHECK = (hit: string) => `
-  WITH RECURSIVE ${ANCESTORS_CTE}
+const checkStatement = (q: CheckArgs, hit: SqlFragment) => sql`
+  WITH RECURSIVE ${ancestors(q.org, q.resource)}
   SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource
     FROM organizations o
-    LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = $4
+    LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = ${q.permission}
     LEFT JOIN (${hit}) h ON 1 = 1
-   WHERE o.id = $1`;
-const CHECK_READ_MODEL = CHECK(CANDIDATE);
-const CHECK_SOURCE = CHECK(SOURCE);
+   WHERE o.id = ${q.org}`;
 
 interface CheckRow {
   revision: number;
@@ -182,10 +170,9 @@ export function createChecks(env: CheckEnv) {
       if (requested !== undefined && !CONSISTENCY_MODES.includes(requested)) {
         throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
       }
-      const params = [org, resource, subject, permission, ...flags];
-      const evaluate = async (sql: string) => {
-        // The source query takes no verification flags (PostgreSQL rejects unreferenced parameters).
-        const row = await db.get<CheckRow>(sql, sql === CHECK_SOURCE ? params.slice(0, 4) : params);
+      const q: CheckArgs = { org, resource, subject, permission };
+      const evaluate = async (hit: SqlFragment) => {
+        const row = await db.get<CheckRow>(checkStatement(q, hit));
         if (!row) throw notFound('org', 'organization', org);
         const risk = tierOfRank(row.risk);
         if (risk === null) throw notFound('permission', 'permission', permission);
@@ -209,11 +196,11 @@ export function createChecks(env: CheckEnv) {
       return result;
 
       async function decideCheck(): Promise<CheckResult> {
-        if (requested === 'fully_consistent') return answer(await evaluate(CHECK_SOURCE), requested, true, true);
+        if (requested === 'fully_consistent') return answer(await evaluate(source(q)), requested, true, true);
         if (requested === 'at_least_as_fresh') await waitFresh(org, subject, req.consistency?.revision);
-        const fast = await evaluate(CHECK_READ_MODEL);
+        const fast = await evaluate(candidate(q, flags));
         // Critical permissions are decided on the source unless the caller asked for something else.
-        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(CHECK_SOURCE), 'fully_consistent', true, true);
+        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(source(q)), 'fully_consistent', true, true);
         return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
       }
     },
@@ -225,13 +212,12 @@ export function createChecks(env: CheckEnv) {
       const meta = await orgMeta(db, org);
       if (!(await db.get('SELECT 1 AS x FROM subjects WHERE org_id = $1 AND id = $2', [org, subject]))) throw notFound('id', 'subject', subject);
       const rows = await db.all<ViaRow & { permission: PermissionSlug; risk: number }>(
-        `SELECT rp.permission, p.risk, e.assignment_id, e.group_id, e.role, e.resource
+        sql`SELECT rp.permission, p.risk, e.assignment_id, e.group_id, e.role, e.resource
            FROM effective_assignments e
            JOIN role_permissions rp ON rp.org_id = e.org_id AND rp.role = e.role
            JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
-          WHERE e.org_id = $1 AND e.subject_id = $2 AND ${VERIFIED_BY_TIER('p.risk', 3, '$2')}
+          WHERE e.org_id = ${org} AND e.subject_id = ${subject} AND ${verifiedByTier(sql`p.risk`, flags)}
           ORDER BY e.resource, rp.permission, e.assignment_id`,
-        [org, subject, ...flags],
       );
       return {
         revision: meta.revision,
@@ -250,20 +236,11 @@ export function createChecks(env: CheckEnv) {
       // From the source of truth: the read model is keyed by subject, and a resource-keyed index on
       // it would slow every backfill (see migrations/001_core.sql); the source answer is exact.
       const rows = await db.all<ViaRow & { subject_id: SubjectId }>(
-        `WITH RECURSIVE ${ANCESTORS_CTE}
-         SELECT x.subject_id, x.assignment_id, x.group_id, x.role, x.resource FROM (
-           SELECT a.principal_id AS subject_id, a.id AS assignment_id, CAST(NULL AS TEXT) AS group_id, a.role, a.resource, anc.depth
-             FROM anc CROSS JOIN assignments a
-            WHERE a.org_id = $1 AND a.resource = anc.ref AND a.principal_type = 'subject'
-           UNION ALL
-           SELECT m.subject_id, a.id, a.principal_id, a.role, a.resource, anc.depth
-             FROM anc CROSS JOIN assignments a CROSS JOIN memberships m
-            WHERE a.org_id = $1 AND a.resource = anc.ref AND a.principal_type = 'group' AND m.org_id = $1 AND m.group_id = a.principal_id
-         ) x
-         CROSS JOIN role_permissions rp CROSS JOIN subjects s
-         WHERE rp.org_id = $1 AND rp.role = x.role AND rp.permission = $3 AND s.org_id = $1 AND s.id = x.subject_id AND s.active = 1
+        sql`WITH RECURSIVE ${ancestors(org, resource)}
+         SELECT x.subject_id, x.assignment_id, x.group_id, x.role, x.resource FROM (${desiredOnAncestors(org)}) x
+         CROSS JOIN role_permissions rp
+         WHERE rp.org_id = ${org} AND rp.role = x.role AND rp.permission = ${permission}
          ORDER BY x.subject_id, x.depth, x.assignment_id`,
-        [org, resource, permission],
       );
       return { revision: meta.revision, subjects: rows.map((r) => ({ subject: r.subject_id, via: toVia(r) })) };
     },

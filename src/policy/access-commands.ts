@@ -20,8 +20,9 @@ import {
   type AssignmentId,
 } from '../domain/model.ts';
 import type { AssignmentResult, WriteContext, WriteResult } from '../core/types.ts';
-import type { Sql } from '../storage/database.ts';
-import { ANCESTORS_CTE, countActiveMembers, countDesired, deleteEffective, insertDesired, maxRiskOfRoles, SUBTREE_CTE } from './read-model.ts';
+import { sql, type Sql } from '../storage/database.ts';
+import { countActiveMembers, countDesired, deleteEffective, insertDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
+import { ancestors, subtree } from '../derivation/rule.ts';
 import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
 import { assignmentScopeKey } from '../propagation/scope.ts';
 
@@ -33,13 +34,13 @@ async function requireResource(tx: Sql, org: OrgId, ref: ResourceRef, field: str
 
 /** Number of resources on the chain from the root down to `ref`, both counted. */
 async function depthOf(tx: Sql, org: OrgId, ref: ResourceRef): Promise<number> {
-  const row = await tx.get<{ n: number }>(`WITH RECURSIVE ${ANCESTORS_CTE} SELECT COUNT(*) AS n FROM anc`, [org, ref]);
+  const row = await tx.get<{ n: number }>(sql`WITH RECURSIVE ${ancestors(org, ref)} SELECT COUNT(*) AS n FROM anc`);
   return Number(row?.n ?? 0);
 }
 
 /** Highest risk of the roles assigned on the ancestors-or-self of $2. */
 const maxRiskOnAncestors = (tx: Sql, org: OrgId, ref: ResourceRef) =>
-  maxRiskOfRoles(tx, `WITH RECURSIVE ${ANCESTORS_CTE} SELECT a.role FROM assignments a JOIN anc ON a.org_id = $1 AND a.resource = anc.ref`, [org, ref]);
+  maxRiskOfRoles(tx, org, sql`WITH RECURSIVE ${ancestors(org, ref)} SELECT a.role FROM assignments a JOIN anc ON a.org_id = ${org} AND a.resource = anc.ref`);
 
 interface AssignmentSource {
   id: string;
@@ -56,8 +57,10 @@ interface AssignmentSource {
  */
 function deleteAssignmentRows(tx: Sql, org: OrgId, a: AssignmentSource): Promise<number> {
   const who =
-    a.principal_type === 'subject' ? 'subject_id = $4' : 'subject_id IN (SELECT m.subject_id FROM memberships m WHERE m.org_id = $1 AND m.group_id = $4)';
-  return deleteEffective(tx, `org_id = $1 AND resource = $2 AND assignment_id = $3 AND ${who}`, [org, a.resource, a.id, a.principal_id]);
+    a.principal_type === 'subject'
+      ? sql`subject_id = ${a.principal_id}`
+      : sql`subject_id IN (SELECT m.subject_id FROM memberships m WHERE m.org_id = ${org} AND m.group_id = ${a.principal_id})`;
+  return deleteEffective(tx, sql`org_id = ${org} AND resource = ${a.resource} AND assignment_id = ${a.id} AND ${who}`);
 }
 
 /** An assignment fans out to one row per active subject it reaches. */
@@ -66,7 +69,7 @@ async function assignmentFanout(tx: Sql, org: OrgId, a: Pick<AssignmentSource, '
     a.principal_type === 'group'
       ? await countActiveMembers(tx, org, a.principal_id)
       : Number((await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM subjects WHERE org_id = $1 AND id = $2 AND active = 1', [org, a.principal_id]))?.n ?? 0);
-  return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, '$2', [org, role]) : null };
+  return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, org, sql`${role}`) : null };
 }
 
 export function createAccessCommands(env: WriteEnv) {
@@ -116,8 +119,7 @@ export function createAccessCommands(env: WriteEnv) {
       return runWrite(env, { org, kind: () => kindName, body: { slug, permissions: unique }, ctx }, async (tx) => {
         const known = new Map<string, number>();
         if (unique.length > 0) {
-          const marks = unique.map((_, i) => `$${i + 2}`).join(', ');
-          const rows = await tx.all<{ slug: string; risk: number }>(`SELECT slug, risk FROM permissions WHERE org_id = $1 AND slug IN (${marks})`, [org, ...unique]);
+          const rows = await tx.all<{ slug: string; risk: number }>(sql`SELECT slug, risk FROM permissions WHERE org_id = ${org} AND slug IN (${sql.join(unique)})`);
           for (const r of rows) known.set(r.slug, r.risk);
         }
         const missing = wanted.findIndex((p) => !known.has(p));
@@ -160,11 +162,11 @@ export function createAccessCommands(env: WriteEnv) {
         // Depth: the new parent's chain plus the height of the subtree that moves with this resource.
         let height = 1;
         if (existing && parent !== null) {
-          const inSubtree = await tx.get(`WITH RECURSIVE ${SUBTREE_CTE} SELECT 1 AS x FROM sub WHERE ref = $3`, [org, ref, parent]);
+          const inSubtree = await tx.get(sql`WITH RECURSIVE ${subtree(org, ref)} SELECT 1 AS x FROM sub WHERE ref = ${parent}`);
           if (inSubtree) throw new LockstepError('CYCLE', `'${parent}' is a descendant of '${ref}'; the parent would make a cycle`, { field: 'parent' });
         }
         if (existing) {
-          const h = await tx.get<{ h: number }>(`WITH RECURSIVE ${SUBTREE_CTE} SELECT MAX(depth) AS h FROM sub`, [org, ref]);
+          const h = await tx.get<{ h: number }>(sql`WITH RECURSIVE ${subtree(org, ref)} SELECT MAX(depth) AS h FROM sub`);
           height = Number(h?.h ?? 0) + 1;
         }
         if (parent !== null) {
@@ -195,18 +197,17 @@ export function createAccessCommands(env: WriteEnv) {
       return runWrite(env, { org, kind: 'resource.delete', body: { resource: ref }, ctx }, async (tx): Promise<Effect> => {
         await requireResource(tx, org, ref, 'resource');
         const onIt = await tx.all<AssignmentSource>(
-          `WITH RECURSIVE ${SUBTREE_CTE}
-           SELECT a.id, a.principal_type, a.principal_id, a.role, a.resource FROM sub JOIN assignments a ON a.org_id = $1 AND a.resource = sub.ref`,
-          [org, ref],
+          sql`WITH RECURSIVE ${subtree(org, ref)}
+           SELECT a.id, a.principal_type, a.principal_id, a.role, a.resource FROM sub JOIN assignments a ON a.org_id = ${org} AND a.resource = sub.ref`,
         );
-        const onSubtree = `WITH RECURSIVE ${SUBTREE_CTE} SELECT a.role FROM assignments a JOIN sub ON a.org_id = $1 AND a.resource = sub.ref`;
+        const onSubtree = sql`WITH RECURSIVE ${subtree(org, ref)} SELECT a.role FROM assignments a JOIN sub ON a.org_id = ${org} AND a.resource = sub.ref`;
         // Inheritance from the ancestors ends too: the resources are gone.
-        const revokeRank = Math.max((await maxRiskOfRoles(tx, onSubtree, [org, ref])) ?? 0, (await maxRiskOnAncestors(tx, org, ref)) ?? 0) || null;
-        const inSubtree = `IN (WITH RECURSIVE ${SUBTREE_CTE} SELECT ref FROM sub)`;
-        const rows = await countDesired(tx, `d.org_id = $1 AND d.resource ${inSubtree}`, [org, ref]);
-        await tx.run(`DELETE FROM assignments WHERE org_id = $1 AND resource ${inSubtree}`, [org, ref]);
+        const revokeRank = Math.max((await maxRiskOfRoles(tx, org, onSubtree)) ?? 0, (await maxRiskOnAncestors(tx, org, ref)) ?? 0) || null;
+        const inSubtree = sql`IN (WITH RECURSIVE ${subtree(org, ref)} SELECT ref FROM sub)`;
+        const rows = await countDesired(tx, sql`d.org_id = ${org} AND d.resource ${inSubtree}`);
+        await tx.run(sql`DELETE FROM assignments WHERE org_id = ${org} AND resource ${inSubtree}`);
         // One statement for the whole subtree keeps the parent foreign key satisfied.
-        await tx.run(`DELETE FROM resources WHERE org_id = $1 AND ref ${inSubtree}`, [org, ref]);
+        await tx.run(sql`DELETE FROM resources WHERE org_id = ${org} AND ref ${inSubtree}`);
         return {
           changed: true,
           revokeRank,
@@ -259,7 +260,7 @@ export function createAccessCommands(env: WriteEnv) {
           fanout: {
             scope: assignmentScopeKey(id, natural.principal, resource),
             rows: f.rows,
-            inline: async () => ({ added: await insertDesired(tx, 'd.org_id = $1 AND d.assignment_id = $2', [org, id]), removed: 0 }),
+            inline: async () => ({ added: await insertDesired(tx, sql`d.org_id = ${org} AND d.assignment_id = ${id}`), removed: 0 }),
           },
         };
       });

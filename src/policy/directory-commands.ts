@@ -6,8 +6,9 @@
 import { conflict, notFound } from '../domain/errors.ts';
 import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
 import type { WriteContext, WriteResult } from '../core/types.ts';
-import type { Sql } from '../storage/database.ts';
-import { countDesired, countGroupRows, deleteEffective, insertDesired, maxRiskOfRoles } from './read-model.ts';
+import { sql, type Sql } from '../storage/database.ts';
+import { countDesired, countGroupRows, deleteEffective, insertDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
+import { desired } from '../derivation/rule.ts';
 import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
 
 async function requireSubject(tx: Sql, org: OrgId, id: SubjectId, field = 'subject') {
@@ -21,16 +22,15 @@ async function requireGroup(tx: Sql, org: OrgId, id: GroupId, field = 'group') {
   return row;
 }
 
-const GROUP_ROLES = "SELECT a.role FROM assignments a WHERE a.org_id = $1 AND a.principal_type = 'group' AND a.principal_id = $2";
-const SUBJECT_ROLES = 'SELECT d.role FROM desired_effective_assignments d WHERE d.org_id = $1 AND d.subject_id = $2';
+const groupRoles = (org: OrgId, group: GroupId) => sql`SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id = ${group}`;
+const subjectRoles = (org: OrgId, subject: SubjectId) => desired(sql`d.org_id = ${org} AND d.subject_id = ${subject}`, sql`d.role`);
 
 /** A member's fan-out through a group: one row per group assignment, and their highest tier. */
 async function groupFanout(tx: Sql, org: OrgId, group: GroupId): Promise<{ rows: number; rank: number | null }> {
   const row = await tx.get<{ n: number; r: number | null }>(
-    `SELECT (SELECT COUNT(*) FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2) AS n,
+    sql`SELECT (SELECT COUNT(*) FROM assignments WHERE org_id = ${org} AND principal_type = 'group' AND principal_id = ${group}) AS n,
             (SELECT MAX(p.risk) FROM role_permissions rp JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
-              WHERE rp.org_id = $1 AND rp.role IN (${GROUP_ROLES})) AS r`,
-    [org, group],
+              WHERE rp.org_id = ${org} AND rp.role IN (${groupRoles(org, group)})) AS r`,
   );
   const rows = Number(row?.n ?? 0);
   return { rows, rank: rows > 0 ? (row?.r ?? null) : null };
@@ -38,13 +38,13 @@ async function groupFanout(tx: Sql, org: OrgId, group: GroupId): Promise<{ rows:
 
 /** Everything a subject's rows derive from: what (de)activating or deleting it fans out to. */
 async function subjectFanout(tx: Sql, org: OrgId, id: SubjectId) {
-  const rows = await countDesired(tx, 'd.org_id = $1 AND d.subject_id = $2', [org, id]);
-  return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, SUBJECT_ROLES, [org, id]) : null };
+  const rows = await countDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`);
+  return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, org, subjectRoles(org, id)) : null };
 }
 
 const removeSubjectRows = (tx: Sql, org: OrgId, id: SubjectId) => async () => ({
   added: 0,
-  removed: await deleteEffective(tx, 'org_id = $1 AND subject_id = $2', [org, id]),
+  removed: await deleteEffective(tx, sql`org_id = ${org} AND subject_id = ${id}`),
 });
 
 export function createDirectoryCommands(env: WriteEnv) {
@@ -73,7 +73,7 @@ export function createDirectoryCommands(env: WriteEnv) {
             fanout: {
               scope: `subject:${id}`,
               rows: f.rows,
-              inline: async () => ({ added: await insertDesired(tx, 'd.org_id = $1 AND d.subject_id = $2', [org, id]), removed: 0 }),
+              inline: async () => ({ added: await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`), removed: 0 }),
             },
           };
         }
@@ -121,7 +121,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       return runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
         await requireGroup(tx, org, id, 'id');
         const rows = await countGroupRows(tx, org, id);
-        const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, GROUP_ROLES, [org, id]) : null;
+        const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, groupRoles(org, id)) : null;
         await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, id]);
         await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id]);
         await tx.run('DELETE FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
@@ -131,7 +131,7 @@ export function createDirectoryCommands(env: WriteEnv) {
           fanout: {
             scope: `group:${id}`,
             rows,
-            inline: async () => ({ added: 0, removed: await deleteEffective(tx, 'org_id = $1 AND group_id = $2', [org, id]) }),
+            inline: async () => ({ added: 0, removed: await deleteEffective(tx, sql`org_id = ${org} AND group_id = ${id}`) }),
           },
         };
       });
@@ -170,7 +170,6 @@ export function createDirectoryCommands(env: WriteEnv) {
       if (changed === 0) return NO_CHANGE;
       const fan = Number(found.active) === 1 ? await groupFanout(tx, org, group) : { rows: 0, rank: null };
       const { rows, rank } = fan;
-      const params = [org, subject, group];
       return {
         changed: true,
         ...(op === 'add' ? { grantRank: rank } : { revokeRank: rank }),
@@ -179,8 +178,8 @@ export function createDirectoryCommands(env: WriteEnv) {
           rows,
           inline: async () =>
             op === 'add'
-              ? { added: await insertDesired(tx, 'd.org_id = $1 AND d.subject_id = $2 AND d.group_id = $3', params), removed: 0 }
-              : { added: 0, removed: await deleteEffective(tx, 'org_id = $1 AND subject_id = $2 AND group_id = $3', params) },
+              ? { added: await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${subject} AND d.group_id = ${group}`), removed: 0 }
+              : { added: 0, removed: await deleteEffective(tx, sql`org_id = ${org} AND subject_id = ${subject} AND group_id = ${group}`) },
         },
       };
     });

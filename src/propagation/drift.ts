@@ -1,14 +1,15 @@
 /**
- * The drift audit: recompute an organization's read model from scratch (the desired view) and
+ * The drift audit: recompute an organization's read model from scratch (the derivation rule) and
  * compare it with what is materialized, row by row. Repair goes through the ordinary batch machinery:
  * an organization-scoped, priority job.
  */
 import type { EffectiveRow } from '../domain/model.ts';
-import type { Sql } from '../storage/database.ts';
+import { desired } from '../derivation/rule.ts';
+import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 
-const COLS = 'subject_id, assignment_id, role, resource, group_id';
-const DESIRED = `SELECT ${COLS} FROM desired_effective_assignments WHERE org_id = $1`;
-const ACTUAL = `SELECT ${COLS} FROM effective_assignments WHERE org_id = $1`;
+const COLS = sql`subject_id, assignment_id, role, resource, group_id`;
+const desiredOf = (org: string) => desired(sql`d.org_id = ${org}`, COLS);
+const actualOf = (org: string) => sql`SELECT ${COLS} FROM effective_assignments WHERE org_id = ${org}`;
 
 export interface DriftReport {
   org: string;
@@ -26,14 +27,15 @@ const toRow = (r: RawRow) => ({ subject: r.subject_id, assignment: r.assignment_
 
 /** Runs inside one transaction so both sides are read from one snapshot. */
 export async function auditDrift(tx: Sql, org: string, limit: number, now: number): Promise<DriftReport> {
-  const count = async (a: string, b: string) => Number((await tx.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (${a} EXCEPT ${b}) x`, [org]))?.n ?? 0);
-  const list = async (a: string, b: string) =>
-    limit > 0 ? (await tx.all<RawRow>(`SELECT * FROM (${a} EXCEPT ${b}) x ORDER BY subject_id, assignment_id LIMIT ${Math.floor(limit)}`, [org])).map(toRow) : [];
+  const count = async (a: SqlFragment, b: SqlFragment) => Number((await tx.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM (${a} EXCEPT ${b}) x`))?.n ?? 0);
+  const list = async (a: SqlFragment, b: SqlFragment) =>
+    limit > 0 ? (await tx.all<RawRow>(sql`SELECT * FROM (${a} EXCEPT ${b}) x ORDER BY subject_id, assignment_id LIMIT ${Math.floor(limit)}`)).map(toRow) : [];
+  const [want, have] = [desiredOf(org), actualOf(org)];
   return {
     org,
-    missing: await count(DESIRED, ACTUAL),
-    extra: await count(ACTUAL, DESIRED),
-    rows: { missing: await list(DESIRED, ACTUAL), extra: await list(ACTUAL, DESIRED) },
+    missing: await count(want, have),
+    extra: await count(have, want),
+    rows: { missing: await list(want, have), extra: await list(have, want) },
     checkedAt: new Date(now).toISOString(),
   };
 }

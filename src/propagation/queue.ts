@@ -6,7 +6,7 @@
  */
 import { LockstepError } from '../domain/errors.ts';
 import type { Direction } from '../domain/model.ts';
-import type { Database, Sql } from '../storage/database.ts';
+import { sql, type Database, type Sql } from '../storage/database.ts';
 import { parseScope, totalMembers } from './scope.ts';
 
 export const JOB_STATES = ['pending', 'running', 'retrying', 'done', 'failed'] as const;
@@ -108,8 +108,7 @@ export async function claimJob(db: Database, owner: string, now: number, leaseMs
         }
       })();
       if (scope) {
-        const q = totalMembers(scope);
-        const n = await tx.get<{ n: number }>(q.sql, [job.org_id, ...q.params]);
+        const n = await tx.get<{ n: number }>(totalMembers(scope, job.org_id));
         await tx.run('UPDATE jobs SET total_members = $2 WHERE id = $1', [job.id, Number(n?.n ?? 0)]);
         job.total_members = Number(n?.n ?? 0);
       }
@@ -136,12 +135,10 @@ export async function claimSubjectJobs(db: Database, org: string, owner: string,
       )
     ).map((r) => r.id);
     if (ids.length === 0) return [];
-    const marks = ids.map((_, i) => `$${i + 5}`).join(', ');
     const rows = await tx.all<JobRow>(
-      `UPDATE jobs SET state = 'running', owner = $1, lease_expires_at = $2, claims = claims + 1, started_at = COALESCE(started_at, $3),
-              total_members = $4
-        WHERE id IN (${marks}) RETURNING *`,
-      [owner, now + leaseMs, now, 1, ...ids],
+      sql`UPDATE jobs SET state = 'running', owner = ${owner}, lease_expires_at = ${now + leaseMs}, claims = claims + 1,
+              started_at = COALESCE(started_at, ${now}), total_members = 1
+        WHERE id IN (${sql.join(ids)}) RETURNING *`,
     );
     return rows.map(normalize);
   });
@@ -219,21 +216,19 @@ export async function pruneDoneJobs(db: Database, before: number, limit = 1000):
       (r) => r.id,
     );
     if (ids.length === 0) return 0;
-    const marks = ids.map((_, i) => `$${i + 1}`).join(', ');
-    await tx.run(`DELETE FROM job_batches WHERE job_id IN (${marks})`, ids);
-    return tx.run(`DELETE FROM jobs WHERE id IN (${marks})`, ids);
+    await tx.run(sql`DELETE FROM job_batches WHERE job_id IN (${sql.join(ids)})`);
+    return tx.run(sql`DELETE FROM jobs WHERE id IN (${sql.join(ids)})`);
   });
 }
 
 export async function listJobs(db: Sql, opts: { org?: string; states?: readonly JobState[]; limit?: number } = {}): Promise<JobRow[]> {
   const states = opts.states ?? JOB_STATES;
-  const marks = states.map((_, i) => `$${i + 3}`).join(', ');
+  const org = opts.org ? sql`org_id = ${opts.org} AND ` : sql``;
   const rows = await db.all<JobRow>(
-    `SELECT * FROM jobs WHERE ($1 = '' OR org_id = $1) AND state IN (${marks})
+    sql`SELECT * FROM jobs WHERE ${org}state IN (${sql.join(states)})
       ORDER BY CASE state WHEN 'running' THEN 0 WHEN 'retrying' THEN 1 WHEN 'pending' THEN 2 WHEN 'failed' THEN 3 ELSE 4 END,
                priority, created_at DESC, id
-      LIMIT $2`,
-    [opts.org ?? '', opts.limit ?? 100, ...states],
+      LIMIT ${opts.limit ?? 100}`,
   );
   return rows.map(normalize);
 }

@@ -7,20 +7,12 @@
  * The last batch also marks the changes the job carried as effective.
  */
 import { tierOfRank, verifies, type Direction, type VerifyMode } from '../domain/model.ts';
-import type { Database, Sql } from '../storage/database.ts';
+import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { insertDesired } from '../policy/read-model.ts';
+import { insertDesired } from '../derivation/read-model.ts';
+import { desired, notDerived, ROW_COLUMNS } from '../derivation/rule.ts';
 import { LeaseLost, type JobRow } from './queue.ts';
 import { parseScope, scopeFilter, subjectStreams, type Scope } from './scope.ts';
-
-/** Rows of `x` that the policy no longer derives (exact: same assignment, role, resource, group). */
-export const NOT_DERIVED = (x: string) => `NOT EXISTS (
-    SELECT 1 FROM assignments a
-      JOIN subjects s ON s.org_id = a.org_id AND s.id = ${x}.subject_id AND s.active = 1
-     WHERE a.org_id = ${x}.org_id AND a.id = ${x}.assignment_id AND a.role = ${x}.role AND a.resource = ${x}.resource
-       AND ((a.principal_type = 'subject' AND a.principal_id = ${x}.subject_id AND ${x}.group_id IS NULL)
-         OR (a.principal_type = 'group' AND a.principal_id = ${x}.group_id
-             AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = ${x}.org_id AND m.group_id = ${x}.group_id AND m.subject_id = ${x}.subject_id))))`;
 
 /**
  * The next subjects of the scope after `after`, ascending: the smallest `n` of the streams' union.
@@ -28,23 +20,22 @@ export const NOT_DERIVED = (x: string) => `NOT EXISTS (
  * predicates of the batch (PostgreSQL's collation need not agree with JavaScript's sort).
  */
 export async function nextSubjects(tx: Sql, org: string, scope: Scope, after: string, n: number): Promise<string[]> {
-  const streams = subjectStreams(scope);
-  const union = streams.map((q, i) => `SELECT subject_id FROM (${q.sql}) s${i}`).join(' UNION ');
-  const rows = await tx.all<{ subject_id: string }>(`SELECT subject_id FROM (${union}) u ORDER BY subject_id LIMIT $3`, [org, after, n, ...streams[0]!.params]);
+  const union = sql.join(
+    subjectStreams(scope, org, after, n).map((q, i) => sql`SELECT subject_id FROM (${q}) ${sql.raw(`s${i}`)}`),
+    sql` UNION `,
+  );
+  const rows = await tx.all<{ subject_id: string }>(sql`SELECT subject_id FROM (${union}) u ORDER BY subject_id LIMIT ${n}`);
   return rows.map((r) => r.subject_id);
 }
 
 /** Reconciles subjects [first, last] of the scope; returns rows removed and added. */
 export async function reconcileRange(tx: Sql, org: string, scope: Scope, first: string, last: string) {
-  const e = scopeFilter(scope, 'effective_assignments', 4);
   const removed = await tx.run(
-    `DELETE FROM effective_assignments
-      WHERE org_id = $1 AND subject_id >= $2 AND subject_id <= $3 AND ${e.sql}
-        AND ${NOT_DERIVED('effective_assignments')}`,
-    [org, first, last, ...e.params],
+    sql`DELETE FROM effective_assignments
+      WHERE org_id = ${org} AND subject_id >= ${first} AND subject_id <= ${last} AND ${scopeFilter(scope, 'effective_assignments')}
+        AND ${notDerived('effective_assignments')}`,
   );
-  const d = scopeFilter(scope, 'd', 4);
-  const added = await insertDesired(tx, `d.org_id = $1 AND d.subject_id >= $2 AND d.subject_id <= $3 AND ${d.sql}`, [org, first, last, ...d.params]);
+  const added = await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id >= ${first} AND d.subject_id <= ${last} AND ${scopeFilter(scope, 'd')}`);
   return { removed, added };
 }
 
@@ -145,75 +136,58 @@ export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: strin
     const now = env.now();
     const ids = jobs.map((j) => j.id);
     const owned = await tx.all<JobRow>(
-      `SELECT * FROM jobs WHERE id IN (${marks(ids.length, 2)}) AND owner = $1 AND state = 'running'${tx.forUpdate}`,
-      [owner, ...ids],
+      sql`SELECT * FROM jobs WHERE id IN (${sql.join(ids)}) AND owner = ${owner} AND state = 'running'${sql.raw(tx.forUpdate)}`,
     );
     const mine = new Map(owned.map((j) => [j.id, j]));
     const live = jobs.filter((j) => mine.has(j.id)).map((j) => ({ job: mine.get(j.id)!, subject: parseScope(j.scope).id }));
     if (live.length === 0) return jobs.map(() => 'lost' as const);
-    const subjects = live.map((l) => l.subject);
-    const inSubjects = marks(subjects.length, 2);
+    const inSubjects = sql.join(live.map((l) => l.subject));
 
     const removedRows = await tx.all<{ subject_id: string }>(
-      `DELETE FROM effective_assignments WHERE org_id = $1 AND subject_id IN (${inSubjects}) AND ${NOT_DERIVED('effective_assignments')}
+      sql`DELETE FROM effective_assignments WHERE org_id = ${org} AND subject_id IN (${inSubjects}) AND ${notDerived('effective_assignments')}
        RETURNING subject_id`,
-      [org, ...subjects],
     );
     const addedRows = await tx.all<{ subject_id: string }>(
-      `INSERT INTO effective_assignments (org_id, subject_id, assignment_id, role, resource, group_id)
-       SELECT org_id, subject_id, assignment_id, role, resource, group_id FROM desired_effective_assignments d
-        WHERE d.org_id = $1 AND d.subject_id IN (${inSubjects})
+      sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(sql`d.org_id = ${org} AND d.subject_id IN (${inSubjects})`)}
        ON CONFLICT DO NOTHING RETURNING subject_id`,
-      [org, ...subjects],
     );
     const count = (rows: { subject_id: string }[]) => rows.reduce((m, r) => m.set(r.subject_id, (m.get(r.subject_id) ?? 0) + 1), new Map<string, number>());
     const added = count(addedRows);
     const removed = count(removedRows);
 
     // Close the jobs: one batch each (seq after whatever a crashed owner committed), done.
-    const batchValues: unknown[] = [];
     const rowsOf = (l: (typeof live)[number]) => ({ a: added.get(l.subject) ?? 0, r: removed.get(l.subject) ?? 0 });
-    const tuples = live.map((l, i) => {
+    const tuples = live.map((l) => {
       const { a: ad, r: rm } = rowsOf(l);
-      batchValues.push(l.job.id, Number(l.job.batches) + 1, owner, l.subject, l.subject, 1, ad, rm, now, now);
-      const b = i * 10;
-      return `(${Array.from({ length: 10 }, (_, k) => `$${b + k + 1}`).join(', ')})`;
+      return sql`(${sql.join([l.job.id, Number(l.job.batches) + 1, owner, l.subject, l.subject, 1, ad, rm, now, now])})`;
     });
     await tx.run(
-      `INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
-       VALUES ${tuples.join(', ')}`,
-      batchValues,
+      sql`INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
+       VALUES ${sql.join(tuples)}`,
     );
-    const rowsAdded = caseOf('id', live.map((l) => [l.job.id, rowsOf(l).a]), 2);
-    const rowsRemoved = caseOf('id', live.map((l) => [l.job.id, rowsOf(l).r]), 2 + rowsAdded.params.length);
-    const idsFrom = 2 + rowsAdded.params.length + rowsRemoved.params.length;
+    const rowsAdded = caseOf(sql`id`, live.map((l) => [l.job.id, rowsOf(l).a]));
+    const rowsRemoved = caseOf(sql`id`, live.map((l) => [l.job.id, rowsOf(l).r]));
     await tx.run(
-      `UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = $1, checkpoint = SUBSTR(scope, 9),
+      sql`UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = ${now}, checkpoint = SUBSTR(scope, 9),
               done_members = 1, batches = batches + 1,
-              rows_added = rows_added + ${rowsAdded.sql}, rows_removed = rows_removed + ${rowsRemoved.sql}
-        WHERE id IN (${marks(live.length, idsFrom)})`,
-      [now, ...rowsAdded.params, ...rowsRemoved.params, ...live.map((l) => l.job.id)],
+              rows_added = rows_added + ${rowsAdded}, rows_removed = rows_removed + ${rowsRemoved}
+        WHERE id IN (${sql.join(live.map((l) => l.job.id))})`,
     );
 
     // The changes each job carried: its scope, up to its target revision.
-    const scopes = live.map((l) => l.job.scope);
     const target = new Map(live.map((l) => [l.job.scope, Number(l.job.target_revision)]));
     const pending = await tx.all<{ revision: number; direction: Direction; tier: number | null; decided_at: number; slo_ms: number | null; job_scope: string }>(
-      `SELECT revision, direction, tier, decided_at, slo_ms, job_scope FROM changes
-        WHERE org_id = $1 AND effective_at IS NULL AND job_scope IN (${marks(scopes.length, 2)})`,
-      [org, ...scopes],
+      sql`SELECT revision, direction, tier, decided_at, slo_ms, job_scope FROM changes
+        WHERE org_id = ${org} AND effective_at IS NULL AND job_scope IN (${sql.join(live.map((l) => l.job.scope))})`,
     );
     const carried = pending.filter((c) => Number(c.revision) <= target.get(c.job_scope)!);
     if (carried.length > 0) {
       // Each job's rows go on the change that created it (as a single job's finish does).
-      const chAdded = caseOf('job_id', live.map((l) => [l.job.id, rowsOf(l).a]), 3, 'rows_added');
-      const chRemoved = caseOf('job_id', live.map((l) => [l.job.id, rowsOf(l).r]), 3 + chAdded.params.length, 'rows_removed');
-      const revs = carried.map((c) => Number(c.revision));
-      const revFrom = 3 + chAdded.params.length + chRemoved.params.length;
+      const chAdded = caseOf(sql`job_id`, live.map((l) => [l.job.id, rowsOf(l).a]), sql`rows_added`);
+      const chRemoved = caseOf(sql`job_id`, live.map((l) => [l.job.id, rowsOf(l).r]), sql`rows_removed`);
       await tx.run(
-        `UPDATE changes SET effective_at = $2, rows_added = ${chAdded.sql}, rows_removed = ${chRemoved.sql}
-          WHERE org_id = $1 AND revision IN (${marks(revs.length, revFrom)})`,
-        [org, now, ...chAdded.params, ...chRemoved.params, ...revs],
+        sql`UPDATE changes SET effective_at = ${now}, rows_added = ${chAdded}, rows_removed = ${chRemoved}
+          WHERE org_id = ${org} AND revision IN (${sql.join(carried.map((c) => Number(c.revision)))})`,
       );
       recordLags(env, carried, now);
     }
@@ -228,13 +202,14 @@ export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: strin
   return results;
 }
 
-/** `CASE column WHEN $k THEN $k+1 … ELSE fallback END`, its parameters numbered from `from`. */
-function caseOf(column: string, pairs: [string, number][], from: number, fallback = 'NULL') {
-  const whens = pairs.map((_, i) => `WHEN $${from + 2 * i} THEN CAST($${from + 2 * i + 1} AS BIGINT)`).join(' ');
-  return { sql: `CASE ${column} ${whens} ELSE ${fallback} END`, params: pairs.flat() };
+/** `CASE column WHEN key THEN value … ELSE fallback END`. */
+function caseOf(column: SqlFragment, pairs: [string, number][], fallback: SqlFragment = sql`NULL`): SqlFragment {
+  const whens = sql.join(
+    pairs.map(([k, v]) => sql`WHEN ${k} THEN CAST(${v} AS BIGINT)`),
+    sql` `,
+  );
+  return sql`CASE ${column} ${whens} ELSE ${fallback} END`;
 }
-
-const marks = (n: number, from: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
 
 /** Marks the job done and every change it carried (its scope, up to its target revision) effective. */
 async function finishJob(env: BatchEnv, tx: Sql, job: JobRow) {

@@ -16,6 +16,7 @@
  * pending job: whoever removed the membership either deleted the rows inline or enqueued subject:S.
  */
 import { validation } from '../domain/errors.ts';
+import { sql, type SqlFragment } from '../storage/database.ts';
 
 export type Scope =
   | { kind: 'subject'; key: string; id: string }
@@ -40,65 +41,59 @@ export function parseScope(key: string): Scope {
   throw validation('scope', `unknown job scope '${key}'`);
 }
 
-export interface Fragment {
-  sql: string;
-  params: unknown[];
-}
-
-/**
- * The scope's predicate on a read-model-shaped row aliased `x`, its parameters numbered from `$next`.
- */
-export function scopeFilter(s: Scope, x: string, next: number): Fragment {
+/** The scope's predicate on a read-model-shaped row aliased `x`. */
+export function scopeFilter(s: Scope, x: string): SqlFragment {
+  const r = sql.raw(x);
   switch (s.kind) {
     case 'subject':
-      return { sql: `${x}.subject_id = $${next}`, params: [s.id] };
+      return sql`${r}.subject_id = ${s.id}`;
     case 'group':
-      return { sql: `${x}.group_id = $${next}`, params: [s.id] };
+      return sql`${r}.group_id = ${s.id}`;
     case 'assignment':
       // The resource lets the primary key (org, subject, resource, assignment) answer directly.
-      return { sql: `${x}.resource = $${next} AND ${x}.assignment_id = $${next + 1}`, params: [s.resource, s.id] };
+      return sql`${r}.resource = ${s.resource} AND ${r}.assignment_id = ${s.id}`;
     case 'organization':
-      return { sql: '1 = 1', params: [] };
+      return sql`1 = 1`;
   }
 }
 
 /**
- * Queries returning up to $3 subject ids greater than $2, ascending ($1 org; scope parameters from
- * $4, the same for every stream of a scope). The next batch is the smallest ids of their union.
+ * Queries returning up to `n` subject ids of `org` greater than `after`, ascending. The next batch
+ * is the smallest ids of their union.
  */
-export function subjectStreams(s: Scope): Fragment[] {
-  const page = 'ORDER BY subject_id LIMIT $3';
+export function subjectStreams(s: Scope, org: string, after: string, n: number): SqlFragment[] {
+  const page = sql`ORDER BY subject_id LIMIT ${n}`;
   switch (s.kind) {
     case 'subject':
-      return [{ sql: `SELECT subject_id FROM (SELECT CAST($4 AS TEXT) AS subject_id WHERE CAST($1 AS TEXT) IS NOT NULL) one WHERE subject_id > $2 ${page}`, params: [s.id] }];
+      return [sql`SELECT subject_id FROM (SELECT CAST(${s.id} AS TEXT) AS subject_id) one WHERE subject_id > ${after} ${page}`];
     case 'group':
       return [
-        { sql: `SELECT subject_id FROM memberships WHERE org_id = $1 AND group_id = $4 AND subject_id > $2 ${page}`, params: [s.id] },
-        { sql: `SELECT DISTINCT subject_id FROM effective_assignments WHERE org_id = $1 AND group_id = $4 AND subject_id > $2 ${page}`, params: [s.id] },
+        sql`SELECT subject_id FROM memberships WHERE org_id = ${org} AND group_id = ${s.id} AND subject_id > ${after} ${page}`,
+        sql`SELECT DISTINCT subject_id FROM effective_assignments WHERE org_id = ${org} AND group_id = ${s.id} AND subject_id > ${after} ${page}`,
       ];
     case 'assignment':
       return s.principal.type === 'subject'
-        ? subjectStreams({ kind: 'subject', key: s.key, id: s.principal.id })
-        : [{ sql: `SELECT subject_id FROM memberships WHERE org_id = $1 AND group_id = $4 AND subject_id > $2 ${page}`, params: [s.principal.id] }];
+        ? subjectStreams({ kind: 'subject', key: s.key, id: s.principal.id }, org, after, n)
+        : [sql`SELECT subject_id FROM memberships WHERE org_id = ${org} AND group_id = ${s.principal.id} AND subject_id > ${after} ${page}`];
     case 'organization':
       return [
-        { sql: `SELECT id AS subject_id FROM subjects WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3`, params: [] },
-        { sql: `SELECT DISTINCT subject_id FROM effective_assignments WHERE org_id = $1 AND subject_id > $2 ${page}`, params: [] },
+        sql`SELECT id AS subject_id FROM subjects WHERE org_id = ${org} AND id > ${after} ORDER BY id LIMIT ${n}`,
+        sql`SELECT DISTINCT subject_id FROM effective_assignments WHERE org_id = ${org} AND subject_id > ${after} ${page}`,
       ];
   }
 }
 
-/** Roughly how many subjects the scope walks, for progress reporting ($1 org). */
-export function totalMembers(s: Scope): Fragment {
-  const members = (g: string) => ({ sql: 'SELECT COUNT(*) AS n FROM memberships WHERE org_id = $1 AND group_id = $2', params: [g] });
+/** Roughly how many subjects the scope walks, for progress reporting. */
+export function totalMembers(s: Scope, org: string): SqlFragment {
+  const members = (g: string) => sql`SELECT COUNT(*) AS n FROM memberships WHERE org_id = ${org} AND group_id = ${g}`;
   switch (s.kind) {
     case 'subject':
-      return { sql: 'SELECT 1 AS n WHERE CAST($1 AS TEXT) IS NOT NULL', params: [] };
+      return sql`SELECT 1 AS n`;
     case 'group':
       return members(s.id);
     case 'assignment':
-      return s.principal.type === 'group' ? members(s.principal.id) : { sql: 'SELECT 1 AS n WHERE CAST($1 AS TEXT) IS NOT NULL', params: [] };
+      return s.principal.type === 'group' ? members(s.principal.id) : sql`SELECT 1 AS n`;
     case 'organization':
-      return { sql: 'SELECT COUNT(*) AS n FROM subjects WHERE org_id = $1', params: [] };
+      return sql`SELECT COUNT(*) AS n FROM subjects WHERE org_id = ${org}`;
   }
 }

@@ -1,8 +1,17 @@
 /**
  * The one seam between Lockstep and its storage engines. Everything above it is plain SQL written
- * once, with PostgreSQL-style positional parameters ($1, $2, …); the SQLite engine rewrites them.
- * The handful of dialect differences are named here rather than scattered through the queries.
+ * once: a fixed statement as text with PostgreSQL-style positional parameters ($1, $2, …), a
+ * composed one as an `sql` tagged template (./sql.ts), which numbers its parameters itself. The
+ * SQLite engine rewrites the numbering. The handful of dialect differences are named here rather
+ * than scattered through the queries.
  */
+import type { SqlFragment } from './sql.ts';
+
+export { sql, SqlFragment } from './sql.ts';
+
+/** A statement: an `sql` fragment, or fixed text whose `$n` parameters come in `params`. */
+export type Statement = SqlFragment | string;
+
 export type Dialect = 'sqlite' | 'postgres';
 
 export interface Sql {
@@ -11,10 +20,10 @@ export interface Sql {
   readonly forUpdate: string;
   /** `' FOR UPDATE SKIP LOCKED'` on PostgreSQL (queue claims); empty on SQLite. */
   readonly skipLocked: string;
-  all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
-  get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  all<T = Record<string, unknown>>(statement: Statement, params?: readonly unknown[]): Promise<T[]>;
+  get<T = Record<string, unknown>>(statement: Statement, params?: readonly unknown[]): Promise<T | undefined>;
   /** Runs a statement and returns the number of rows it changed. */
-  run(sql: string, params?: readonly unknown[]): Promise<number>;
+  run(statement: Statement, params?: readonly unknown[]): Promise<number>;
 }
 
 export interface Database extends Sql {

@@ -5,9 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { Database, Sql } from './database.ts';
+import type { Database, Sql, Statement } from './database.ts';
 import { wrapStorageError } from './errors.ts';
 import { loadMigrations, MIGRATIONS_TABLE } from './migrations.ts';
+import { compileStatement } from './sql.ts';
 
 // BIGINT columns hold revisions, counts and epoch milliseconds: all well inside 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -22,9 +23,10 @@ const nameOf = (sql: string) => {
 type Queryable = pg.Pool | pg.PoolClient;
 
 function sqlOn(q: Queryable): Sql {
-  const exec = async (sql: string, params: readonly unknown[] = []) => {
+  const exec = async (statement: Statement, values?: readonly unknown[]) => {
+    const { text, params } = compileStatement(statement, values);
     try {
-      return await q.query({ name: nameOf(sql), text: sql, values: params as unknown[] });
+      return await q.query({ name: nameOf(text), text, values: params });
     } catch (e) {
       wrapStorageError(e);
     }
@@ -33,8 +35,8 @@ function sqlOn(q: Queryable): Sql {
     dialect: 'postgres',
     forUpdate: ' FOR UPDATE',
     skipLocked: ' FOR UPDATE SKIP LOCKED',
-    all: async <T>(sql: string, params?: readonly unknown[]) => (await exec(sql, params)).rows as T[],
-    get: async <T>(sql: string, params?: readonly unknown[]) => (await exec(sql, params)).rows[0] as T | undefined,
+    all: async <T>(statement: Statement, params?: readonly unknown[]) => (await exec(statement, params)).rows as T[],
+    get: async <T>(statement: Statement, params?: readonly unknown[]) => (await exec(statement, params)).rows[0] as T | undefined,
     run: async (sql, params) => (await exec(sql, params)).rowCount ?? 0,
   };
 }

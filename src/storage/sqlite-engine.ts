@@ -6,9 +6,10 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Database, Sql } from './database.ts';
+import type { Database, Sql, Statement as Query } from './database.ts';
 import { wrapStorageError } from './errors.ts';
 import { loadMigrations, MIGRATIONS_TABLE } from './migrations.ts';
+import { compileStatement } from './sql.ts';
 
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 
@@ -52,16 +53,18 @@ export function openSqlite(path: string): Database {
   }
   const args = (order: number[], params: readonly unknown[]) => order.map((i) => toSqlite(params[i]));
 
-  function allNow<T>(sql: string, params: readonly unknown[] = []): T[] {
-    const p = prepare(sql);
+  function allNow<T>(statement: Query, values?: readonly unknown[]): T[] {
+    const { text, params } = compileStatement(statement, values);
+    const p = prepare(text);
     try {
       return p.stmt.all(...args(p.order, params)) as T[];
     } catch (e) {
       wrapStorageError(e);
     }
   }
-  function runNow(sql: string, params: readonly unknown[] = []): number {
-    const p = prepare(sql);
+  function runNow(statement: Query, values?: readonly unknown[]): number {
+    const { text, params } = compileStatement(statement, values);
+    const p = prepare(text);
     try {
       return p.reader ? p.stmt.all(...args(p.order, params)).length : p.stmt.run(...args(p.order, params)).changes;
     } catch (e) {

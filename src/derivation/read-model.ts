@@ -1,0 +1,53 @@
+/**
+ * Set-based read-model maintenance. Rows are added from the derivation rule (./rule.ts) and removed
+ * by scope; each helper is one statement, whatever the fan-out. Risk ranks are computed before
+ * removal, from the rows themselves.
+ */
+import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
+import { desired, ROW_COLUMNS } from './rule.ts';
+
+/** Inserts the desired rows matching `where` (a predicate on `d.`-qualified row columns). */
+export function insertDesired(tx: Sql, where: SqlFragment): Promise<number> {
+  return tx.run(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where)} ON CONFLICT DO NOTHING`);
+}
+
+/** Number of desired rows matching `where` (`d.`-qualified): the fan-out of a change, before it is applied. */
+export async function countDesired(tx: Sql, where: SqlFragment): Promise<number> {
+  const row = await tx.get<{ n: number }>(desired(where, sql`COUNT(*) AS n`));
+  return Number(row?.n ?? 0);
+}
+
+/** Active members of a group: the rows one of its assignments fans out to. */
+export async function countActiveMembers(tx: Sql, org: string, group: string): Promise<number> {
+  const row = await tx.get<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM memberships m JOIN subjects s ON s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1
+      WHERE m.org_id = $1 AND m.group_id = $2`,
+    [org, group],
+  );
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * Rows a group fans out to: its active members times its assignments — two index counts, rather
+ * than counting the desired rows (whose plan PostgreSQL can get badly wrong on freshly loaded data).
+ */
+export async function countGroupRows(tx: Sql, org: string, group: string): Promise<number> {
+  const a = await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, group]);
+  const assignments = Number(a?.n ?? 0);
+  return assignments === 0 ? 0 : assignments * (await countActiveMembers(tx, org, group));
+}
+
+/** Deletes the read-model rows matching `where` (unqualified column names). */
+export function deleteEffective(tx: Sql, where: SqlFragment): Promise<number> {
+  return tx.run(sql`DELETE FROM effective_assignments WHERE ${where}`);
+}
+
+/** Highest permission risk among the roles of `org` that `roles` selects (a subquery or a value list). */
+export async function maxRiskOfRoles(tx: Sql, org: string, roles: SqlFragment): Promise<number | null> {
+  const row = await tx.get<{ r: number | null }>(
+    sql`SELECT MAX(p.risk) AS r FROM role_permissions rp
+       JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
+      WHERE rp.org_id = ${org} AND rp.role IN (${roles})`,
+  );
+  return row?.r ?? null;
+}
