@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderReport } from './lib/report.ts';
-import type { BenchResults } from './run.ts';
+import type { BenchResults } from './lib/results.ts';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: node --import tsx bench/render.ts <results dir>');

@@ -11,14 +11,17 @@ import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createProgress } from '../src/cli/progress.ts';
-import { SIZES, type Ctx, type Mode, type Sizes } from './lib/context.ts';
+import { SIZES, type Ctx, type Mode } from './lib/context.ts';
 import { postgresUnavailable, type Engine } from './lib/lockstep.ts';
 import { renderReport } from './lib/report.ts';
-import { checks, type CheckRow, type HttpCheckRow } from './scenarios/checks.ts';
-import { crash, type CrashRow } from './scenarios/crash.ts';
-import { largeGroup, type LargeGroupRow } from './scenarios/large-group.ts';
-import { membership, type MembershipRow } from './scenarios/membership.ts';
-import { propagation, type PropagationRow } from './scenarios/propagation.ts';
+import type { BenchResults } from './lib/results.ts';
+import { checks } from './scenarios/checks.ts';
+import { crash } from './scenarios/crash.ts';
+import { largeGroup } from './scenarios/large-group.ts';
+import { membership } from './scenarios/membership.ts';
+import { propagation } from './scenarios/propagation.ts';
+
+export type { BenchResults } from './lib/results.ts';
 
 export interface BenchOptions {
   mode: Mode;
@@ -29,23 +32,6 @@ export interface BenchOptions {
   command?: string;
   /** progress and log lines (default: stderr) */
   stream?: NodeJS.WriteStream;
-}
-
-export interface BenchResults {
-  mode: Mode;
-  command: string;
-  startedAt: string;
-  elapsedSeconds: number;
-  machine: { cpu: string; cores: number; ramGb: number; node: string; platform: string; date: string; line: string };
-  sizes: Sizes;
-  systems: Array<{ system: string; engine: string; status: string }>;
-  scenarios: {
-    membership: MembershipRow[];
-    propagation: PropagationRow[];
-    largeGroup: LargeGroupRow[];
-    checks: { inProcess: CheckRow[]; http: HttpCheckRow[] };
-    crash: CrashRow[];
-  };
 }
 
 export const SYSTEMS: Array<{ system: string; engines: string[] }> = [
@@ -183,5 +169,14 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
 }
 
 if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
-  await runBench(parseBenchArgs(process.argv.slice(2)));
+  let opts: BenchOptions;
+  try {
+    opts = parseBenchArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`USAGE: ${(e as Error).message}\n`);
+    process.exit(64); // `lockstep bench` maps this status to a usage error
+  }
+  // `lockstep bench` runs this file as a child and names itself in the report.
+  const { dir } = await runBench({ ...opts, ...(process.env.LOCKSTEP_BENCH_COMMAND ? { command: process.env.LOCKSTEP_BENCH_COMMAND } : {}) });
+  process.stdout.write(`${dir}/report.md\n`);
 }

@@ -1,19 +1,78 @@
 /**
- * Composition root: opens the database, migrates it, creates the engine, makes sure an admin key
- * exists and builds the HTTP server. The CLI's `serve` and the end-to-end tests both use it.
+ * The composition root, the one place that wires the layers together:
+ *  - `createLockstep(db)` composes the engine — the policy, check, propagation and audit services
+ *    over one database (and, on PostgreSQL, one group-commit combiner);
+ *  - `createApp(config)` opens the database, migrates it, creates the engine and its workers, makes
+ *    sure an admin key exists and builds the HTTP server. The CLI's `serve` and the end-to-end tests
+ *    both use it.
+ * Nothing below imports this file.
  */
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildServer } from './api/build-server.ts';
 import { ensureAdminKey } from './api/keys.ts';
 import { createLogger } from './api/logger.ts';
+import { REPLAY_POLICY } from './audit/history.ts';
+import { createAuditService } from './audit/service.ts';
+import { createChecks } from './check/check.ts';
 import type { Config } from './config/config.ts';
-import { createLockstep } from './core/lockstep.ts';
-import type { Lockstep } from './core/types.ts';
-import type { Database } from './storage/database.ts';
-import { openDatabase } from './storage/open.ts';
+import type { Lockstep } from './domain/contract.ts';
+import type { VerifyMode } from './domain/model.ts';
+import { DEFAULT_POLICY, type PropagationPolicy } from './domain/propagation.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createCombiner, type Combiner } from './policy/combiner.ts';
+import { createPolicyService } from './policy/service.ts';
+import { createPropagationService } from './propagation/service.ts';
 import { createWorker, type Worker, type WorkerEvent } from './propagation/worker.ts';
+import { joinTransaction, type Database } from './storage/database.ts';
+import { openDatabase } from './storage/open.ts';
+
+export interface LockstepOptions {
+  /** Which tiers get provenance verification on read-model checks. Default `always`. */
+  verify?: VerifyMode;
+  now?: () => number;
+  newId?: () => string;
+  metrics?: Metrics;
+  /** Called after a commit that enqueued a reconciliation job (wakes an in-process worker). */
+  onEnqueued?: () => void;
+  /** The propagation policy of organizations that have not set their own (default: docs/semantics.md's). */
+  defaultPolicy?: PropagationPolicy;
+  /** Group commit of concurrent writes to one organization on PostgreSQL (default on). */
+  groupCommit?: boolean;
+  /** How long an `at_least_as_fresh` check waits for the read model before answering UNAVAILABLE. */
+  freshnessTimeoutMs?: number;
+}
+
+const defaultId = () => randomBytes(12).toString('base64url');
+
+/**
+ * The engine over `db`. Group commit where a commit costs a WAL flush and writes arrive
+ * concurrently (PostgreSQL).
+ */
+export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockstep {
+  const combiner = db.dialect === 'postgres' && opts.groupCommit !== false ? createCombiner(db) : undefined;
+  return compose(db, opts, combiner);
+}
+
+/**
+ * The services over `db`. `transaction(fn)` hands `fn` the same services over the open
+ * transaction: their writes join it (no combiner — they are already serialized in it).
+ */
+function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undefined): Lockstep {
+  const now = opts.now ?? Date.now;
+  const newId = opts.newId ?? defaultId;
+  const defaultPolicy = opts.defaultPolicy ?? DEFAULT_POLICY;
+  const replayEngine = (scratch: Database, id: () => string) => createLockstep(scratch, { defaultPolicy: REPLAY_POLICY, newId: id });
+  return {
+    ...createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner }),
+    ...createChecks({ db, verify: opts.verify ?? 'always', freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics }),
+    ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
+    ...createAuditService({ db, now, replayEngine }),
+    transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined))),
+    close: () => db.close(),
+  };
+}
 
 /** Job lifecycle at info, each batch at debug; failures with their error. */
 function logWorkerEvent(logger: Logger) {

@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/children/large-group.ts '{"engine":"sqlite","file":"…"}' | '{"engine":"postgres","url":"…","schema":"…"}'
  */
-import { createLockstep } from '../../src/core/lockstep.ts';
+import { createLockstep } from '../../src/app.ts';
 import { SYNC_POLICY } from '../../src/domain/propagation.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import type { VerifyMode, ConsistencyMode } from '../../src/domain/model.ts';
 import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagation.ts';
 import { enqueueJob } from '../../src/propagation/queue.ts';

@@ -1,5 +1,5 @@
 /** The Markdown report (tables + embedded SVG charts) written beside results.json. */
-import type { BenchResults } from '../run.ts';
+import type { BenchResults } from './results.ts';
 import { fmt, table, type Spread } from '../stats.ts';
 import { chart } from './svg.ts';
 

@@ -9,7 +9,7 @@ import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
-import { createLockstep } from '../../src/core/lockstep.ts';
+import { createLockstep } from '../../src/app.ts';
 import type { ConsistencyMode, VerifyMode } from '../../src/domain/model.ts';
 import type { Ctx } from '../lib/context.ts';
 import { loadDataset, openStore, type Engine, type Store } from '../lib/lockstep.ts';

@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Lockstep } from '../core/types.ts';
+import type { Lockstep } from '../domain/contract.ts';
 import { LockstepError } from '../domain/errors.ts';
 import type { Database } from '../storage/database.ts';
 import { installAuth } from './auth.ts';
@@ -103,7 +103,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     });
     policyRoutes(api, lockstep);
     readRoutes(api, lockstep);
-    propagationRoutes(api, lockstep, db, opts.metrics);
+    propagationRoutes(api, lockstep, opts.metrics);
     dashboardRoutes(api);
   });
   return app;

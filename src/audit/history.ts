@@ -7,9 +7,9 @@
  */
 import { validation } from '../domain/errors.ts';
 import { SYNC_POLICY } from '../domain/propagation.ts';
-import type { Sql } from '../storage/database.ts';
+import type { Database, Sql } from '../storage/database.ts';
 import { openSqlite } from '../storage/sqlite-engine.ts';
-import type { Lockstep } from '../core/types.ts';
+import type { Lockstep } from '../domain/contract.ts';
 
 type Body = Record<string, unknown>;
 const s = (v: unknown) => v as string;
@@ -66,9 +66,12 @@ export function parseAt(at: string): number {
  * Runs `fn` against an engine holding `org`'s policy as committed at `at` (every change decided at
  * or before it). Returns the revision the replay reached alongside.
  */
+/** An engine over a scratch database that propagates every change inline, with the given id source. */
+export type ReplayEngine = (db: Database, newId: () => string) => Lockstep;
+
 export async function atTime<T>(
   source: Sql,
-  createEngine: (db: ReturnType<typeof openSqlite>, newId: () => string) => Lockstep,
+  createEngine: ReplayEngine,
   org: string,
   at: number,
   fn: (ls: Lockstep) => Promise<T>,

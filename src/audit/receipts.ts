@@ -5,7 +5,7 @@
 import { notFound, validation } from '../domain/errors.ts';
 import { tierOfRank, type Direction, type RiskTier } from '../domain/model.ts';
 import { sql, type Sql } from '../storage/database.ts';
-import type { Change } from '../core/types.ts';
+import type { Change, ChangeQuery, SloRow } from '../domain/contract.ts';
 
 interface ChangeRow {
   revision: number;
@@ -62,16 +62,6 @@ export async function getReceipt(db: Sql, org: string, revision: number, now: nu
   return toReceipt(row, now);
 }
 
-export interface ChangeQuery {
-  direction?: Direction;
-  /** ISO times bounding decided_at. */
-  since?: string;
-  until?: string;
-  /** Cursor: only revisions below this one (pages go newest first). */
-  before?: number;
-  limit?: number;
-}
-
 const parseTime = (v: string | undefined, field: string) => {
   if (v === undefined) return undefined;
   const t = Date.parse(v);
@@ -92,18 +82,6 @@ export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: nu
   );
   const page = rows.slice(0, limit).map((r) => toReceipt(r, now));
   return { changes: page, next: rows.length > limit ? page[page.length - 1]!.revision : null };
-}
-
-export interface SloRow {
-  direction: Direction;
-  tier: RiskTier;
-  count: number;
-  pending: number;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  maxMs: number | null;
-  sloMs: number | null;
-  breaches: number;
 }
 
 /** The window's changes at most this many are read (newest first); the report says if it was cut. */

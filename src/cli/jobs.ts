@@ -1,6 +1,6 @@
 /** `lockstep jobs list | retry ID`: the reconciliation queue. */
 import type { Command } from 'commander';
-import { JOB_STATES, type JobState } from '../propagation/queue.ts';
+import { JOB_STATES, type JobState } from '../domain/contract.ts';
 import { addDbOptions, withStore, type DbOptions } from './database.ts';
 import { UsageError } from './errors.ts';
 

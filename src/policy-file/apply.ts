@@ -11,7 +11,7 @@
  * what a real run would do, engine checks included.
  */
 import { LockstepError } from '../domain/errors.ts';
-import type { Lockstep, WriteContext, WriteResult } from '../core/types.ts';
+import type { Lockstep, WriteContext, WriteResult } from '../domain/contract.ts';
 import { formatPath, type Path, type Segment } from './path.ts';
 import type { OrganizationSpec, PolicyFile } from './parse.ts';
 

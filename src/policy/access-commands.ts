@@ -19,7 +19,7 @@ import {
   type ResourceRef,
   type AssignmentId,
 } from '../domain/model.ts';
-import type { AssignmentResult, WriteContext, WriteResult } from '../core/types.ts';
+import type { AssignmentResult, WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Sql } from '../storage/database.ts';
 import { countActiveMembers, countDesired, deleteEffective, insertDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { ancestors, subtree } from '../derivation/rule.ts';

@@ -5,7 +5,7 @@
  */
 import { conflict, notFound } from '../domain/errors.ts';
 import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
-import type { WriteContext, WriteResult } from '../core/types.ts';
+import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Sql } from '../storage/database.ts';
 import { countDesired, countGroupRows, deleteEffective, insertDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { desired } from '../derivation/rule.ts';

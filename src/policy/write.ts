@@ -10,11 +10,11 @@
 import { notFound } from '../domain/errors.ts';
 import { directionOf, tierOfRank, type OrgId } from '../domain/model.ts';
 import { decide, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
-import type { WriteContext, WriteResult } from '../core/types.ts';
+import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import type { Database, Sql } from '../storage/database.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { enqueueJob } from '../propagation/queue.ts';
+import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
 import type { Combiner } from './combiner.ts';
 
 /** A change's read-model fan-out: the rows it touches, and how to apply them inline. */
@@ -61,7 +61,6 @@ export interface WriteSpec {
 
 
 const MAX_TX_ATTEMPTS = 5;
-export const JOBS_CHANNEL = 'lockstep_jobs';
 
 export async function runWrite<E extends Effect>(env: WriteEnv, spec: WriteSpec, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
   for (let attempt = 1; ; attempt++) {

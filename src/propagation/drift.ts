@@ -3,6 +3,7 @@
  * compare it with what is materialized, row by row. Repair goes through the ordinary batch machinery:
  * an organization-scoped, priority job.
  */
+import type { DriftReport } from '../domain/contract.ts';
 import type { EffectiveRow } from '../domain/model.ts';
 import { desired } from '../derivation/rule.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
@@ -10,17 +11,6 @@ import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 const COLS = sql`subject_id, assignment_id, role, resource, group_id`;
 const desiredOf = (org: string) => desired(sql`d.org_id = ${org}`, COLS);
 const actualOf = (org: string) => sql`SELECT ${COLS} FROM effective_assignments WHERE org_id = ${org}`;
-
-export interface DriftReport {
-  org: string;
-  /** Rows the policy derives that the read model lacks (late grants). */
-  missing: number;
-  /** Rows the read model holds that the policy no longer derives (revocations not yet cleaned). */
-  extra: number;
-  /** Up to `limit` differing rows of each kind. */
-  rows: { missing: EffectiveRow[]; extra: EffectiveRow[] };
-  checkedAt: string;
-}
 
 type RawRow = { subject_id: string; assignment_id: string; role: string; resource: string; group_id: string | null };
 const toRow = (r: RawRow) => ({ subject: r.subject_id, assignment: r.assignment_id, role: r.role, resource: r.resource, group: r.group_id }) as EffectiveRow;

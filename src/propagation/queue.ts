@@ -4,13 +4,15 @@
  * can share the queue; a lease with heartbeat keeps one owner per job, and every batch re-checks the
  * owner inside its own transaction (fencing), so a worker that lost its lease cannot commit.
  */
+import { JOB_STATES, type JobState, type QueueStats } from '../domain/contract.ts';
 import { LockstepError } from '../domain/errors.ts';
 import type { Direction } from '../domain/model.ts';
 import { sql, type Database, type Sql } from '../storage/database.ts';
 import { parseScope, totalMembers } from './scope.ts';
 
-export const JOB_STATES = ['pending', 'running', 'retrying', 'done', 'failed'] as const;
-export type JobState = (typeof JOB_STATES)[number];
+
+/** The channel a commit that enqueued a job signals (PostgreSQL NOTIFY), so workers elsewhere wake. */
+export const JOBS_CHANNEL = 'lockstep_jobs';
 
 export interface JobRow {
   id: string;
@@ -233,7 +235,7 @@ export async function listJobs(db: Sql, opts: { org?: string; states?: readonly 
   return rows.map(normalize);
 }
 
-export async function queueStats(db: Sql, now: number): Promise<{ counts: Record<JobState, number>; oldestAgeMs: number }> {
+export async function queueStats(db: Sql, now: number): Promise<QueueStats> {
   const rows = await db.all<{ state: JobState; n: number; oldest: number | null }>(
     `SELECT state, COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs GROUP BY state`,
   );

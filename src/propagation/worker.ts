@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import type { VerifyMode } from '../domain/model.ts';
 import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { claimJob, claimSubjectJobs, DEFAULT_RETRY, failJob, heartbeat, LeaseLost, pruneDoneJobs, releaseJob, type JobRow, type RetryPolicy } from './queue.ts';
+import { claimJob, claimSubjectJobs, DEFAULT_RETRY, failJob, heartbeat, JOBS_CHANNEL, LeaseLost, pruneDoneJobs, releaseJob, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch, runSubjectJobs } from './reconcile.ts';
-import { JOBS_CHANNEL } from '../policy/write.ts';
+
 
 export interface WorkerOptions {
   db: Database;

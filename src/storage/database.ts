@@ -45,3 +45,19 @@ export interface Database extends Sql {
   /** A short description of where the data lives, with no credentials. */
   readonly description: string;
 }
+
+/**
+ * A Database whose transactions join the open transaction `tx` instead of starting their own: what
+ * `Lockstep.transaction` hands its writes, so that all of them commit together or not at all.
+ */
+export function joinTransaction(db: Database, tx: Sql): Database {
+  return {
+    ...tx,
+    description: db.description,
+    notifySql: db.notifySql,
+    listen: (channel, fn) => db.listen(channel, fn),
+    transaction: (fn) => fn(tx),
+    migrate: () => Promise.reject(new Error('cannot migrate inside a transaction')),
+    close: () => Promise.resolve(),
+  };
+}

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createProgress } from '../../src/cli/progress.ts';
-import { createLockstep } from '../../src/core/lockstep.ts';
+import { createLockstep } from '../../src/app.ts';
 import { LockstepError } from '../../src/domain/errors.ts';
 import { applyPolicyFile } from '../../src/policy-file/apply.ts';
 import { parsePolicyFile, type Problem } from '../../src/policy-file/parse.ts';

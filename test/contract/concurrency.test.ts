@@ -3,8 +3,8 @@
  * its own revision and change, a rejected write rolls back alone, and the read model ends exact.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { SYNC_POLICY } from '../../src/domain/propagation.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';

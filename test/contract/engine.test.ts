@@ -2,9 +2,9 @@
  * The storage contract: the engine's behaviour through its public interface, on every engine.
  */
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
+import { createLockstep } from '../../src/app.ts';
 import { SYNC_POLICY } from '../../src/domain/propagation.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 

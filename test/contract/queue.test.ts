@@ -1,6 +1,6 @@
 /** Queue housekeeping on both engines: done jobs past retention are pruned; receipts survive. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
+import { createLockstep } from '../../src/app.ts';
 import { pruneDoneJobs } from '../../src/propagation/queue.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';

@@ -5,9 +5,9 @@
  * wherever verification is on, and (to show the window exists) allow where it is off.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
+import { createLockstep } from '../../src/app.ts';
 import { SYNC_POLICY } from '../../src/domain/propagation.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import type { VerifyMode } from '../../src/domain/model.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';

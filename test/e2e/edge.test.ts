@@ -13,7 +13,7 @@ import { createLogger } from '../../src/api/logger.ts';
 import { PROBLEMS } from '../../src/api/problem.ts';
 import * as patterns from '../../src/api/schemas/common.ts';
 import { loadConfig } from '../../src/config/config.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { LockstepError } from '../../src/domain/errors.ts';
 import * as model from '../../src/domain/model.ts';
 import type { Database } from '../../src/storage/database.ts';

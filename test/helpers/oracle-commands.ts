@@ -5,7 +5,7 @@
  * members (jobs of several batches) and writes collide often.
  */
 import fc from 'fast-check';
-import type { AssignmentResult, Lockstep, WriteResult } from '../../src/core/types.ts';
+import type { AssignmentResult, Lockstep, WriteResult } from '../../src/domain/contract.ts';
 import { isLockstepError } from '../../src/domain/errors.ts';
 import { effectiveKey, RISK_TIERS, type EffectiveRow } from '../../src/domain/model.ts';
 import type { Command } from '../../src/domain/oracle.ts';

@@ -5,8 +5,8 @@
  * parking of failing jobs, the drift audit and repair, and policy validation naming the field.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { effectiveKey } from '../../src/domain/model.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';

@@ -10,8 +10,8 @@
  * create on a 2,000-member group (a grant job).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { effectiveKey, parsePrincipal, type ResourceRef, type RoleSlug } from '../../src/domain/model.ts';
 import { applyCommand, createOracleState, effectiveRows, type Command, type OracleState } from '../../src/domain/oracle.ts';
 import { callEngine, sortedKeys } from '../helpers/oracle-commands.ts';

@@ -11,8 +11,8 @@
  * equals the oracle and the drift audit is clean.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { effectiveKey } from '../../src/domain/model.ts';
 import { applyCommand, createOracleState, effectiveRows, type Command } from '../../src/domain/oracle.ts';
 import { callEngine, sortedKeys } from '../helpers/oracle-commands.ts';

@@ -10,8 +10,8 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { ancestors, desired, desiredOnAncestors, stillDerived } from '../../src/derivation/rule.ts';
 import { effectiveKey, type EffectiveRow } from '../../src/domain/model.ts';
 import { ancestry, applyCommand, createOracleState, effectiveRows, type Command } from '../../src/domain/oracle.ts';

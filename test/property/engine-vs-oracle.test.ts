@@ -12,8 +12,8 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { CheckResult, Lockstep, Via } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { CheckResult, Lockstep, Via } from '../../src/domain/contract.ts';
 import { isLockstepError } from '../../src/domain/errors.ts';
 import { directionOf, effectiveKey, parseAssignmentId, type ConsistencyMode, type EffectiveRow } from '../../src/domain/model.ts';
 import {

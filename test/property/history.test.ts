@@ -5,8 +5,8 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { applyCommand, createOracleState, resourceAccessRows, subjectPermissions, type Command, type OracleState } from '../../src/domain/oracle.ts';
 import { SYNC_POLICY } from '../../src/domain/propagation.ts';
 import type { Database } from '../../src/storage/database.ts';

@@ -21,8 +21,8 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/core/lockstep.ts';
-import type { Lockstep } from '../../src/core/types.ts';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
 import { effectiveKey, type EffectiveRow } from '../../src/domain/model.ts';
 import { applyCommand, createOracleState, effectiveRows, oracleCheck, type Command, type OracleState } from '../../src/domain/oracle.ts';
 import { claimJob, failJob, heartbeat, LeaseLost, type JobRow, type RetryPolicy } from '../../src/propagation/queue.ts';

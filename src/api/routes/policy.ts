@@ -1,6 +1,6 @@
 /** The policy write routes (v1 contract) and the getters of the objects they write. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Lockstep, WriteContext, WriteResult } from '../../core/types.ts';
+import type { Lockstep, WriteContext, WriteResult } from '../../domain/contract.ts';
 import { actorOf } from '../auth.ts';
 import * as s from '../schemas/policy.ts';
 

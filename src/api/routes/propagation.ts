@@ -1,16 +1,14 @@
 /** Propagation policy, the job queue, drift audits and metrics. */
 import type { FastifyInstance } from 'fastify';
-import type { Lockstep } from '../../core/types.ts';
+import type { JobState, Lockstep } from '../../domain/contract.ts';
 import type { Metrics } from '../../observability/metrics.ts';
-import { queueStats, type JobState } from '../../propagation/queue.ts';
-import type { Sql } from '../../storage/database.ts';
 import { actorOf } from '../auth.ts';
 import { ApiError } from '../problem.ts';
 import * as s from '../schemas/propagation.ts';
 
 type Org = { org: string };
 
-export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, db: Sql, metrics: Metrics | undefined) {
+export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metrics: Metrics | undefined) {
   const base = '/v1/organizations/:org';
   const write = { config: { access: 'write' as const } };
   const ctx = (req: { id: string; apiKey?: unknown }) => {
@@ -45,7 +43,7 @@ export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, db: 
     app.get('/metrics', { schema: { ...s.metrics, hide: false }, config: { access: 'admin' } }, async (_req, reply) => {
       // Queue gauges are read at scrape time: a lagging queue shows jobs and a growing oldest age,
       // an idle one shows zeros.
-      const stats = await queueStats(db, Date.now());
+      const stats = await lockstep.queueStats();
       for (const [state, n] of Object.entries(stats.counts)) metrics.jobs.set({ state }, n);
       metrics.jobOldestAge.set(stats.oldestAgeMs / 1000);
       reply.type(metrics.registry.contentType);

@@ -1,6 +1,6 @@
 /** Checks, listings and receipts: what `check` keys may call. */
 import type { FastifyInstance } from 'fastify';
-import type { CheckRequest, Lockstep } from '../../core/types.ts';
+import type { CheckRequest, Lockstep } from '../../domain/contract.ts';
 import type { Direction } from '../../domain/model.ts';
 import * as s from '../schemas/reads.ts';
 

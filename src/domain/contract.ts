@@ -1,6 +1,8 @@
 /**
- * The public surface of the core engine: the write side (policy commands) and the read side
- * (checks, listings, receipts). The HTTP API, the CLI and the tests all drive this interface.
+ * The contract every layer shares: the engine's public surface (the write side — policy commands —
+ * and the read side — checks, listings, receipts, jobs) and the shapes it answers with. Pure types:
+ * the services in policy/, check/, propagation/ and audit/ implement slices of `Lockstep`, app.ts
+ * composes them, and the HTTP API, the CLI and the tests drive it.
  */
 import type {
   AssignmentId,
@@ -15,13 +17,50 @@ import type {
   RoleSlug,
   SubjectId,
   SubjectKind,
-  VerifyMode,
-} from '../domain/model.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import type { PropagationPolicy } from '../domain/propagation.ts';
-import type { JobState } from '../propagation/queue.ts';
-import type { DriftReport } from '../propagation/drift.ts';
-import type { ChangeQuery, SloRow } from '../audit/receipts.ts';
+} from './model.ts';
+import type { PropagationPolicy } from './propagation.ts';
+
+/** The closed set of job states (docs/semantics.md). */
+export const JOB_STATES = ['pending', 'running', 'retrying', 'done', 'failed'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export interface DriftReport {
+  org: string;
+  /** Rows the policy derives that the read model lacks (late grants). */
+  missing: number;
+  /** Rows the read model holds that the policy no longer derives (revocations not yet cleaned). */
+  extra: number;
+  /** Up to `limit` differing rows of each kind. */
+  rows: { missing: EffectiveRow[]; extra: EffectiveRow[] };
+  checkedAt: string;
+}
+
+export interface ChangeQuery {
+  direction?: Direction;
+  /** ISO times bounding decided_at. */
+  since?: string;
+  until?: string;
+  /** Cursor: only revisions below this one (pages go newest first). */
+  before?: number;
+  limit?: number;
+}
+
+export interface SloRow {
+  direction: Direction;
+  tier: RiskTier;
+  count: number;
+  pending: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  sloMs: number | null;
+  breaches: number;
+}
+
+export interface QueueStats {
+  counts: Record<JobState, number>;
+  oldestAgeMs: number;
+}
 
 /** Who made a write and under which request; recorded in the change log. */
 export interface WriteContext {
@@ -173,6 +212,8 @@ export interface Lockstep {
   listJobs(opts?: { org?: string; states?: readonly JobState[]; limit?: number }): Promise<Job[]>;
   /** Puts a failed job back in the queue; it resumes at its checkpoint. */
   retryJob(id: string): Promise<Job>;
+  /** Jobs per state and the age of the oldest unfinished one (the queue gauges). */
+  queueStats(): Promise<QueueStats>;
   /** Compares the read model with the policy; `repair` enqueues a priority organization job. */
   auditDrift(org: string, opts?: { repair?: boolean; limit?: number }): Promise<DriftReport & { repairJob: string | null }>;
 
@@ -207,20 +248,4 @@ export interface Job {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
-}
-
-export interface LockstepOptions {
-  /** Which tiers get provenance verification on read-model checks. Default `always`. */
-  verify?: VerifyMode;
-  now?: () => number;
-  newId?: () => string;
-  metrics?: Metrics;
-  /** Called after a commit that enqueued a reconciliation job (wakes an in-process worker). */
-  onEnqueued?: () => void;
-  /** The propagation policy of organizations that have not set their own (default: DESIGN.md's). */
-  defaultPolicy?: PropagationPolicy;
-  /** Group commit of concurrent writes to one organization on PostgreSQL (default on). */
-  groupCommit?: boolean;
-  /** How long an `at_least_as_fresh` check waits for the read model before answering UNAVAILABLE. */
-  freshnessTimeoutMs?: number;
 }

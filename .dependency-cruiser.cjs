@@ -1,0 +1,66 @@
+/**
+ * Import rules (docs/architecture.md): imports point down
+ *   cli → app.ts → api → policy-file → audit → check → policy → propagation → derivation → storage
+ *   → observability → config → domain
+ * so no folder of src/ imports a folder above it (which also rules out cycles between folders);
+ * domain/ imports nothing but itself; dashboard/ imports nothing of src/; src/ never imports bench/.
+ * Run by `npm test` (test/unit/dependencies.test.ts) and by hand with `npm run deps`.
+ */
+const LAYERS = ['domain', 'config', 'observability', 'storage', 'derivation', 'propagation', 'policy', 'check', 'audit', 'policy-file', 'api', 'app', 'cli'];
+const pathOf = (layer) => (layer === 'app' ? '^src/app\\.ts$' : `^src/${layer}/`);
+
+const downOnly = LAYERS.slice(0, -1).map((layer, i) => ({
+  name: `${layer}-imports-down-only`,
+  comment: `src/${layer} may import only the layers below it: ${LAYERS.slice(0, i).join(', ') || '(none)'}`,
+  severity: 'error',
+  from: { path: pathOf(layer) },
+  to: { path: LAYERS.slice(i + 1).map(pathOf).join('|') },
+}));
+
+module.exports = {
+  forbidden: [
+    ...downOnly,
+    {
+      name: 'domain-is-pure',
+      comment: 'src/domain imports nothing but itself: no storage, no framework, no I/O',
+      severity: 'error',
+      from: { path: '^src/domain/' },
+      to: { pathNot: '^src/domain/' },
+    },
+    {
+      name: 'dashboard-uses-the-http-api-only',
+      comment: 'dashboard/ is static files over the public HTTP API',
+      severity: 'error',
+      from: { path: '^dashboard/' },
+      to: { path: '^src/' },
+    },
+    {
+      name: 'src-never-imports-bench',
+      comment: 'the benchmark harness needs the dev dependencies; `lockstep bench` runs it as a child process',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^bench/' },
+    },
+    {
+      name: 'no-circular',
+      comment: 'no import cycles between modules anywhere (src/, bench/, test/)',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'not-to-unresolvable',
+      comment: 'an import that does not resolve would hide an edge from the rules above',
+      severity: 'error',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '^(node_modules|bench/results)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs', '.cjs', '.json'] },
+  },
+};

@@ -1,0 +1,24 @@
+/** The shape of a benchmark run's results.json (written by run.ts, read by report.ts and render.ts). */
+import type { Mode, Sizes } from './context.ts';
+import type { CheckRow, HttpCheckRow } from '../scenarios/checks.ts';
+import type { CrashRow } from '../scenarios/crash.ts';
+import type { LargeGroupRow } from '../scenarios/large-group.ts';
+import type { MembershipRow } from '../scenarios/membership.ts';
+import type { PropagationRow } from '../scenarios/propagation.ts';
+
+export interface BenchResults {
+  mode: Mode;
+  command: string;
+  startedAt: string;
+  elapsedSeconds: number;
+  machine: { cpu: string; cores: number; ramGb: number; node: string; platform: string; date: string; line: string };
+  sizes: Sizes;
+  systems: Array<{ system: string; engine: string; status: string }>;
+  scenarios: {
+    membership: MembershipRow[];
+    propagation: PropagationRow[];
+    largeGroup: LargeGroupRow[];
+    checks: { inProcess: CheckRow[]; http: HttpCheckRow[] };
+    crash: CrashRow[];
+  };
+}
