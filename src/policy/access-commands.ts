@@ -20,10 +20,10 @@ import {
   type AssignmentId,
 } from '../domain/model.ts';
 import type { AssignmentResult, WriteContext, WriteResult } from '../domain/contract.ts';
-import { sql, type Sql } from '../storage/database.ts';
-import { countActiveMembers, countDesired, deleteEffective, insertDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
+import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
+import { countActiveMembers, countDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { ancestors, subtree } from '../derivation/rule.ts';
-import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
+import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
 import { assignmentScopeKey } from '../propagation/scope.ts';
 
 async function requireResource(tx: Sql, org: OrgId, ref: ResourceRef, field: string) {
@@ -51,16 +51,17 @@ interface AssignmentSource {
 }
 
 /**
- * Deletes an assignment's rows by probing the primary key (org, subject, resource, assignment) for
- * its principal or each current member of its group. A row held by someone who already left the
- * group is not reached here; it is covered by that subject's own job (see propagation/scope.ts).
+ * An assignment's read-model rows, found by probing the primary key (org, subject, resource,
+ * assignment) for its principal or each current member of its group. A row held by someone who
+ * already left the group is not reached here; it is covered by that subject's own job (see
+ * propagation/scope.ts).
  */
-function deleteAssignmentRows(tx: Sql, org: OrgId, a: AssignmentSource): Promise<number> {
+function assignmentRows(org: OrgId, a: AssignmentSource): SqlFragment {
   const who =
     a.principal_type === 'subject'
       ? sql`subject_id = ${a.principal_id}`
       : sql`subject_id IN (SELECT m.subject_id FROM memberships m WHERE m.org_id = ${org} AND m.group_id = ${a.principal_id})`;
-  return deleteEffective(tx, sql`org_id = ${org} AND resource = ${a.resource} AND assignment_id = ${a.id} AND ${who}`);
+  return sql`org_id = ${org} AND resource = ${a.resource} AND assignment_id = ${a.id} AND ${who}`;
 }
 
 /** An assignment fans out to one row per active subject it reaches. */
@@ -77,36 +78,34 @@ export function createAccessCommands(env: WriteEnv) {
     async putOrganization(orgIn: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const name = parseName(body.name);
-      let kindName = 'organization.create';
-      return runWrite(env, { org, kind: () => kindName, body: { name }, ctx, mayCreateOrg: true }, async (tx) => {
+      const written = await runWrite(env, { org, kind: 'organization.create', body: { name }, ctx, mayCreateOrg: true }, async (tx) => {
         const existing = await tx.get<{ name: string | null }>('SELECT name FROM organizations WHERE id = $1', [org]);
         if (!existing) {
           await tx.run('INSERT INTO organizations (id, name, revision, created_at) VALUES ($1, $2, 0, $3)', [org, name, env.now()]);
           return { changed: true };
         }
         if (existing.name === name) return NO_CHANGE;
-        kindName = 'organization.update';
         await tx.run('UPDATE organizations SET name = $2 WHERE id = $1', [org, name]);
-        return { changed: true };
+        return { changed: true, kind: 'organization.update' };
       });
+      return resultOf(written);
     },
 
     async putPermission(orgIn: string, slugIn: string, body: { risk: string }, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const slug = parsePermissionSlug(slugIn, 'slug');
       const risk = parseRiskTier(body.risk);
-      let kindName = 'permission.create';
-      return runWrite(env, { org, kind: () => kindName, body: { slug, risk }, ctx }, async (tx) => {
+      const written = await runWrite(env, { org, kind: 'permission.create', body: { slug, risk }, ctx }, async (tx) => {
         const existing = await tx.get<{ risk: number }>('SELECT risk FROM permissions WHERE org_id = $1 AND slug = $2', [org, slug]);
         if (!existing) {
           await tx.run('INSERT INTO permissions (org_id, slug, risk) VALUES ($1, $2, $3)', [org, slug, tierRank(risk)]);
           return { changed: true };
         }
         if (existing.risk === tierRank(risk)) return NO_CHANGE;
-        kindName = 'permission.update';
         await tx.run('UPDATE permissions SET risk = $3 WHERE org_id = $1 AND slug = $2', [org, slug, tierRank(risk)]);
-        return { changed: true };
+        return { changed: true, kind: 'permission.update' };
       });
+      return resultOf(written);
     },
 
     async putRole(orgIn: string, slugIn: string, body: { permissions: readonly string[] }, ctx?: WriteContext): Promise<WriteResult> {
@@ -115,8 +114,7 @@ export function createAccessCommands(env: WriteEnv) {
       if (!Array.isArray(body.permissions)) throw validation('permissions', 'permissions must be an array of permission slugs');
       const wanted = body.permissions.map((p, i) => parsePermissionSlug(p, `permissions[${i}]`));
       const unique = [...new Set(wanted)].sort();
-      let kindName = 'role.create';
-      return runWrite(env, { org, kind: () => kindName, body: { slug, permissions: unique }, ctx }, async (tx) => {
+      const written = await runWrite(env, { org, kind: 'role.create', body: { slug, permissions: unique }, ctx }, async (tx) => {
         const known = new Map<string, number>();
         if (unique.length > 0) {
           const rows = await tx.all<{ slug: string; risk: number }>(sql`SELECT slug, risk FROM permissions WHERE org_id = ${org} AND slug IN (${sql.join(unique)})`);
@@ -135,23 +133,27 @@ export function createAccessCommands(env: WriteEnv) {
         const removed = [...current.keys()].filter((p) => !known.has(p));
         if (role && added.length === 0 && removed.length === 0) return NO_CHANGE;
         if (!role) await tx.run('INSERT INTO roles (org_id, slug) VALUES ($1, $2)', [org, slug]);
-        else kindName = 'role.update';
         for (const p of added) await tx.run('INSERT INTO role_permissions (org_id, role, permission) VALUES ($1, $2, $3)', [org, slug, p]);
         for (const p of removed) await tx.run('DELETE FROM role_permissions WHERE org_id = $1 AND role = $2 AND permission = $3', [org, slug, p]);
         // The read model holds roles, not permissions, so it does not change; the effective status of
         // the role's holders does, and that is what the change log classifies.
         const held = role ? await tx.get('SELECT 1 AS x FROM assignments WHERE org_id = $1 AND role = $2 LIMIT 1', [org, slug]) : undefined;
         const maxRank = (ps: string[], risk: Map<string, number>) => (ps.length ? Math.max(...ps.map((p) => risk.get(p) ?? 0)) : null);
-        return { changed: true, grantRank: held ? maxRank(added, known) : null, revokeRank: held ? maxRank(removed, current) : null };
+        return {
+          changed: true,
+          kind: role ? 'role.update' : 'role.create',
+          grantRank: held ? maxRank(added, known) : null,
+          revokeRank: held ? maxRank(removed, current) : null,
+        };
       });
+      return resultOf(written);
     },
 
     async putResource(orgIn: string, type: string, id: string, body: { parent?: string | null }, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const ref = resourceRef(type, id);
       const parent = body.parent === undefined || body.parent === null ? null : parseResourceRef(body.parent, 'parent');
-      let kindName = 'resource.create';
-      return runWrite(env, { org, kind: () => kindName, body: { resource: ref, parent }, ctx }, async (tx) => {
+      const written = await runWrite(env, { org, kind: 'resource.create', body: { resource: ref, parent }, ctx }, async (tx): Promise<Outcome> => {
         if (parent !== null) {
           await requireResource(tx, org, parent, 'parent');
           if (parent === ref) throw new LockstepError('CYCLE', `resource '${ref}' cannot be its own parent`, { field: 'parent' });
@@ -182,19 +184,19 @@ export function createAccessCommands(env: WriteEnv) {
           await tx.run('INSERT INTO resources (org_id, ref, parent) VALUES ($1, $2, $3)', [org, ref, parent]);
           return { changed: true };
         }
-        kindName = 'resource.update';
         // Re-parenting moves inheritance: what the old ancestors granted is revoked, the new ones grant.
         const revokeRank = existing.parent === null ? null : await maxRiskOnAncestors(tx, org, existing.parent as ResourceRef);
         await tx.run('UPDATE resources SET parent = $3 WHERE org_id = $1 AND ref = $2', [org, ref, parent]);
         const grantRank = parent === null ? null : await maxRiskOnAncestors(tx, org, parent);
-        return { changed: true, grantRank, revokeRank };
+        return { changed: true, kind: 'resource.update', grantRank, revokeRank };
       });
+      return resultOf(written);
     },
 
     async deleteResource(orgIn: string, type: string, id: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const ref = resourceRef(type, id);
-      return runWrite(env, { org, kind: 'resource.delete', body: { resource: ref }, ctx }, async (tx): Promise<Effect> => {
+      const written = await runWrite(env, { org, kind: 'resource.delete', body: { resource: ref }, ctx }, async (tx): Promise<Outcome> => {
         await requireResource(tx, org, ref, 'resource');
         const onIt = await tx.all<AssignmentSource>(
           sql`WITH RECURSIVE ${subtree(org, ref)}
@@ -215,14 +217,11 @@ export function createAccessCommands(env: WriteEnv) {
             // The rows' assignments are gone, so only an organization-wide pass finds them later.
             scope: `organization:${org}`,
             rows,
-            inline: async () => {
-              let removed = 0;
-              for (const a of onIt) removed += await deleteAssignmentRows(tx, org, a);
-              return { added: 0, removed };
-            },
+            remove: onIt.map((a) => assignmentRows(org, a)),
           },
         };
       });
+      return resultOf(written);
     },
 
     async createAssignment(orgIn: string, body: { principal: string; role: string; resource: string }, ctx?: WriteContext): Promise<AssignmentResult> {
@@ -231,9 +230,10 @@ export function createAccessCommands(env: WriteEnv) {
       const role = parseRoleSlug(body.role);
       const resource = parseResourceRef(body.resource);
       const natural = { principal: principalString(principal), role, resource };
-      let id = ('asg_' + env.newId()) as AssignmentId;
-      let created = false;
-      const result = await runWrite(env, { org, kind: 'assignment.create', body: { id, ...natural }, ctx }, async (tx): Promise<Effect> => {
+      // Generated once per call, so that every attempt of a retried write inserts the same id.
+      const id = ('asg_' + env.newId()) as AssignmentId;
+      type Created = { id: AssignmentId; created: boolean };
+      const written = await runWrite(env, { org, kind: 'assignment.create', body: { id, ...natural }, ctx }, async (tx): Promise<Outcome<Created>> => {
         const table = principal.type === 'subject' ? 'subjects' : 'groups';
         if (!(await tx.get(`SELECT 1 AS x FROM ${table} WHERE org_id = $1 AND id = $2`, [org, principal.id]))) {
           throw notFound('principal', principal.type, principal.id);
@@ -244,33 +244,27 @@ export function createAccessCommands(env: WriteEnv) {
           'SELECT id FROM assignments WHERE org_id = $1 AND principal_type = $2 AND principal_id = $3 AND role = $4 AND resource = $5',
           [org, principal.type, principal.id, role, resource],
         );
-        if (existing) {
-          id = existing.id;
-          return NO_CHANGE;
-        }
+        if (existing) return { changed: false, output: { id: existing.id, created: false } };
         await tx.run(
           'INSERT INTO assignments (org_id, id, principal_type, principal_id, role, resource, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
           [org, id, principal.type, principal.id, role, resource, env.now()],
         );
-        created = true;
         const f = await assignmentFanout(tx, org, { principal_type: principal.type, principal_id: principal.id }, role);
         return {
           changed: true,
           grantRank: f.rank,
-          fanout: {
-            scope: assignmentScopeKey(id, natural.principal, resource),
-            rows: f.rows,
-            inline: async () => ({ added: await insertDesired(tx, sql`d.org_id = ${org} AND d.assignment_id = ${id}`), removed: 0 }),
-          },
+          fanout: { scope: assignmentScopeKey(id, natural.principal, resource), rows: f.rows, add: [sql`d.org_id = ${org} AND d.assignment_id = ${id}`] },
+          output: { id, created: true },
         };
       });
-      return { ...result, id, created };
+      // The output is the committed attempt's: a retry that found the row reports it as found.
+      return { ...resultOf(written), ...written.outcome.output! };
     },
 
     async deleteAssignment(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseAssignmentId(idIn);
-      return runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
+      const written = await runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
         const a = await tx.get<AssignmentSource>('SELECT id, principal_type, principal_id, role, resource FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
         if (!a) throw notFound('id', 'assignment', id);
         const f = await assignmentFanout(tx, org, a, a.role);
@@ -281,10 +275,11 @@ export function createAccessCommands(env: WriteEnv) {
           fanout: {
             scope: assignmentScopeKey(id, `${a.principal_type}:${a.principal_id}`, a.resource),
             rows: f.rows,
-            inline: async () => ({ added: 0, removed: await deleteAssignmentRows(tx, org, a) }),
+            remove: [assignmentRows(org, a)],
           },
         };
       });
+      return resultOf(written);
     },
   };
 }

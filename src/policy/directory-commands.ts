@@ -7,9 +7,9 @@ import { conflict, notFound } from '../domain/errors.ts';
 import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Sql } from '../storage/database.ts';
-import { countDesired, countGroupRows, deleteEffective, insertDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
+import { countDesired, countGroupRows, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { desired } from '../derivation/rule.ts';
-import { NO_CHANGE, runWrite, type Effect, type WriteEnv } from './write.ts';
+import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
 
 async function requireSubject(tx: Sql, org: OrgId, id: SubjectId, field = 'subject') {
   const row = await tx.get<{ kind: string; active: number }>('SELECT kind, active FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
@@ -42,10 +42,8 @@ async function subjectFanout(tx: Sql, org: OrgId, id: SubjectId) {
   return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, org, subjectRoles(org, id)) : null };
 }
 
-const removeSubjectRows = (tx: Sql, org: OrgId, id: SubjectId) => async () => ({
-  added: 0,
-  removed: await deleteEffective(tx, sql`org_id = ${org} AND subject_id = ${id}`),
-});
+/** All of a subject's read-model rows. */
+const subjectRows = (org: OrgId, id: SubjectId) => sql`org_id = ${org} AND subject_id = ${id}`;
 
 export function createDirectoryCommands(env: WriteEnv) {
   return {
@@ -54,8 +52,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       const id = parseSubjectId(idIn, 'id');
       const kind = parseSubjectKind(body.kind);
       const active = body.active ?? true;
-      let kindName = 'subject.create';
-      return runWrite(env, { org, kind: () => kindName, body: { id, kind, active }, ctx }, async (tx): Promise<Effect> => {
+      const written = await runWrite(env, { org, kind: 'subject.create', body: { id, kind, active }, ctx }, async (tx): Promise<Outcome> => {
         const existing = await tx.get<{ kind: string; active: number }>('SELECT kind, active FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
         if (!existing) {
           await tx.run('INSERT INTO subjects (org_id, id, kind, active) VALUES ($1, $2, $3, $4)', [org, id, kind, active ? 1 : 0]);
@@ -64,61 +61,57 @@ export function createDirectoryCommands(env: WriteEnv) {
         if (existing.kind !== kind) throw conflict('kind', `subject '${id}' exists with kind '${existing.kind}'; kind cannot change`);
         if (Boolean(existing.active) === active) return NO_CHANGE;
         if (active) {
-          kindName = 'subject.activate';
           await tx.run('UPDATE subjects SET active = 1 WHERE org_id = $1 AND id = $2', [org, id]);
           const f = await subjectFanout(tx, org, id);
           return {
             changed: true,
+            kind: 'subject.activate',
             grantRank: f.rank,
-            fanout: {
-              scope: `subject:${id}`,
-              rows: f.rows,
-              inline: async () => ({ added: await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`), removed: 0 }),
-            },
+            fanout: { scope: `subject:${id}`, rows: f.rows, add: [sql`d.org_id = ${org} AND d.subject_id = ${id}`] },
           };
         }
-        kindName = 'subject.deactivate';
         const f = await subjectFanout(tx, org, id);
         await tx.run('UPDATE subjects SET active = 0 WHERE org_id = $1 AND id = $2', [org, id]);
-        return { changed: true, revokeRank: f.rank, fanout: { scope: `subject:${id}`, rows: f.rows, inline: removeSubjectRows(tx, org, id) } };
+        return { changed: true, kind: 'subject.deactivate', revokeRank: f.rank, fanout: { scope: `subject:${id}`, rows: f.rows, remove: [subjectRows(org, id)] } };
       });
+      return resultOf(written);
     },
 
     async deleteSubject(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseSubjectId(idIn, 'id');
-      return runWrite(env, { org, kind: 'subject.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
+      const written = await runWrite(env, { org, kind: 'subject.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
         await requireSubject(tx, org, id, 'id');
         const f = await subjectFanout(tx, org, id);
         await tx.run('DELETE FROM memberships WHERE org_id = $1 AND subject_id = $2', [org, id]);
         await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'subject' AND principal_id = $2", [org, id]);
         await tx.run('DELETE FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
-        return { changed: true, revokeRank: f.rank, fanout: { scope: `subject:${id}`, rows: f.rows, inline: removeSubjectRows(tx, org, id) } };
+        return { changed: true, revokeRank: f.rank, fanout: { scope: `subject:${id}`, rows: f.rows, remove: [subjectRows(org, id)] } };
       });
+      return resultOf(written);
     },
 
     async putGroup(orgIn: string, idIn: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseGroupId(idIn, 'id');
       const name = parseName(body.name);
-      let kindName = 'group.create';
-      return runWrite(env, { org, kind: () => kindName, body: { id, name }, ctx }, async (tx) => {
+      const written = await runWrite(env, { org, kind: 'group.create', body: { id, name }, ctx }, async (tx) => {
         const existing = await tx.get<{ name: string | null }>('SELECT name FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
         if (!existing) {
           await tx.run('INSERT INTO groups (org_id, id, name) VALUES ($1, $2, $3)', [org, id, name]);
           return { changed: true };
         }
         if (existing.name === name) return NO_CHANGE;
-        kindName = 'group.update';
         await tx.run('UPDATE groups SET name = $3 WHERE org_id = $1 AND id = $2', [org, id, name]);
-        return { changed: true };
+        return { changed: true, kind: 'group.update' };
       });
+      return resultOf(written);
     },
 
     async deleteGroup(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseGroupId(idIn, 'id');
-      return runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx): Promise<Effect> => {
+      const written = await runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
         await requireGroup(tx, org, id, 'id');
         const rows = await countGroupRows(tx, org, id);
         const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, groupRoles(org, id)) : null;
@@ -128,13 +121,10 @@ export function createDirectoryCommands(env: WriteEnv) {
         return {
           changed: true,
           revokeRank,
-          fanout: {
-            scope: `group:${id}`,
-            rows,
-            inline: async () => ({ added: 0, removed: await deleteEffective(tx, sql`org_id = ${org} AND group_id = ${id}`) }),
-          },
+          fanout: { scope: `group:${id}`, rows, remove: [sql`org_id = ${org} AND group_id = ${id}`] },
         };
       });
+      return resultOf(written);
     },
 
     async addMember(orgIn: string, groupIn: string, subjectIn: string, ctx?: WriteContext): Promise<WriteResult> {
@@ -155,7 +145,7 @@ export function createDirectoryCommands(env: WriteEnv) {
     const group = parseGroupId(groupIn);
     const subject = parseSubjectId(subjectIn);
     const started = process.hrtime.bigint();
-    const result = await runWrite(env, { org, kind: `membership.${op}`, body: { group, subject }, ctx }, async (tx): Promise<Effect> => {
+    const written = await runWrite(env, { org, kind: `membership.${op}`, body: { group, subject }, ctx }, async (tx): Promise<Outcome> => {
       // Both lookups in one round trip (this is the hot path); the group is reported first.
       const found = await tx.get<{ g: number | null; active: number | null }>(
         'SELECT (SELECT 1 FROM groups WHERE org_id = $1 AND id = $2) AS g, (SELECT active FROM subjects WHERE org_id = $1 AND id = $3) AS active',
@@ -173,16 +163,13 @@ export function createDirectoryCommands(env: WriteEnv) {
       return {
         changed: true,
         ...(op === 'add' ? { grantRank: rank } : { revokeRank: rank }),
-        fanout: {
-          scope: `subject:${subject}`,
-          rows,
-          inline: async () =>
-            op === 'add'
-              ? { added: await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${subject} AND d.group_id = ${group}`), removed: 0 }
-              : { added: 0, removed: await deleteEffective(tx, sql`org_id = ${org} AND subject_id = ${subject} AND group_id = ${group}`) },
-        },
+        fanout:
+          op === 'add'
+            ? { scope: `subject:${subject}`, rows, add: [sql`d.org_id = ${org} AND d.subject_id = ${subject} AND d.group_id = ${group}`] }
+            : { scope: `subject:${subject}`, rows, remove: [sql`org_id = ${org} AND subject_id = ${subject} AND group_id = ${group}`] },
       };
     });
+    const result = resultOf(written);
     if (result.changed && env.metrics) {
       const direction = op === 'add' ? 'grant' : 'revoke';
       env.metrics.membershipChange.observe({ direction, mode: result.propagation.mode }, Number(process.hrtime.bigint() - started) / 1e9);

@@ -8,7 +8,7 @@ import { parseAssignmentId, parseOrgId, parseSubjectId } from '../domain/model.t
 import { parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
 import { createAccessCommands } from './access-commands.ts';
 import { createDirectoryCommands } from './directory-commands.ts';
-import { NO_CHANGE, runWrite, type WriteEnv } from './write.ts';
+import { NO_CHANGE, resultOf, runWrite, type WriteEnv } from './write.ts';
 
 export function createPolicyService(env: WriteEnv) {
   const { db, now } = env;
@@ -59,7 +59,7 @@ export function createPolicyService(env: WriteEnv) {
       const org = parseOrgId(orgIn);
       const policy = parsePolicy(body, env.defaultPolicy);
       const text = JSON.stringify(policy);
-      const result = await runWrite(env, { org, kind: 'propagation_policy.update', body: policy, ctx }, async (tx) => {
+      const written = await runWrite(env, { org, kind: 'propagation_policy.update', body: policy, ctx }, async (tx) => {
         const cur = await tx.get<{ policy: string }>('SELECT policy FROM propagation_policies WHERE org_id = $1', [org]);
         if (cur?.policy === text) return NO_CHANGE;
         await tx.run(
@@ -69,8 +69,7 @@ export function createPolicyService(env: WriteEnv) {
         );
         return { changed: true };
       });
-      const { effect: _effect, ...rest } = result;
-      return { ...rest, policy };
+      return { ...resultOf(written), policy };
     },
   };
 }

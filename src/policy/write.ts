@@ -6,36 +6,55 @@
  * (`sync`), or by a reconciliation job enqueued in this same transaction (`async`: the transactional
  * outbox — the policy write and its job commit together or not at all). Then, if anything changed,
  * it stamps the next revision and appends the change-log entry. A command that throws leaves nothing.
+ *
+ * Commands only return data (`Outcome`): the frame calls a command once per attempt and carries out
+ * everything else itself, so there is no callback into the command and no state between attempts.
  */
 import { notFound } from '../domain/errors.ts';
 import { directionOf, tierOfRank, type OrgId } from '../domain/model.ts';
 import { decide, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
-import type { Database, Sql } from '../storage/database.ts';
+import type { Database, Sql, SqlFragment } from '../storage/database.ts';
+import { deleteEffective, insertDesired } from '../derivation/read-model.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
 import type { Combiner } from './combiner.ts';
 
-/** A change's read-model fan-out: the rows it touches, and how to apply them inline. */
+/**
+ * A change's read-model fan-out, as data: the job scope that recomputes the same slice
+ * (`subject:S`, `group:G`, `assignment:A|P|R`, `organization:O`), the number of rows it touches
+ * (estimated from the source, before the change), and the statements that apply it inline — read-model
+ * rows to remove (predicates on `effective_assignments`) and desired rows to add (predicates on
+ * `d.`-qualified desired rows, ../derivation/rule.ts). The frame decides which way it goes.
+ */
 export interface Fanout {
-  /** Job scope that recomputes the same slice (`subject:S`, `group:G`, `assignment:A`, `organization:O`). */
   scope: string;
-  /** Read-model rows the change adds or removes (estimated from the source). */
   rows: number;
-  inline: () => Promise<{ added: number; removed: number }>;
+  remove?: readonly SqlFragment[];
+  add?: readonly SqlFragment[];
 }
 
-/** What a command did, as the frame needs it for propagation and the change log. */
-export interface Effect {
+/**
+ * What a command did, as data: the frame carries it out (propagation, revision, change log) and
+ * returns `output` to the caller. A command is run once per attempt and keeps no state between
+ * attempts, so a retried write answers for the attempt that committed.
+ */
+export interface Outcome<O = undefined> {
   changed: boolean;
+  /** The change-log kind, where it depends on what the command found (`role.create` / `role.update`). */
+  kind?: string;
   /** Highest risk rank among what the change grants / revokes (null: nothing). */
   grantRank?: number | null;
   revokeRank?: number | null;
   fanout?: Fanout;
+  /** What the command answers beyond the write result (an assignment's id, whether it was created). */
+  output?: O;
 }
 
-export const NO_CHANGE: Effect = { changed: false };
+export const NO_CHANGE: Outcome = { changed: false };
+
+export type Command<O = undefined> = (tx: Sql) => Promise<Outcome<O>>;
 
 export interface WriteEnv {
   db: Database;
@@ -52,25 +71,29 @@ export interface WriteEnv {
 
 export interface WriteSpec {
   org: OrgId;
-  kind: string | (() => string);
+  /** The change-log kind, unless the command's outcome names one. */
+  kind: string;
   body: unknown;
   ctx: WriteContext | undefined;
   /** Organization creation is the one write that may find no organization row. */
   mayCreateOrg?: boolean;
 }
 
-
 const MAX_TX_ATTEMPTS = 5;
 
-export async function runWrite<E extends Effect>(env: WriteEnv, spec: WriteSpec, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
+/** A committed write: its result, and the outcome of the attempt that committed. */
+export type Written<O> = WriteResult & { outcome: Outcome<O> };
+
+export async function runWrite<O = undefined>(env: WriteEnv, spec: WriteSpec, command: Command<O>): Promise<Written<O>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const once = (tx: Sql) => writeOnce(env, spec, tx, apply);
+      const once = (tx: Sql) => writeOnce(env, spec, tx, command);
       const result = await (env.combiner ? env.combiner.submit(spec.org, once) : env.db.transaction(once));
       if (result.propagation.status === 'pending') env.onEnqueued?.();
       return result;
     } catch (e) {
-      // Deadlocks, serialization failures and lost connections are retried; nothing was committed.
+      // Deadlocks, serialization failures and lost connections are retried; nothing was committed
+      // (or, for a lost acknowledgement, the next attempt finds what was and answers for that).
       if (!isTransient(e) || attempt >= MAX_TX_ATTEMPTS) throw e;
       env.metrics?.txRetries.inc({ operation: 'write' });
       await new Promise((r) => setTimeout(r, 5 * 2 ** attempt * Math.random()));
@@ -78,7 +101,16 @@ export async function runWrite<E extends Effect>(env: WriteEnv, spec: WriteSpec,
   }
 }
 
-async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: Sql, apply: (tx: Sql) => Promise<E>): Promise<WriteResult & { effect: E }> {
+/** Applies a fan-out inline: removals first, then additions; returns the rows each changed. */
+async function applyInline(tx: Sql, f: Fanout): Promise<{ added: number; removed: number }> {
+  let removed = 0;
+  let added = 0;
+  for (const where of f.remove ?? []) removed += await deleteEffective(tx, where);
+  for (const where of f.add ?? []) added += await insertDesired(tx, where);
+  return { added, removed };
+}
+
+async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>): Promise<Written<O>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
   // The lock and the organization's propagation policy in one round trip: the lock is held to
@@ -91,16 +123,16 @@ async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: S
   env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
   if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
   const current = Number(row?.revision ?? 0);
-  const effect = await apply(tx);
-  if (!effect.changed) return { revision: current, changed: false, propagation: { mode: 'sync', status: 'effective' }, effect };
+  const outcome = await command(tx);
+  if (!outcome.changed) return { revision: current, changed: false, propagation: { mode: 'sync', status: 'effective' }, outcome };
 
   const revision = current + 1;
-  const grantRank = effect.grantRank ?? 0;
-  const revokeRank = effect.revokeRank ?? 0;
+  const grantRank = outcome.grantRank ?? 0;
+  const revokeRank = outcome.revokeRank ?? 0;
   const direction = directionOf(grantRank > 0, revokeRank > 0);
   const rank = Math.max(grantRank, revokeRank);
   const tier = tierOfRank(rank);
-  const fanout = effect.fanout;
+  const fanout = outcome.fanout;
   const policy = row?.policy ? parsePolicy(JSON.parse(row.policy), env.defaultPolicy) : env.defaultPolicy;
   const decision = decide(policy, direction, tier, fanout?.rows ?? 0);
 
@@ -108,7 +140,7 @@ async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: S
   let removed = 0;
   let jobId: string | null = null;
   if (fanout && decision.mode === 'sync') {
-    ({ added, removed } = await fanout.inline());
+    ({ added, removed } = await applyInline(tx, fanout));
   } else if (fanout) {
     jobId = await enqueueJob(tx, {
       org: spec.org,
@@ -131,7 +163,7 @@ async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: S
     [
       spec.org,
       revision,
-      typeof spec.kind === 'function' ? spec.kind() : spec.kind,
+      outcome.kind ?? spec.kind,
       direction,
       tier === null ? null : rank,
       decision.mode,
@@ -154,6 +186,9 @@ async function writeOnce<E extends Effect>(env: WriteEnv, spec: WriteSpec, tx: S
       effectiveAt === null
         ? { mode: 'async', status: 'pending', ...(decision.reason ? { reason: decision.reason } : {}) }
         : { mode: 'sync', status: 'effective', effectiveAt: new Date(effectiveAt).toISOString() },
-    effect,
+    outcome,
   };
 }
+
+/** The write result alone (what the API answers). */
+export const resultOf = <O,>({ outcome: _outcome, ...result }: Written<O>): WriteResult => result;
