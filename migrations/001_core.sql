@@ -92,9 +92,8 @@ CREATE INDEX assignments_by_resource ON assignments (org_id, resource);
 -- identifies a derivation; the resource sits in the key so that a check's probe — subject, then
 -- each ancestor resource — is a primary-key range scan.
 -- Only indexes that fill in subject order: a backfill inserts subject after subject, and an index
--- keyed by resource or assignment would take each row to a different page. Measured on SQLite
--- during development, 1,000 × 1,000 rows: 75k rows/s of inserts with (resource) and (assignment)
--- indexes, 1.4M rows/s without (bench/ measures the whole backfill).
+-- keyed by resource or assignment would take each row to a different page (docs/architecture.md,
+-- "Storage", quotes the measurement; the benchmark's large-group scenario measures the backfill).
 -- Derived data, so no foreign keys either; checks verify provenance against the tables above.
 CREATE TABLE effective_assignments (
   org_id        TEXT NOT NULL,

@@ -24,7 +24,7 @@ import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createCombiner, type Combiner } from './policy/combiner.ts';
 import { createPolicyService } from './policy/service.ts';
 import { createPropagationService } from './propagation/service.ts';
-import { createWorker, type Worker, type WorkerEvent } from './propagation/worker.ts';
+import { createWorker, logTo, type Worker } from './propagation/worker.ts';
 import { joinTransaction, type Database } from './storage/database.ts';
 import { openDatabase } from './storage/open.ts';
 
@@ -74,16 +74,6 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
   };
 }
 
-/** Job lifecycle at info, each batch at debug; failures with their error. */
-function logWorkerEvent(logger: Logger) {
-  return (e: WorkerEvent) => {
-    const job = { id: e.job.id, scope: e.job.scope, org: e.job.org_id };
-    if (e.type === 'batch') logger.debug({ job, members: e.members, added: e.added, removed: e.removed }, 'reconcile batch');
-    else if (e.type === 'failed') logger.warn({ job, err: e.error, state: e.state }, 'reconcile batch failed');
-    else logger.info({ job }, `job ${e.type}`);
-  };
-}
-
 export interface AppDeps {
   /**
    * An already-open database to use instead of opening `config.db` (tests pass a fresh PostgreSQL
@@ -114,7 +104,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const db = deps.database ?? openDatabase(config.db);
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
   const workers = Array.from({ length: config.workers }, () =>
-    createWorker({ db, metrics, verify: config.verify, batchSize: config.batchSize, maxBatchRows: config.batchRows, onEvent: logWorkerEvent(logger) }),
+    createWorker({ db, metrics, verify: config.verify, batchSize: config.batchSize, maxBatchRows: config.batchRows, ...logTo(logger) }),
   );
   const lockstep = createLockstep(db, {
     verify: config.verify,

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { createLogger } from '../api/logger.ts';
-import { createWorker, type WorkerEvent } from '../propagation/worker.ts';
+import { createWorker, logTo } from '../propagation/worker.ts';
 import { addDbOptions, configFor, openStore, type DbOptions } from './database.ts';
 import { UsageError } from './errors.ts';
 
@@ -38,12 +38,7 @@ async function work(opts: WorkerOptions) {
     verify: config.verify,
     ...(leaseMs === undefined ? {} : { leaseMs }),
     ...(pollMs === undefined ? {} : { pollMs }),
-    onEvent: (e: WorkerEvent) => {
-      const job = { id: e.job.id, scope: e.job.scope, org: e.job.org_id };
-      if (e.type === 'batch') logger.debug({ job, members: e.members, added: e.added, removed: e.removed }, 'reconcile batch');
-      else if (e.type === 'failed') logger.warn({ job, err: e.error, state: e.state }, 'reconcile batch failed');
-      else logger.info({ job }, `job ${e.type}`);
-    },
+    ...logTo(logger),
   });
   logger.info({ owner: worker.owner, database: db.description, batchSize }, 'worker started');
   if (opts.drain) {

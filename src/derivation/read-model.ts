@@ -11,6 +11,14 @@ export function insertDesired(tx: Sql, where: SqlFragment): Promise<number> {
   return tx.run(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where)} ON CONFLICT DO NOTHING`);
 }
 
+/** Rows per subject, from `RETURNING subject_id`. */
+const perSubject = (rows: { subject_id: string }[]) => rows.reduce((m, r) => m.set(r.subject_id, (m.get(r.subject_id) ?? 0) + 1), new Map<string, number>());
+
+/** `insertDesired`, counting the rows it added per subject. */
+export async function insertDesiredBySubject(tx: Sql, where: SqlFragment): Promise<Map<string, number>> {
+  return perSubject(await tx.all<{ subject_id: string }>(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where)} ON CONFLICT DO NOTHING RETURNING subject_id`));
+}
+
 /** Number of desired rows matching `where` (`d.`-qualified): the fan-out of a change, before it is applied. */
 export async function countDesired(tx: Sql, where: SqlFragment): Promise<number> {
   const row = await tx.get<{ n: number }>(desired(where, sql`COUNT(*) AS n`));
@@ -40,6 +48,11 @@ export async function countGroupRows(tx: Sql, org: string, group: string): Promi
 /** Deletes the read-model rows matching `where` (unqualified column names). */
 export function deleteEffective(tx: Sql, where: SqlFragment): Promise<number> {
   return tx.run(sql`DELETE FROM effective_assignments WHERE ${where}`);
+}
+
+/** `deleteEffective`, counting the rows it removed per subject. */
+export async function deleteEffectiveBySubject(tx: Sql, where: SqlFragment): Promise<Map<string, number>> {
+  return perSubject(await tx.all<{ subject_id: string }>(sql`DELETE FROM effective_assignments WHERE ${where} RETURNING subject_id`));
 }
 
 /** Highest permission risk among the roles of `org` that `roles` selects (a subquery or a value list). */

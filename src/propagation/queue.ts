@@ -76,74 +76,150 @@ export class LeaseLost extends LockstepError {
 }
 
 /**
- * Claims the most urgent claimable job: a pending one whose scope has no running or retrying job,
- * a running one whose lease expired (take-over), or a retrying one whose backoff elapsed.
- * Revocations (priority 0) first, then the oldest.
+ * The job transitions, one function each — claim, checkpoint, finish, fail, release — written for N
+ * jobs and used with N = 1 as well (a single job's batch is the same statement shape as 64
+ * single-subject jobs run together). Each takes the transaction it runs in, or opens its own.
  */
-export async function claimJob(db: Database, owner: string, now: number, leaseMs: number): Promise<JobRow | undefined> {
-  return db.transaction(async (tx) => {
-    const pick = await tx.get<{ id: string }>(
-      `SELECT j.id FROM jobs j
-        WHERE (j.state = 'pending' AND NOT EXISTS (
-                 SELECT 1 FROM jobs r WHERE r.org_id = j.org_id AND r.scope = j.scope AND r.state IN ('running', 'retrying')))
-           OR (j.state = 'running' AND j.lease_expires_at < $1)
-           OR (j.state = 'retrying' AND j.run_at <= $1)
-        ORDER BY j.priority, j.created_at, j.id
-        LIMIT 1${tx.skipLocked}`,
-      [now],
-    );
-    if (!pick) return undefined;
-    const job = await tx.get<JobRow>(
-      `UPDATE jobs SET state = 'running', owner = $2, lease_expires_at = $3, claims = claims + 1,
-              started_at = COALESCE(started_at, $4)
-        WHERE id = $1 RETURNING *`,
-      [pick.id, owner, now + leaseMs, now],
-    );
-    if (job && job.total_members === null) {
-      // A scope that does not parse is claimed all the same: its first batch fails, and the job
-      // retries and parks like any other failing job instead of blocking the queue's head.
-      const scope = (() => {
-        try {
-          return parseScope(job.scope);
-        } catch {
-          return undefined;
-        }
-      })();
-      if (scope) {
-        const n = await tx.get<{ n: number }>(totalMembers(scope, job.org_id));
-        await tx.run('UPDATE jobs SET total_members = $2 WHERE id = $1', [job.id, Number(n?.n ?? 0)]);
-        job.total_members = Number(n?.n ?? 0);
-      }
-    }
-    return job ? normalize(job) : undefined;
-  });
-}
+
+/** Which jobs a claim may take. */
+export type ClaimFilter =
+  /** The most urgent claimable jobs anywhere: pending ones whose scope has nothing running, running ones
+   * whose lease expired (take-over), retrying ones whose backoff elapsed. */
+  | { kind: 'any' }
+  /** More pending single-subject jobs of one organization, to run together in one transaction. */
+  | { kind: 'subjects'; org: string };
 
 /**
- * Claims up to `limit` more pending single-subject jobs of `org` (each scope with nothing running):
- * membership changes arrive as many small jobs, and running them together costs one commit.
+ * Claims up to `limit` jobs (SKIP LOCKED on PostgreSQL: concurrent claimers take different jobs),
+ * revocations (priority 0) first, then the oldest, and returns them in that order. A job's total is
+ * counted on its first claim.
  */
-export async function claimSubjectJobs(db: Database, org: string, owner: string, now: number, leaseMs: number, limit: number): Promise<JobRow[]> {
+export async function claimJobs(db: Database, filter: ClaimFilter, owner: string, now: number, leaseMs: number, limit: number): Promise<JobRow[]> {
   if (limit <= 0) return [];
   return db.transaction(async (tx) => {
+    const idle = sql`NOT EXISTS (SELECT 1 FROM jobs r WHERE r.org_id = j.org_id AND r.scope = j.scope AND r.state IN ('running', 'retrying'))`;
+    const claimable =
+      filter.kind === 'any'
+        ? sql`(j.state = 'pending' AND ${idle}) OR (j.state = 'running' AND j.lease_expires_at < ${now}) OR (j.state = 'retrying' AND j.run_at <= ${now})`
+        : sql`j.org_id = ${filter.org} AND j.state = 'pending' AND j.scope LIKE 'subject:%' AND ${idle}`;
     const ids = (
-      await tx.all<{ id: string }>(
-        `SELECT j.id FROM jobs j
-          WHERE j.org_id = $1 AND j.state = 'pending' AND j.scope LIKE 'subject:%'
-            AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.org_id = j.org_id AND r.scope = j.scope AND r.state IN ('running', 'retrying'))
-          ORDER BY j.priority, j.created_at, j.id
-          LIMIT $2${tx.skipLocked}`,
-        [org, limit],
-      )
+      await tx.all<{ id: string }>(sql`SELECT j.id FROM jobs j WHERE ${claimable} ORDER BY j.priority, j.created_at, j.id LIMIT ${limit}${sql.raw(tx.skipLocked)}`)
     ).map((r) => r.id);
     if (ids.length === 0) return [];
     const rows = await tx.all<JobRow>(
       sql`UPDATE jobs SET state = 'running', owner = ${owner}, lease_expires_at = ${now + leaseMs}, claims = claims + 1,
-              started_at = COALESCE(started_at, ${now}), total_members = 1
+              started_at = COALESCE(started_at, ${now}),
+              total_members = COALESCE(total_members, CASE WHEN scope LIKE 'subject:%' THEN 1 END)
         WHERE id IN (${sql.join(ids)}) RETURNING *`,
     );
-    return rows.map(normalize);
+    for (const job of rows) {
+      if (job.total_members !== null) continue;
+      // A scope that does not parse is claimed all the same: its first batch fails, and the job
+      // retries and parks like any other failing job instead of blocking the queue's head.
+      const scope = tryParseScope(job.scope);
+      if (!scope) continue;
+      const n = Number((await tx.get<{ n: number }>(totalMembers(scope, job.org_id)))?.n ?? 0);
+      await tx.run('UPDATE jobs SET total_members = $2 WHERE id = $1', [job.id, n]);
+      job.total_members = n;
+    }
+    const order = new Map(ids.map((id, i) => [id, i]));
+    return rows.map(normalize).sort((x, y) => order.get(x.id)! - order.get(y.id)!);
   });
+}
+
+function tryParseScope(key: string) {
+  try {
+    return parseScope(key);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The jobs of `ids` this worker still owns and that are still running, locked (FOR UPDATE) for the
+ * rest of `tx`: the fence every batch passes before it writes.
+ */
+export async function fenceJobs(tx: Sql, ids: readonly string[], owner: string): Promise<Map<string, JobRow>> {
+  const rows = await tx.all<JobRow>(sql`SELECT * FROM jobs WHERE id IN (${sql.join(ids)}) AND owner = ${owner} AND state = 'running'${sql.raw(tx.forUpdate)}`);
+  return new Map(rows.map((r) => [r.id, normalize(r)]));
+}
+
+/** One committed batch of a job: the subjects it covered and the rows it changed. */
+export interface BatchEntry {
+  job: JobRow;
+  first: string;
+  last: string;
+  members: number;
+  added: number;
+  removed: number;
+  startedAt: number;
+}
+
+/**
+ * Checkpoints batches inside their transaction: a batch-log row each (seq after whatever an earlier
+ * owner committed), and each job's checkpoint, progress and row counts advanced, its lease renewed.
+ * Returns the jobs as they now stand.
+ */
+export async function checkpointJobs(tx: Sql, entries: readonly BatchEntry[], owner: string, now: number, leaseMs: number): Promise<JobRow[]> {
+  if (entries.length === 0) return [];
+  const tuples = entries.map(
+    (e) => sql`(${sql.join([e.job.id, Number(e.job.batches) + 1, owner, e.first, e.last, e.members, e.added, e.removed, e.startedAt, now])})`,
+  );
+  await tx.run(
+    sql`INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
+       VALUES ${sql.join(tuples)}`,
+  );
+  const byId = (value: (e: BatchEntry) => unknown, type: string) =>
+    sql`CASE id ${sql.join(entries.map((e) => sql`WHEN ${e.job.id} THEN CAST(${value(e)} AS ${sql.raw(type)})`), sql` `)} END`;
+  await tx.run(
+    sql`UPDATE jobs SET checkpoint = ${byId((e) => e.last, 'TEXT')}, done_members = done_members + ${byId((e) => e.members, 'BIGINT')},
+            batches = batches + 1, rows_added = rows_added + ${byId((e) => e.added, 'BIGINT')},
+            rows_removed = rows_removed + ${byId((e) => e.removed, 'BIGINT')}, lease_expires_at = ${now + leaseMs}
+      WHERE id IN (${sql.join(entries.map((e) => e.job.id))})`,
+  );
+  return entries.map((e) => ({
+    ...e.job,
+    checkpoint: e.last,
+    done_members: e.job.done_members + e.members,
+    batches: e.job.batches + 1,
+    rows_added: e.job.rows_added + e.added,
+    rows_removed: e.job.rows_removed + e.removed,
+    lease_expires_at: now + leaseMs,
+  }));
+}
+
+/** A change a finished job carried, as the propagation metrics need it. */
+export interface CarriedChange {
+  revision: number;
+  direction: Direction;
+  tier: number | null;
+  decided_at: number;
+  slo_ms: number | null;
+}
+
+/**
+ * Marks jobs of one organization done and every change they carried (each job's scope, up to its
+ * target revision) effective; the change that created a job gets the job's row counts. Returns the
+ * changes that became effective.
+ */
+export async function finishJobs(tx: Sql, jobs: readonly JobRow[], now: number): Promise<CarriedChange[]> {
+  if (jobs.length === 0) return [];
+  const org = jobs[0]!.org_id;
+  await tx.run(sql`UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = ${now} WHERE id IN (${sql.join(jobs.map((j) => j.id))})`);
+  const target = new Map(jobs.map((j) => [j.scope, Number(j.target_revision)]));
+  const pending = await tx.all<CarriedChange & { job_scope: string }>(
+    sql`SELECT revision, direction, tier, decided_at, slo_ms, job_scope FROM changes
+      WHERE org_id = ${org} AND effective_at IS NULL AND job_scope IN (${sql.join([...target.keys()])})`,
+  );
+  const carried = pending.filter((c) => Number(c.revision) <= target.get(c.job_scope)!);
+  if (carried.length === 0) return [];
+  const rowsOf = (column: 'rows_added' | 'rows_removed') =>
+    sql`CASE job_id ${sql.join(jobs.map((j) => sql`WHEN ${j.id} THEN CAST(${Number(j[column])} AS BIGINT)`), sql` `)} ELSE ${sql.raw(column)} END`;
+  await tx.run(
+    sql`UPDATE changes SET effective_at = ${now}, rows_added = ${rowsOf('rows_added')}, rows_removed = ${rowsOf('rows_removed')}
+      WHERE org_id = ${org} AND revision IN (${sql.join(carried.map((c) => Number(c.revision)))})`,
+  );
+  return carried;
 }
 
 /** Extends the lease if this worker still owns the job; false means it was taken over. */
@@ -163,35 +239,54 @@ export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 8, baseMs: 100, maxMs: 
 export const backoffMs = (attempt: number, p: RetryPolicy, rand = Math.random) => Math.round(rand() * Math.min(p.maxMs, p.baseMs * 2 ** attempt));
 
 /**
- * Records a failed batch: the job waits out a backoff in `retrying` (and resumes at its checkpoint),
- * or after `maxAttempts` is parked as `failed` with its last error. Returns the new state.
+ * Records failed batches: each job this worker still owns waits out a backoff in `retrying` (and
+ * resumes at its checkpoint), or after `maxAttempts` is parked as `failed` with its last error.
+ * Returns each job's new state (null: no longer this worker's, nothing recorded).
  */
-export async function failJob(db: Database, jobId: string, owner: string, error: string, now: number, p: RetryPolicy): Promise<JobState | null> {
-  return db.transaction(async (tx) => {
-    const job = await tx.get<{ attempts: number; owner: string | null; state: JobState }>(`SELECT attempts, owner, state FROM jobs WHERE id = $1${tx.forUpdate}`, [jobId]);
-    if (!job || job.owner !== owner || job.state !== 'running') return null;
-    const attempts = Number(job.attempts) + 1;
-    const state: JobState = attempts >= p.maxAttempts ? 'failed' : 'retrying';
+export async function failJobs(
+  db: Database,
+  failures: readonly { id: string; error: string }[],
+  owner: string,
+  now: number,
+  p: RetryPolicy,
+): Promise<Map<string, JobState | null>> {
+  const states = new Map<string, JobState | null>(failures.map((f) => [f.id, null]));
+  if (failures.length === 0) return states;
+  await db.transaction(async (tx) => {
+    const owned = await fenceJobs(tx, failures.map((f) => f.id), owner);
+    const rows = failures
+      .filter((f) => owned.has(f.id))
+      .map((f) => {
+        const attempts = Number(owned.get(f.id)!.attempts) + 1;
+        const state: JobState = attempts >= p.maxAttempts ? 'failed' : 'retrying';
+        states.set(f.id, state);
+        return { ...f, attempts, state, runAt: now + backoffMs(attempts, p) };
+      });
+    if (rows.length === 0) return;
+    const byId = (value: (r: (typeof rows)[number]) => unknown, type: string) =>
+      sql`CASE id ${sql.join(rows.map((r) => sql`WHEN ${r.id} THEN CAST(${value(r)} AS ${sql.raw(type)})`), sql` `)} END`;
     await tx.run(
-      `UPDATE jobs SET state = $2, attempts = $3, owner = NULL, lease_expires_at = NULL, run_at = $4, last_error = $5,
-              finished_at = CASE WHEN $2 = 'failed' THEN $6 ELSE finished_at END
-        WHERE id = $1`,
-      [jobId, state, attempts, now + backoffMs(attempts, p), error.slice(0, 2000), now],
+      sql`UPDATE jobs SET state = ${byId((r) => r.state, 'TEXT')}, attempts = ${byId((r) => r.attempts, 'BIGINT')}, owner = NULL,
+              lease_expires_at = NULL, run_at = ${byId((r) => r.runAt, 'BIGINT')}, last_error = ${byId((r) => r.error.slice(0, 2000), 'TEXT')},
+              finished_at = CASE WHEN ${byId((r) => r.state, 'TEXT')} = 'failed' THEN CAST(${now} AS BIGINT) ELSE finished_at END
+        WHERE id IN (${sql.join(rows.map((r) => r.id))})`,
     );
-    return state;
   });
+  return states;
 }
 
 /**
- * Hands an unfinished job back without counting an attempt (a worker stopping gracefully): it is
- * claimable at once and resumes at its checkpoint, instead of waiting for the lease to lapse.
+ * Hands unfinished jobs back without counting an attempt (a worker stopping gracefully): claimable
+ * at once, resuming at their checkpoints, instead of waiting for the lease to lapse. Returns the ids
+ * released (those this worker still owned).
  */
-export async function releaseJob(db: Database, jobId: string, owner: string, now: number): Promise<boolean> {
-  const n = await db.run(
-    `UPDATE jobs SET state = 'retrying', owner = NULL, lease_expires_at = NULL, run_at = $3 WHERE id = $1 AND owner = $2 AND state = 'running'`,
-    [jobId, owner, now],
+export async function releaseJobs(db: Database, ids: readonly string[], owner: string, now: number): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db.all<{ id: string }>(
+    sql`UPDATE jobs SET state = 'retrying', owner = NULL, lease_expires_at = NULL, run_at = ${now}
+      WHERE id IN (${sql.join(ids)}) AND owner = ${owner} AND state = 'running' RETURNING id`,
   );
-  return n === 1;
+  return new Set(rows.map((r) => r.id));
 }
 
 /** Puts a failed job back in the queue (`lockstep jobs retry ID`); it resumes at its checkpoint. */

@@ -6,12 +6,12 @@
  * transaction. Re-running a batch changes nothing; a crash resumes at the last committed checkpoint.
  * The last batch also marks the changes the job carried as effective.
  */
-import { tierOfRank, verifies, type Direction, type VerifyMode } from '../domain/model.ts';
-import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
+import { tierOfRank, verifies, type VerifyMode } from '../domain/model.ts';
+import { sql, type Database, type Sql } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { insertDesired } from '../derivation/read-model.ts';
-import { desired, notDerived, ROW_COLUMNS } from '../derivation/rule.ts';
-import { LeaseLost, type JobRow } from './queue.ts';
+import { deleteEffective, deleteEffectiveBySubject, insertDesired, insertDesiredBySubject } from '../derivation/read-model.ts';
+import { notDerived } from '../derivation/rule.ts';
+import { checkpointJobs, fenceJobs, finishJobs, LeaseLost, type CarriedChange, type JobRow } from './queue.ts';
 import { parseScope, scopeFilter, subjectStreams, type Scope } from './scope.ts';
 
 /**
@@ -30,12 +30,20 @@ export async function nextSubjects(tx: Sql, org: string, scope: Scope, after: st
 
 /** Reconciles subjects [first, last] of the scope; returns rows removed and added. */
 export async function reconcileRange(tx: Sql, org: string, scope: Scope, first: string, last: string) {
-  const removed = await tx.run(
-    sql`DELETE FROM effective_assignments
-      WHERE org_id = ${org} AND subject_id >= ${first} AND subject_id <= ${last} AND ${scopeFilter(scope, 'effective_assignments')}
+  const removed = await deleteEffective(
+    tx,
+    sql`org_id = ${org} AND subject_id >= ${first} AND subject_id <= ${last} AND ${scopeFilter(scope, 'effective_assignments')}
         AND ${notDerived('effective_assignments')}`,
   );
   const added = await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id >= ${first} AND d.subject_id <= ${last} AND ${scopeFilter(scope, 'd')}`);
+  return { removed, added };
+}
+
+/** Reconciles every row of the given subjects; returns the rows removed and added per subject. */
+export async function reconcileSubjects(tx: Sql, org: string, subjects: readonly string[]) {
+  const these = sql.join(subjects);
+  const removed = await deleteEffectiveBySubject(tx, sql`org_id = ${org} AND subject_id IN (${these}) AND ${notDerived('effective_assignments')}`);
+  const added = await insertDesiredBySubject(tx, sql`d.org_id = ${org} AND d.subject_id IN (${these})`);
   return { removed, added };
 }
 
@@ -70,32 +78,23 @@ async function batchMembers(tx: Sql, org: string, scope: Scope, batchSize: numbe
 /** One batch of one job inside `tx` (which holds the organization's lock), fenced by ownership. */
 async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, batchSize: number, leaseMs: number, maxRows: number): Promise<BatchResult> {
   const started = env.now();
-  const cur = await tx.get<JobRow>(`SELECT * FROM jobs WHERE id = $1${tx.forUpdate}`, [jobId]);
-  if (!cur || cur.state !== 'running' || cur.owner !== owner) throw new LeaseLost(jobId);
+  const cur = (await fenceJobs(tx, [jobId], owner)).get(jobId);
+  if (!cur) throw new LeaseLost(jobId);
 
   const scope = parseScope(cur.scope);
   const size = maxRows === Infinity ? batchSize : await batchMembers(tx, cur.org_id, scope, batchSize, maxRows);
   const subjects = await nextSubjects(tx, cur.org_id, scope, cur.checkpoint ?? '', size);
+  let job = cur;
   let added = 0;
   let removed = 0;
   if (subjects.length > 0) {
     const first = subjects[0]!;
     const last = subjects[subjects.length - 1]!;
     ({ added, removed } = await reconcileRange(tx, cur.org_id, scope, first, last));
-    const seq = Number(cur.batches) + 1;
-    await tx.run(
-      `INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [cur.id, seq, owner, first, last, subjects.length, added, removed, started, env.now()],
-    );
-    await tx.run(
-      `UPDATE jobs SET checkpoint = $2, done_members = done_members + $3, batches = $4, rows_added = rows_added + $5,
-              rows_removed = rows_removed + $6, lease_expires_at = $7 WHERE id = $1`,
-      [cur.id, last, subjects.length, seq, added, removed, env.now() + leaseMs],
-    );
+    job = (await checkpointJobs(tx, [{ job: cur, first, last, members: subjects.length, added, removed, startedAt: started }], owner, env.now(), leaseMs))[0]!;
   }
   const finished = subjects.length < size;
-  if (finished) await finishJob(env, tx, { ...cur, rows_added: Number(cur.rows_added) + added, rows_removed: Number(cur.rows_removed) + removed });
+  if (finished) recordLags(env, await finishJobs(tx, [job], env.now()), env.now());
   return { finished, members: subjects.length, added, removed };
 }
 
@@ -123,116 +122,42 @@ export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchS
 
 /**
  * Runs whole single-subject jobs of one organization together, set-based: one transaction, one
- * lock, and a fixed handful of statements whatever the number of jobs — the delete and insert cover
- * every subject at once (RETURNING says which rows were whose), then the jobs, their batch logs and
- * the changes they carried are closed in one statement each. Jobs this worker no longer owns are
- * left out and reported as lost.
+ * lock, and a fixed handful of statements whatever the number of jobs — the reconciliation covers
+ * every subject at once (RETURNING says which rows were whose), then the same checkpoint and finish
+ * transitions a single job's batch uses, for all the jobs in one statement each. Jobs this worker
+ * no longer owns are left out and reported as lost.
  */
-export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: string): Promise<(BatchResult | 'lost')[]> {
+export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: string, leaseMs: number): Promise<(BatchResult | 'lost')[]> {
   const t0 = process.hrtime.bigint();
   const org = jobs[0]!.org_id;
   const results = await env.db.transaction(async (tx) => {
     await lockOrganization(env, tx, org);
     const now = env.now();
-    const ids = jobs.map((j) => j.id);
-    const owned = await tx.all<JobRow>(
-      sql`SELECT * FROM jobs WHERE id IN (${sql.join(ids)}) AND owner = ${owner} AND state = 'running'${sql.raw(tx.forUpdate)}`,
-    );
-    const mine = new Map(owned.map((j) => [j.id, j]));
-    const live = jobs.filter((j) => mine.has(j.id)).map((j) => ({ job: mine.get(j.id)!, subject: parseScope(j.scope).id }));
+    const owned = await fenceJobs(tx, jobs.map((j) => j.id), owner);
+    const live = jobs.filter((j) => owned.has(j.id)).map((j) => ({ job: owned.get(j.id)!, subject: parseScope(j.scope).id }));
     if (live.length === 0) return jobs.map(() => 'lost' as const);
-    const inSubjects = sql.join(live.map((l) => l.subject));
 
-    const removedRows = await tx.all<{ subject_id: string }>(
-      sql`DELETE FROM effective_assignments WHERE org_id = ${org} AND subject_id IN (${inSubjects}) AND ${notDerived('effective_assignments')}
-       RETURNING subject_id`,
+    const { added, removed } = await reconcileSubjects(tx, org, live.map((l) => l.subject));
+    const rowsOf = (subject: string) => ({ added: added.get(subject) ?? 0, removed: removed.get(subject) ?? 0 });
+    const checkpointed = await checkpointJobs(
+      tx,
+      live.map((l) => ({ job: l.job, first: l.subject, last: l.subject, members: 1, ...rowsOf(l.subject), startedAt: now })),
+      owner,
+      now,
+      leaseMs,
     );
-    const addedRows = await tx.all<{ subject_id: string }>(
-      sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(sql`d.org_id = ${org} AND d.subject_id IN (${inSubjects})`)}
-       ON CONFLICT DO NOTHING RETURNING subject_id`,
-    );
-    const count = (rows: { subject_id: string }[]) => rows.reduce((m, r) => m.set(r.subject_id, (m.get(r.subject_id) ?? 0) + 1), new Map<string, number>());
-    const added = count(addedRows);
-    const removed = count(removedRows);
-
-    // Close the jobs: one batch each (seq after whatever a crashed owner committed), done.
-    const rowsOf = (l: (typeof live)[number]) => ({ a: added.get(l.subject) ?? 0, r: removed.get(l.subject) ?? 0 });
-    const tuples = live.map((l) => {
-      const { a: ad, r: rm } = rowsOf(l);
-      return sql`(${sql.join([l.job.id, Number(l.job.batches) + 1, owner, l.subject, l.subject, 1, ad, rm, now, now])})`;
-    });
-    await tx.run(
-      sql`INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
-       VALUES ${sql.join(tuples)}`,
-    );
-    const rowsAdded = caseOf(sql`id`, live.map((l) => [l.job.id, rowsOf(l).a]));
-    const rowsRemoved = caseOf(sql`id`, live.map((l) => [l.job.id, rowsOf(l).r]));
-    await tx.run(
-      sql`UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = ${now}, checkpoint = SUBSTR(scope, 9),
-              done_members = 1, batches = batches + 1,
-              rows_added = rows_added + ${rowsAdded}, rows_removed = rows_removed + ${rowsRemoved}
-        WHERE id IN (${sql.join(live.map((l) => l.job.id))})`,
-    );
-
-    // The changes each job carried: its scope, up to its target revision.
-    const target = new Map(live.map((l) => [l.job.scope, Number(l.job.target_revision)]));
-    const pending = await tx.all<{ revision: number; direction: Direction; tier: number | null; decided_at: number; slo_ms: number | null; job_scope: string }>(
-      sql`SELECT revision, direction, tier, decided_at, slo_ms, job_scope FROM changes
-        WHERE org_id = ${org} AND effective_at IS NULL AND job_scope IN (${sql.join(live.map((l) => l.job.scope))})`,
-    );
-    const carried = pending.filter((c) => Number(c.revision) <= target.get(c.job_scope)!);
-    if (carried.length > 0) {
-      // Each job's rows go on the change that created it (as a single job's finish does).
-      const chAdded = caseOf(sql`job_id`, live.map((l) => [l.job.id, rowsOf(l).a]), sql`rows_added`);
-      const chRemoved = caseOf(sql`job_id`, live.map((l) => [l.job.id, rowsOf(l).r]), sql`rows_removed`);
-      await tx.run(
-        sql`UPDATE changes SET effective_at = ${now}, rows_added = ${chAdded}, rows_removed = ${chRemoved}
-          WHERE org_id = ${org} AND revision IN (${sql.join(carried.map((c) => Number(c.revision)))})`,
-      );
-      recordLags(env, carried, now);
-    }
+    recordLags(env, await finishJobs(tx, checkpointed, now), now);
     return jobs.map((j) => {
       const l = live.find((x) => x.job.id === j.id);
-      if (!l) return 'lost' as const;
-      const { a: ad, r: rm } = rowsOf(l);
-      return { finished: true, members: 1, added: ad, removed: rm };
+      return l ? { finished: true, members: 1, ...rowsOf(l.subject) } : ('lost' as const);
     });
   });
   observe(env, t0, results.filter((r): r is BatchResult => r !== 'lost'));
   return results;
 }
 
-/** `CASE column WHEN key THEN value … ELSE fallback END`. */
-function caseOf(column: SqlFragment, pairs: [string, number][], fallback: SqlFragment = sql`NULL`): SqlFragment {
-  const whens = sql.join(
-    pairs.map(([k, v]) => sql`WHEN ${k} THEN CAST(${v} AS BIGINT)`),
-    sql` `,
-  );
-  return sql`CASE ${column} ${whens} ELSE ${fallback} END`;
-}
-
-/** Marks the job done and every change it carried (its scope, up to its target revision) effective. */
-async function finishJob(env: BatchEnv, tx: Sql, job: JobRow) {
-  const now = env.now();
-  await tx.run(`UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = $2 WHERE id = $1`, [job.id, now]);
-  const carried = await tx.all<{ revision: number; direction: Direction; tier: number | null; decided_at: number; slo_ms: number | null }>(
-    `SELECT revision, direction, tier, decided_at, slo_ms FROM changes
-      WHERE org_id = $1 AND job_scope = $2 AND revision <= $3 AND effective_at IS NULL`,
-    [job.org_id, job.scope, job.target_revision],
-  );
-  if (carried.length === 0) return;
-  await tx.run(
-    `UPDATE changes SET effective_at = $4,
-            rows_added = CASE WHEN job_id = $5 THEN $6 ELSE rows_added END,
-            rows_removed = CASE WHEN job_id = $5 THEN $7 ELSE rows_removed END
-      WHERE org_id = $1 AND job_scope = $2 AND revision <= $3 AND effective_at IS NULL`,
-    [job.org_id, job.scope, job.target_revision, now, job.id, Number(job.rows_added), Number(job.rows_removed)],
-  );
-  recordLags(env, carried, now);
-}
-
 /** Propagation lag, revocation window and SLO breaches of changes that just became effective. */
-function recordLags(env: BatchEnv, carried: { direction: Direction; tier: number | null; decided_at: number; slo_ms: number | null }[], now: number) {
+function recordLags(env: BatchEnv, carried: CarriedChange[], now: number) {
   const m = env.metrics;
   if (!m) return;
   for (const c of carried) {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { VerifyMode } from '../domain/model.ts';
 import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { claimJob, claimSubjectJobs, DEFAULT_RETRY, failJob, heartbeat, JOBS_CHANNEL, LeaseLost, pruneDoneJobs, releaseJob, type JobRow, type RetryPolicy } from './queue.ts';
+import { claimJobs, DEFAULT_RETRY, failJobs, heartbeat, JOBS_CHANNEL, LeaseLost, pruneDoneJobs, releaseJobs, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch, runSubjectJobs } from './reconcile.ts';
 
 
@@ -29,6 +29,11 @@ export interface WorkerOptions {
   now?: () => number;
   metrics?: Metrics | undefined;
   onEvent?: (e: WorkerEvent) => void;
+  /**
+   * An error the loop survived (claiming, heartbeating, recording a failure, releasing, pruning,
+   * listening), with the job it concerned if any. Default: a line on stderr.
+   */
+  onError?: (e: WorkerError) => void;
   /** Done jobs are deleted this long after they finish (default 24 h; 0 keeps them). */
   retentionMs?: number;
 }
@@ -40,6 +45,15 @@ export type WorkerEvent =
   | { type: 'failed'; job: JobRow; error: unknown; state: string | null }
   | { type: 'lost'; job: JobRow }
   | { type: 'released'; job: JobRow };
+
+export interface WorkerError {
+  during: 'claim' | 'heartbeat' | 'fail' | 'release' | 'prune' | 'listen';
+  /** The job it concerned (null: none, e.g. a claim that could not reach the database). */
+  jobId: string | null;
+  error: unknown;
+}
+
+const stderrError = (e: WorkerError) => process.stderr.write(`lockstep worker: ${e.during} failed${e.jobId ? ` for job ${e.jobId}` : ''}: ${errorText(e.error)}\n`);
 
 export interface Worker {
   readonly owner: string;
@@ -55,6 +69,27 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
+/** The slice of a pino logger the worker's log lines need. */
+export interface LogSink {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Job lifecycle at info, each batch at debug, failures with their error; errors the loop survived with the job id. */
+export function logTo(logger: LogSink): Pick<WorkerOptions, 'onEvent' | 'onError'> {
+  return {
+    onEvent: (e) => {
+      const job = { id: e.job.id, scope: e.job.scope, org: e.job.org_id };
+      if (e.type === 'batch') logger.debug({ job, members: e.members, added: e.added, removed: e.removed }, 'reconcile batch');
+      else if (e.type === 'failed') logger.warn({ job, err: e.error, state: e.state }, 'reconcile batch failed');
+      else logger.info({ job }, `job ${e.type}`);
+    },
+    onError: (e) => logger.error({ ...(e.jobId ? { job: { id: e.jobId } } : {}), err: e.error, during: e.during }, `worker ${e.during} failed`),
+  };
+}
+
 export const newOwnerId = () => `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
 export function createWorker(opts: WorkerOptions): Worker {
@@ -68,6 +103,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   const now = opts.now ?? Date.now;
   const env = { db: opts.db, now, metrics: opts.metrics, verify: opts.verify ?? 'always' };
   const emit = opts.onEvent ?? (() => undefined);
+  const report = opts.onError ?? stderrError;
 
   let running = false;
   let loop: Promise<void> | undefined;
@@ -80,15 +116,41 @@ export function createWorker(opts: WorkerOptions): Worker {
   async function pruneIfDue() {
     if (retentionMs <= 0 || now() - lastPrune < 60_000) return;
     lastPrune = now();
-    await pruneDoneJobs(opts.db, now() - retentionMs).catch(() => 0);
+    await pruneDoneJobs(opts.db, now() - retentionMs).catch((error) => report({ during: 'prune', jobId: null, error }));
+  }
+
+  /**
+   * Records failed batches (each job retries on its own). If even that fails, the jobs stay
+   * `running` until their leases lapse and another claim takes them over; the error is reported.
+   */
+  async function fail(jobs: JobRow[], e: unknown) {
+    let states: Map<string, string | null>;
+    try {
+      states = await failJobs(opts.db, jobs.map((j) => ({ id: j.id, error: errorText(e) })), owner, now(), retry);
+    } catch (error) {
+      for (const job of jobs) report({ during: 'fail', jobId: job.id, error });
+      states = new Map();
+    }
+    for (const job of jobs) {
+      const state = states.get(job.id) ?? null;
+      opts.metrics?.jobFailures.inc({ outcome: state ?? 'lost' });
+      emit({ type: 'failed', job, error: e, state });
+    }
   }
 
   /** A single-subject job takes up to `subjectJobs - 1` more of its organization's along. */
   async function runSubjectGroup(first: JobRow): Promise<boolean> {
-    const jobs = [first, ...(await claimSubjectJobs(opts.db, first.org_id, owner, now(), leaseMs, subjectJobs - 1))];
-    for (const j of jobs.slice(1)) emit({ type: 'claimed', job: j });
+    let more: JobRow[] = [];
     try {
-      const results = await runSubjectJobs(env, jobs, owner);
+      more = await claimJobs(opts.db, { kind: 'subjects', org: first.org_id }, owner, now(), leaseMs, subjectJobs - 1);
+    } catch (error) {
+      // The first job is claimed already: it runs alone.
+      report({ during: 'claim', jobId: first.id, error });
+    }
+    const jobs = [first, ...more];
+    for (const j of more) emit({ type: 'claimed', job: j });
+    try {
+      const results = await runSubjectJobs(env, jobs, owner, leaseMs);
       results.forEach((r, i) => {
         const job = jobs[i]!;
         if (r === 'lost') return emit({ type: 'lost', job });
@@ -97,25 +159,22 @@ export function createWorker(opts: WorkerOptions): Worker {
       });
     } catch (e) {
       // The shared transaction rolled back: each job records the failure and retries on its own.
-      for (const job of jobs) {
-        const state = await failJob(opts.db, job.id, owner, errorText(e), now(), retry).catch(() => null);
-        opts.metrics?.jobFailures.inc({ outcome: state ?? 'lost' });
-        emit({ type: 'failed', job, error: e, state });
-      }
+      await fail(jobs, e);
     }
     return true;
   }
 
   async function runOne(): Promise<boolean> {
-    const job = await claimJob(opts.db, owner, now(), leaseMs);
+    const [job] = await claimJobs(opts.db, { kind: 'any' }, owner, now(), leaseMs, 1);
     if (!job) return false;
     emit({ type: 'claimed', job });
     if (subjectJobs > 1 && job.scope.startsWith('subject:') && job.checkpoint === null) return runSubjectGroup(job);
     let lost = false;
     const beat = setInterval(() => {
+      // A heartbeat that fails leaves the lease to run on; the next batch's fence decides.
       heartbeat(opts.db, job.id, owner, now(), leaseMs).then(
         (ok) => (lost ||= !ok),
-        () => undefined,
+        (error) => report({ during: 'heartbeat', jobId: job.id, error }),
       );
     }, Math.max(50, leaseMs / 3));
     beat.unref?.();
@@ -130,7 +189,12 @@ export function createWorker(opts: WorkerOptions): Worker {
         }
         if (!running && loop) {
           // Stopping: hand the rest to the next owner now rather than when the lease lapses.
-          await releaseJob(opts.db, job.id, owner, now()).catch(() => false);
+          try {
+            await releaseJobs(opts.db, [job.id], owner, now());
+          } catch (error) {
+            // Not handed back: the lease lapses and another worker takes it over at its checkpoint.
+            report({ during: 'release', jobId: job.id, error });
+          }
           emit({ type: 'released', job });
           return true;
         }
@@ -140,9 +204,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         emit({ type: 'lost', job });
         return true;
       }
-      const state = await failJob(opts.db, job.id, owner, errorText(e), now(), retry).catch(() => null);
-      opts.metrics?.jobFailures.inc({ outcome: state ?? 'lost' });
-      emit({ type: 'failed', job, error: e, state });
+      await fail([job], e);
       return true;
     } finally {
       clearInterval(beat);
@@ -162,14 +224,18 @@ export function createWorker(opts: WorkerOptions): Worker {
       running = true;
       // Other processes' enqueues arrive as notifications (PostgreSQL); a lost listener only means
       // waiting for the poll interval.
-      unlisten = opts.db.listen(JOBS_CHANNEL, () => worker.wake()).catch(() => async () => undefined);
+      unlisten = opts.db.listen(JOBS_CHANNEL, () => worker.wake()).catch((error) => {
+        report({ during: 'listen', jobId: null, error });
+        return async () => undefined;
+      });
       loop = (async () => {
         while (running) {
           let worked = false;
           try {
             worked = await runOne();
-          } catch {
-            // Claiming failed (database unreachable, …): back off and try again.
+          } catch (error) {
+            // Claiming failed (database unreachable, …): report, back off for the poll interval, retry.
+            report({ during: 'claim', jobId: null, error });
             worked = false;
           }
           if (worked || !running) continue;

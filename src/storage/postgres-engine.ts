@@ -22,6 +22,12 @@ const nameOf = (sql: string) => {
 
 type Queryable = pg.Pool | pg.PoolClient;
 
+/**
+ * The advisory-lock key migrators take (one migrator at a time across processes): a fixed number,
+ * named here so that no other lock in the schema's database reuses it by accident.
+ */
+export const MIGRATION_LOCK_KEY = 7312001;
+
 function sqlOn(q: Queryable): Sql {
   const exec = async (statement: Statement, values?: readonly unknown[]) => {
     const { text, params } = compileStatement(statement, values);
@@ -120,7 +126,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
       const client = await pool.connect();
       try {
         // One migrator at a time across processes.
-        await client.query('SELECT pg_advisory_lock(7312001)');
+        await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
         await client.query(MIGRATIONS_TABLE);
         const done = new Set((await client.query('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
         const applied: number[] = [];
@@ -139,7 +145,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
         }
         return applied;
       } finally {
-        await client.query('SELECT pg_advisory_unlock(7312001)').catch(() => undefined);
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
         client.release();
       }
     },

@@ -1,5 +1,5 @@
-/** Queue housekeeping on both engines: done jobs past retention are pruned; receipts survive. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+/** Queue housekeeping on both engines: done jobs past retention are pruned; receipts survive; stop/resume; grouped subject jobs. */
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createLockstep } from '../../src/app.ts';
 import { pruneDoneJobs } from '../../src/propagation/queue.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
@@ -7,11 +7,12 @@ import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 
 describeEachEngine('job retention', (engine) => {
+  // A fresh database per test: each one counts jobs and batch logs, so none may see another's.
   let db: Database;
-  beforeAll(async () => {
+  beforeEach(async () => {
     db = await engine.open();
   });
-  afterAll(() => db.close());
+  afterEach(() => db.close());
 
   it('prunes done jobs and their batch logs, leaving pending work and receipts', async () => {
     let clock = 1_000;
@@ -38,7 +39,6 @@ describeEachEngine('job retention', (engine) => {
 
   it('a worker that stops mid-job hands it back at its checkpoint; the next one resumes', async () => {
     const ls = createLockstep(db);
-    await createWorker({ db }).drain(); // the previous test's pending job
     await ls.putOrganization('r', {});
     await ls.putPermission('r', 'doc.read', { risk: 'standard' });
     await ls.putRole('r', 'reader', { permissions: ['doc.read'] });
@@ -78,7 +78,6 @@ describeEachEngine('job retention', (engine) => {
 
   it('runs many single-subject jobs of one organization in one claim and one transaction', async () => {
     const ls = createLockstep(db);
-    await createWorker({ db }).drain();
     await ls.putOrganization('m', {});
     await ls.putPermission('m', 'doc.read', { risk: 'standard' });
     await ls.putRole('m', 'reader', { permissions: ['doc.read'] });

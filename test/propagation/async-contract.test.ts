@@ -1,6 +1,6 @@
 /**
- * The asynchronous path's contract, step by step on both engines (DESIGN.md "Propagation policy",
- * "Reconciliation"; issue 4): pending grants and the consistency modes around them, sync revocations,
+ * The asynchronous path's contract, step by step on both engines (docs/architecture.md, "The flows";
+ * issue 4): pending grants and the consistency modes around them, sync revocations,
  * the inline budget (and the window verification closes), coalescing, revocations first, retries and
  * parking of failing jobs, the drift audit and repair, and policy validation naming the field.
  */

@@ -25,7 +25,7 @@ import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { effectiveKey, type EffectiveRow } from '../../src/domain/model.ts';
 import { applyCommand, createOracleState, effectiveRows, oracleCheck, type Command, type OracleState } from '../../src/domain/oracle.ts';
-import { claimJob, failJob, heartbeat, LeaseLost, type JobRow, type RetryPolicy } from '../../src/propagation/queue.ts';
+import { claimJobs, failJobs, heartbeat, LeaseLost, type JobRow, type RetryPolicy } from '../../src/propagation/queue.ts';
 import { runBatch } from '../../src/propagation/reconcile.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';
@@ -132,7 +132,7 @@ class Run {
 
   async claim(w: SimWorker) {
     if (w.job) return;
-    w.job = await claimJob(this.db, w.owner, now(), LEASE_MS);
+    w.job = (await claimJobs(this.db, { kind: 'any' }, w.owner, now(), LEASE_MS, 1))[0];
     this.log.push(`${w.owner} claim → ${w.job ? `${w.job.id} ${w.job.scope} checkpoint=${w.job.checkpoint} claims=${w.job.claims}` : 'nothing'}`);
     if (w.job) count(w.job.claims > 1 ? 'claim (take-over or resume)' : 'claim (fresh)');
   }
@@ -176,7 +176,7 @@ class Run {
 
   async fail(w: SimWorker) {
     if (!w.job) return;
-    const state = await failJob(this.db, w.job.id, w.owner, 'INJECTED: batch failed', now(), RETRY);
+    const state = (await failJobs(this.db, [{ id: w.job.id, error: 'INJECTED: batch failed' }], w.owner, now(), RETRY)).get(w.job.id);
     this.log.push(`${w.owner} fail ${w.job.id} → ${state}`);
     if (state) {
       this.failures++;
