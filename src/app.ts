@@ -21,6 +21,8 @@ import type { Lockstep } from './domain/contract.ts';
 import type { VerifyMode } from './domain/model.ts';
 import { DEFAULT_POLICY, type PropagationPolicy } from './domain/propagation.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createDirectoryStore } from './directories/directories.ts';
+import { createScimWrites } from './directories/scim-write.ts';
 import { createCombiner, type Combiner } from './policy/combiner.ts';
 import { createPolicyService } from './policy/service.ts';
 import { createPropagationService } from './propagation/service.ts';
@@ -112,7 +114,13 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     freshnessTimeoutMs: config.freshnessTimeoutMs,
     onEnqueued: () => workers.forEach((w) => w.wake()),
   });
-  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics });
+  // Directories write through the same write frame; no group commit (one identity provider sends
+  // its requests one after another, and each is a transaction of its own).
+  const directories = {
+    store: createDirectoryStore(db),
+    writes: createScimWrites({ db, now: Date.now, newId: defaultId, metrics, onEnqueued: () => workers.forEach((w) => w.wake()), defaultPolicy: DEFAULT_POLICY }),
+  };
+  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics, directories });
   let stopped: Promise<void> | undefined;
 
   return {

@@ -28,12 +28,18 @@ export interface Sizes {
   crashMembers: number;
   crashAssignments: number;
   crashBatch: number;
+  /** scenario 6: SCIM users and groups provisioned, members a Group PUT replaces and a PATCH removes, deprovisionings/s (for `seconds`) */
+  scimUsers: number;
+  scimGroups: number;
+  scimReplace: number;
+  scimRemove: number;
+  scimDeprovisionRate: number;
 }
 
 export const SIZES: Record<Mode, Sizes> = {
-  smoke: { big: 200, standing: 60, pairsSmall: 10, pairsBig: 4, reps: 1, rate: 200, seconds: 1, subjects: 100, members: 100, assignments: 100, checks: 100, checkSeconds: 1, httpSeconds: 1, httpConnections: 8, crashMembers: 200, crashAssignments: 50, crashBatch: 10 },
-  quick: { big: 1000, standing: 300, pairsSmall: 60, pairsBig: 15, reps: 1, rate: 500, seconds: 2, subjects: 400, members: 300, assignments: 300, checks: 2000, checkSeconds: 3, httpSeconds: 2, httpConnections: 16, crashMembers: 1000, crashAssignments: 100, crashBatch: 20 },
-  full: { big: 5000, standing: 300, pairsSmall: 200, pairsBig: 40, reps: 3, rate: 500, seconds: 10, subjects: 2000, members: 5000, assignments: 5000, checks: 10000, checkSeconds: 15, httpSeconds: 8, httpConnections: 16, crashMembers: 2000, crashAssignments: 500, crashBatch: 20 },
+  smoke: { big: 200, standing: 60, pairsSmall: 10, pairsBig: 4, reps: 1, rate: 200, seconds: 1, subjects: 100, members: 100, assignments: 100, checks: 100, checkSeconds: 1, httpSeconds: 1, httpConnections: 8, crashMembers: 200, crashAssignments: 50, crashBatch: 10, scimUsers: 200, scimGroups: 5, scimReplace: 50, scimRemove: 25, scimDeprovisionRate: 100 },
+  quick: { big: 1000, standing: 300, pairsSmall: 60, pairsBig: 15, reps: 1, rate: 500, seconds: 2, subjects: 400, members: 300, assignments: 300, checks: 2000, checkSeconds: 3, httpSeconds: 2, httpConnections: 16, crashMembers: 1000, crashAssignments: 100, crashBatch: 20, scimUsers: 1000, scimGroups: 20, scimReplace: 400, scimRemove: 200, scimDeprovisionRate: 200 },
+  full: { big: 5000, standing: 300, pairsSmall: 200, pairsBig: 40, reps: 3, rate: 500, seconds: 10, subjects: 2000, members: 5000, assignments: 5000, checks: 10000, checkSeconds: 15, httpSeconds: 8, httpConnections: 16, crashMembers: 2000, crashAssignments: 500, crashBatch: 20, scimUsers: 10000, scimGroups: 200, scimReplace: 5000, scimRemove: 1000, scimDeprovisionRate: 200 },
 };
 
 export interface Ctx {

@@ -144,6 +144,41 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
     ),
   );
   md.push('');
+
+  // 6 — directories
+  md.push('## 6. Directory provisioning (SCIM)', '');
+  md.push(
+    `Lockstep's own server over HTTP with a directory token (8 requests in flight). Provisioning of ${num(res.sizes.scimUsers)} users and ${num(res.sizes.scimGroups)} groups through SCIM, against ${num(res.sizes.scimUsers)} subjects written through /v1 in the same run. A Group PUT replacing ${num(res.sizes.scimReplace)} members and a PATCH removing ${num(res.sizes.scimRemove)} at once (group with 3 assignments, one critical permission): latency, and how many removed members a check still allowed right after the answer (a sample) — 0 means every removed member was denied by the time the request answered; baselines: the same changes as one /v1 membership write per member. Deprovisionings (PATCH active false) at ${num(res.sizes.scimDeprovisionRate)}/s for ${res.sizes.seconds} s while 4 probe loops check the deprovisioned users: stale allows = checks that started after a deprovisioning answered and allowed.`,
+    '',
+  );
+  const d = s.directories ?? [];
+  md.push(
+    table(
+      ['system', 'users/s', 'groups/s', '/v1 subjects/s', 'vs /v1', 'PUT (members)', 'allowed after answer', '/v1 equivalent', 'PATCH remove (members)', 'allowed after answer', '/v1 equivalent', 'deprovisions/s (offered)', 'deprovision p50 / p99', 'probe checks', 'stale allows'],
+      d.map((r) =>
+        r.notRun
+          ? [name(r), NR(r), '', '', '', '', '', '', '', '', '', '', '', '', '']
+          : [
+              name(r),
+              num(r.usersPerSecond),
+              num(r.groupsPerSecond),
+              num(r.v1SubjectsPerSecond),
+              r.usersPerSecond && r.v1SubjectsPerSecond ? `${(r.usersPerSecond / r.v1SubjectsPerSecond).toFixed(2)}×` : '–',
+              `${ms(r.putMs)} (${num(r.replaceMembers)})`,
+              `${num(r.putStillAllowed)} of ${num(r.putSampled)}`,
+              ms(r.v1ReplaceMs),
+              `${ms(r.patchMs)} (${num(r.removeMembers)})`,
+              `${num(r.patchStillAllowed)} of ${num(r.patchSampled)}`,
+              ms(r.v1RemoveMs),
+              `${num(r.deprovisionAchieved)} (${num(r.deprovisionOffered)})`,
+              `${ms(r.deprovisionP50)} / ${ms(r.deprovisionP99)}`,
+              num(r.probeChecks),
+              num(r.staleAllows),
+            ],
+      ),
+    ),
+  );
+  md.push('');
   return { md: md.join('\n') + '\n', svgs };
 }
 

@@ -5,6 +5,7 @@ import type { CrashRow } from '../scenarios/crash.ts';
 import type { LargeGroupRow } from '../scenarios/large-group.ts';
 import type { MembershipRow } from '../scenarios/membership.ts';
 import type { PropagationRow } from '../scenarios/propagation.ts';
+import type { DirectoryRow } from '../scenarios/directories.ts';
 
 export interface BenchResults {
   mode: Mode;
@@ -20,5 +21,6 @@ export interface BenchResults {
     largeGroup: LargeGroupRow[];
     checks: { inProcess: CheckRow[]; http: HttpCheckRow[] };
     crash: CrashRow[];
+    directories: DirectoryRow[];
   };
 }

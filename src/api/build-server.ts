@@ -17,6 +17,10 @@ import { policyRoutes } from './routes/policy.ts';
 import { readRoutes } from './routes/reads.ts';
 import { propagationRoutes } from './routes/propagation.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { directoryRoutes } from './routes/directories.ts';
+import { scimRoutes } from './routes/scim.ts';
+import type { DirectoryStore } from '../directories/directories.ts';
+import type { ScimWrites } from '../directories/scim-write.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { healthz } from './schemas/reads.ts';
 
@@ -29,6 +33,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Served at /metrics (admin key) when given. */
   metrics?: Metrics;
+  /** Directories (SCIM ingestion): their /v1 administration and each one's /scim/v2 endpoint. */
+  directories?: { store: DirectoryStore; writes: ScimWrites };
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -105,6 +111,10 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     readRoutes(api, lockstep);
     propagationRoutes(api, lockstep, opts.metrics);
     dashboardRoutes(api);
+    if (opts.directories) {
+      directoryRoutes(api, opts.directories.store);
+      scimRoutes(api, { db, directories: opts.directories.store, writes: opts.directories.writes, metrics: opts.metrics });
+    }
   });
   return app;
 }

@@ -15,6 +15,7 @@ import { registerJobs } from './jobs.ts';
 import { registerDrift } from './drift.ts';
 import { registerAudit } from './audit.ts';
 import { registerBench } from './bench.ts';
+import { registerDirectories } from './directories.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -35,6 +36,7 @@ export function createProgram(): Command {
   registerDrift(program);
   registerAudit(program);
   registerBench(program);
+  registerDirectories(program);
   return program;
 }
 

@@ -58,6 +58,26 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     txRetries: new Counter({ name: 'lockstep_tx_retries_total', help: 'Transactions retried after a transient error (deadlock, serialization failure, busy, lost connection)', labelNames: ['operation'] as const, registers }),
     driftRows: new Gauge({ name: 'lockstep_drift_rows', help: 'Rows that differed between the read model and the policy at the last drift audit', labelNames: ['org', 'kind'] as const, registers }),
     sloBreaches: new Counter({ name: 'lockstep_slo_breaches_total', help: 'Changes that became effective later than their SLO', labelNames: ['direction', 'tier'] as const, registers }),
+    scimRequests: new Counter({
+      name: 'lockstep_scim_requests_total',
+      help: 'SCIM requests by directory, operation (e.g. "PATCH /Groups/{id}") and HTTP status',
+      labelNames: ['directory', 'operation', 'status'] as const,
+      registers,
+    }),
+    scimLatency: new Histogram({
+      name: 'lockstep_scim_request_seconds',
+      help: 'Latency of SCIM requests, from arrival to the answer (writes: including their commit)',
+      labelNames: ['directory', 'operation'] as const,
+      buckets: LATENCY,
+      registers,
+    }),
+    scimEnforcement: new Histogram({
+      name: 'lockstep_scim_enforcement_seconds',
+      help: 'Time from a SCIM write committing to the read model enforcing it: 0 for deprovisionings (their rows are removed in the commit) and for changes applied inline; changes handed to a job are measured by lockstep_propagation_lag_seconds (their revocations are still enforced at commit by provenance verification)',
+      labelNames: ['directory', 'direction'] as const,
+      buckets: [0, ...LAG],
+      registers,
+    }),
     jobFailures: new Counter({ name: 'lockstep_job_failures_total', help: 'Reconciliation batch failures, by outcome (retrying or parked as failed)', labelNames: ['outcome'] as const, registers }),
   };
 }

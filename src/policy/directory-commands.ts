@@ -10,6 +10,7 @@ import { sql, type Sql } from '../storage/database.ts';
 import { countDesired, countGroupRows, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { desired } from '../derivation/rule.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
+import { assertNotDirectoryOwned } from './directory-ownership.ts';
 
 async function requireSubject(tx: Sql, org: OrgId, id: SubjectId, field = 'subject') {
   const row = await tx.get<{ kind: string; active: number }>('SELECT kind, active FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
@@ -53,6 +54,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       const kind = parseSubjectKind(body.kind);
       const active = body.active ?? true;
       const written = await runWrite(env, { org, kind: 'subject.create', body: { id, kind, active }, ctx }, async (tx): Promise<Outcome> => {
+        await assertNotDirectoryOwned(tx, org, 'User', id);
         const existing = await tx.get<{ kind: string; active: number }>('SELECT kind, active FROM subjects WHERE org_id = $1 AND id = $2', [org, id]);
         if (!existing) {
           await tx.run('INSERT INTO subjects (org_id, id, kind, active) VALUES ($1, $2, $3, $4)', [org, id, kind, active ? 1 : 0]);
@@ -82,6 +84,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       const id = parseSubjectId(idIn, 'id');
       const written = await runWrite(env, { org, kind: 'subject.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
         await requireSubject(tx, org, id, 'id');
+        await assertNotDirectoryOwned(tx, org, 'User', id);
         const f = await subjectFanout(tx, org, id);
         await tx.run('DELETE FROM memberships WHERE org_id = $1 AND subject_id = $2', [org, id]);
         await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'subject' AND principal_id = $2", [org, id]);
@@ -96,6 +99,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       const id = parseGroupId(idIn, 'id');
       const name = parseName(body.name);
       const written = await runWrite(env, { org, kind: 'group.create', body: { id, name }, ctx }, async (tx) => {
+        await assertNotDirectoryOwned(tx, org, 'Group', id);
         const existing = await tx.get<{ name: string | null }>('SELECT name FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
         if (!existing) {
           await tx.run('INSERT INTO groups (org_id, id, name) VALUES ($1, $2, $3)', [org, id, name]);
@@ -113,6 +117,7 @@ export function createDirectoryCommands(env: WriteEnv) {
       const id = parseGroupId(idIn, 'id');
       const written = await runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
         await requireGroup(tx, org, id, 'id');
+        await assertNotDirectoryOwned(tx, org, 'Group', id);
         const rows = await countGroupRows(tx, org, id);
         const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, groupRoles(org, id)) : null;
         await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, id]);
@@ -147,12 +152,15 @@ export function createDirectoryCommands(env: WriteEnv) {
     const started = process.hrtime.bigint();
     const written = await runWrite(env, { org, kind: `membership.${op}`, body: { group, subject }, ctx }, async (tx): Promise<Outcome> => {
       // Both lookups in one round trip (this is the hot path); the group is reported first.
-      const found = await tx.get<{ g: number | null; active: number | null }>(
-        'SELECT (SELECT 1 FROM groups WHERE org_id = $1 AND id = $2) AS g, (SELECT active FROM subjects WHERE org_id = $1 AND id = $3) AS active',
+      // The group's owning directory too: a directory-owned group's members change only through SCIM.
+      const found = await tx.get<{ g: number | null; active: number | null; owner: string | null }>(
+        `SELECT (SELECT 1 FROM groups WHERE org_id = $1 AND id = $2) AS g, (SELECT active FROM subjects WHERE org_id = $1 AND id = $3) AS active,
+                (SELECT directory_id FROM scim_resources WHERE org_id = $1 AND resource_type = 'Group' AND id = $2) AS owner`,
         [org, group, subject],
       );
       if (found?.g === null || found?.g === undefined) throw notFound('group', 'group', group);
       if (found.active === null || found.active === undefined) throw notFound('subject', 'subject', subject);
+      if (found.owner !== null && found.owner !== undefined) await assertNotDirectoryOwned(tx, org, 'Group', group, 'group');
       const changed =
         op === 'add'
           ? await tx.run('INSERT INTO memberships (org_id, group_id, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [org, group, subject])

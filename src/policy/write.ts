@@ -44,6 +44,8 @@ export interface Outcome<O = undefined> {
   changed: boolean;
   /** The change-log kind, where it depends on what the command found (`role.create` / `role.update`). */
   kind?: string;
+  /** The change-log body, where it depends on what the command found (a SCIM group write's member diff). */
+  body?: unknown;
   /** Highest risk rank among what the change grants / revokes (null: nothing). */
   grantRank?: number | null;
   revokeRank?: number | null;
@@ -169,7 +171,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
       decision.mode,
       spec.ctx?.actor ?? null,
       spec.ctx?.requestId ?? null,
-      JSON.stringify(spec.body ?? null),
+      JSON.stringify(outcome.body ?? spec.body ?? null),
       decidedAt,
       effectiveAt,
       added,

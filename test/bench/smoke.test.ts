@@ -53,7 +53,7 @@ describe('lockstep bench --smoke', () => {
     for (const k of ['cpu', 'cores', 'ramGb', 'node', 'date', 'line'] as const) expect(json.machine[k], k).toBeTruthy();
     const md = readFileSync(join(dir, 'report.md'), 'utf8');
     expect(md).toContain(json.machine.line);
-    for (const h of ['## Systems', '## 1. Membership change latency', '## 2. Propagation under load', '## 3. Large group', '## 4. Checks', '## 5. Crash and resume']) expect(md).toContain(h);
+    for (const h of ['## Systems', '## 1. Membership change latency', '## 2. Propagation under load', '## 3. Large group', '## 4. Checks', '## 5. Crash and resume', '## 6. Directory provisioning (SCIM)']) expect(md).toContain(h);
     for (const svg of ['membership-cdf-small.svg', 'checks-cdf.svg']) {
       expect(md).toContain(`](${svg})`);
       expect(readFileSync(join(dir, svg), 'utf8')).toMatch(/^<svg [\s\S]*<\/svg>$/);
@@ -113,5 +113,15 @@ describe('lockstep bench --smoke', () => {
     const rows = res.scenarios.crash as unknown as Row[];
     for (const e of ENGINES) expectMeasured(rows, 'lockstep', e, 'rowsRedone'), expectMeasured(rows, 'lockstep', e, 'totalSeconds');
     for (const s of ['naive rewrite', 'spicedb', 'casbin']) expect(rows.find((r) => r.system === s)?.notRun).toMatch(/not applicable/);
+  });
+
+  it('scenario 6: SCIM provisioning, group replacement and removal, deprovisionings with a probe', () => {
+    const rows = res.scenarios.directories as unknown as Row[];
+    for (const e of ENGINES) {
+      for (const k of ['usersPerSecond', 'groupsPerSecond', 'v1SubjectsPerSecond', 'putMs', 'patchMs', 'deprovisionAchieved', 'probeChecks', 'staleAllows']) expectMeasured(rows, 'lockstep scim', e, k);
+      const r = rows.find((x) => x.system === 'lockstep scim' && x.engine === e && !x.notRun);
+      // Structure, and the safety figures the scenario exists to show (not times).
+      if (r) expect([r.putStillAllowed, r.patchStillAllowed, r.staleAllows]).toEqual([0, 0, 0]);
+    }
   });
 });

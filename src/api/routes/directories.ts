@@ -1,0 +1,56 @@
+/**
+ * Directory administration under /v1: create (the token is shown once), list and get (counts, the
+ * last request, recent errors), rotate the token, delete. Needs a write key of the organization.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { DirectoryStore } from '../../directories/directories.ts';
+import { id as idSchema } from '../schemas/common.ts';
+
+type Org = { org: string };
+type WithId = Org & { id: string };
+
+const orgParams = { type: 'object', properties: { org: idSchema('organization id') }, required: ['org'], additionalProperties: false } as const;
+const dirParams = {
+  type: 'object',
+  properties: { org: idSchema('organization id'), id: { type: 'string', pattern: '^[a-f0-9]{16}$', description: 'directory id' } },
+  required: ['org', 'id'],
+  additionalProperties: false,
+} as const;
+const createBody = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' },
+    provider: { type: 'string', enum: ['okta', 'entra', 'generic'], description: 'the identity provider; okta gets 200 with the user on PATCH' },
+  },
+} as const;
+
+/** The SCIM base URL of a directory as this request reached the server. */
+export const scimBaseUrl = (request: FastifyRequest, id: string) => `${request.protocol}://${request.host}/scim/v2/${id}`;
+
+export function directoryRoutes(app: FastifyInstance, directories: DirectoryStore) {
+  const base = '/v1/organizations/:org/directories';
+  const write = { config: { access: 'write' as const } };
+  const tags = ['directories'];
+
+  app.post<{ Params: Org; Body: { name: string; provider?: string } }>(base, { schema: { tags, params: orgParams, body: createBody }, ...write }, async (request, reply) => {
+    const d = await directories.create(request.params.org, request.body);
+    return reply.code(201).send({ id: d.id, name: d.name, provider: d.provider, scimBaseUrl: scimBaseUrl(request, d.id), token: d.token });
+  });
+  app.get<{ Params: Org }>(base, { schema: { tags, params: orgParams }, ...write }, async (request) => ({
+    directories: (await directories.list(request.params.org)).map((d) => ({ ...d, scimBaseUrl: scimBaseUrl(request, d.id) })),
+  }));
+  app.get<{ Params: WithId }>(`${base}/:id`, { schema: { tags, params: dirParams }, ...write }, async (request) => {
+    const d = await directories.get(request.params.org, request.params.id);
+    return { ...d, scimBaseUrl: scimBaseUrl(request, d.id) };
+  });
+  app.post<{ Params: WithId }>(`${base}/:id/token`, { schema: { tags, params: dirParams }, ...write }, async (request) => {
+    const d = await directories.rotate(request.params.org, request.params.id);
+    return { id: d.id, name: d.name, provider: d.provider, scimBaseUrl: scimBaseUrl(request, d.id), token: d.token };
+  });
+  app.delete<{ Params: WithId }>(`${base}/:id`, { schema: { tags, params: dirParams }, ...write }, async (request, reply) => {
+    await directories.remove(request.params.org, request.params.id);
+    return reply.code(204).send();
+  });
+}
