@@ -87,9 +87,13 @@ async function runOne(ctx: Ctx, engine: Engine): Promise<DirectoryRow> {
   const store = await openStore(engine, ctx.pg);
   const app = createApp(loadConfig({ db: 'unused', host: '127.0.0.1', port: 0, logLevel: 'silent', adminKey: ADMIN_KEY, workers: 1 }, {}), { database: store.db });
   const { url } = await app.start();
-  const admin = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
+  const auth = { authorization: `Bearer ${ADMIN_KEY}` };
   const v1 = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${url}/v1/organizations/${ORG}${path}`, { method, headers: admin, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const r = await fetch(`${url}/v1/organizations/${ORG}${path}`, {
+      method,
+      headers: body === undefined ? auth : { ...auth, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
     const text = await r.text();
     if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 200)}`);
     return text ? JSON.parse(text) : undefined;
