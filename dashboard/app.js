@@ -51,7 +51,7 @@ const orgPath = (rest = '') => `/v1/organizations/${encodeURIComponent(session.o
 
 /** One round of every panel; the next starts POLL_MS after this one ends (never overlapping). */
 async function poll(s) {
-  const results = await Promise.allSettled([refreshChanges(s), refreshJobs(s), refreshRevocations(s), refreshLatency(s)]);
+  const results = await Promise.allSettled([refreshChanges(s), refreshJobs(s), refreshRevocations(s), refreshLatency(s), refreshTargets(s)]);
   if (s.stopped) return;
   const problems = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
   if (problems.some((p) => p instanceof ApiProblem && p.status === 401)) {
@@ -201,6 +201,30 @@ function jobRow(j) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Delivery targets: state, backlog, parked, lag, last error.
+
+async function refreshTargets(s) {
+  const box = panel('targets-panel').querySelector('.body');
+  let targets;
+  try {
+    ({ targets } = await s.api(orgPath('/targets')));
+  } catch (e) {
+    if (!s.stopped) failed(box, e, 'targets');
+    throw e;
+  }
+  if (s.stopped) return;
+  show(box, targets.length === 0 ? h('p', { class: 'empty' }, 'No targets: changes are enforced here but pushed nowhere.') :
+    h('table', { class: 'grid-table targets', 'data-testid': 'targets-table' },
+      h('thead', {}, h('tr', {}, ['target', 'state', 'backlog', 'parked', 'lag p50', 'lag p99', 'last error'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, targets.map((t) => h('tr', { 'data-target': t.id },
+        h('td', {}, h('div', {}, t.name, t.critical ? h('span', { class: 'badge bad' }, 'critical') : null), h('div', { class: 'sub mono' }, `${t.kind} · ${t.url ?? t.delivery}`)),
+        h('td', {}, h('span', { class: `badge ${t.state === 'active' ? 'ok' : t.state === 'failing' ? 'pending' : 'bad'}` }, t.state)),
+        h('td', { class: 'num' }, t.backlog), h('td', { class: 'num' }, t.parked),
+        h('td', { class: 'num' }, fmtMs(t.lagMs.p50)), h('td', { class: 'num' }, fmtMs(t.lagMs.p99)),
+        h('td', { class: 'sub error' }, t.lastError ?? ''))))));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Recent revocation receipts; a click shows the full receipt.
 
 async function refreshRevocations(s) {
@@ -218,7 +242,7 @@ async function refreshRevocations(s) {
   const fingerprint = JSON.stringify(changes);
   if (fingerprint === s.receiptsShown && box.firstChild) return;
   s.receiptsShown = fingerprint;
-  const head = ['revision', 'kind', 'decided', 'effective', 'lag', 'SLO met', 'rows removed'];
+  const head = ['revision', 'kind', 'decided', 'effective', 'lag', 'SLO met', 'rows removed', 'window (targets)'];
   show(box, changes.length === 0 ? h('p', { class: 'empty' }, 'No revocations yet.') :
     h('table', { class: 'grid-table receipts', 'data-testid': 'revocations-table' },
       h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
@@ -230,9 +254,18 @@ async function refreshRevocations(s) {
         },
         h('td', { class: 'num' }, c.revision), h('td', { class: 'mono' }, c.kind),
         h('td', {}, fmtTime(c.decidedAt)), h('td', {}, c.effectiveAt ? fmtTime(c.effectiveAt) : h('span', { class: 'badge pending' }, 'pending')),
-        h('td', { class: 'num' }, fmtMs(c.lagMs)), h('td', {}, sloBadge(c.sloMet)), h('td', { class: 'num' }, c.rowsRemoved));
+        h('td', { class: 'num' }, fmtMs(c.lagMs)), h('td', {}, sloBadge(c.sloMet)), h('td', { class: 'num' }, c.rowsRemoved),
+        h('td', { class: 'num', 'data-testid': 'window' }, windowCell(c)));
       })),
     ));
+}
+
+/** The end-to-end revocation window: decided → the last critical target's acknowledgement. */
+function windowCell(c) {
+  const targets = c.targets ?? [];
+  if (c.revocationWindowMs !== null && c.revocationWindowMs !== undefined) return fmtMs(c.revocationWindowMs);
+  if (!targets.some((t) => t.critical)) return targets.length ? `${targets.filter((t) => t.status === 'acked').length}/${targets.length} acked` : '—';
+  return h('span', { class: 'badge pending' }, 'awaiting acks');
 }
 
 const sloBadge = (met) => met === true ? h('span', { class: 'badge ok' }, 'yes') : met === false ? h('span', { class: 'badge bad' }, 'no') : h('span', { class: 'badge pending' }, '—');
@@ -254,7 +287,8 @@ async function openReceipt(s, revision) {
   const fields = [
     ['revision', r.revision], ['kind', r.kind], ['direction', r.direction], ['tier', r.tier ?? '—'], ['mode', r.mode],
     ['status', r.status ?? (r.effectiveAt ? 'effective' : 'pending')],
-    ['decided at', r.decidedAt], ['effective at', r.effectiveAt ?? '—'], ['lag', fmtMs(r.lagMs)],
+    ['decided at', r.decidedAt], ['enforced at', r.enforcedAt ?? '—'], ['converged at', r.convergedAt ?? r.effectiveAt ?? '—'], ['lag', fmtMs(r.lagMs)],
+    ['revocation window', r.revocationWindowMs === null || r.revocationWindowMs === undefined ? '—' : fmtMs(r.revocationWindowMs)],
     ['SLO', r.sloMs === undefined ? '—' : fmtMs(r.sloMs)], ['SLO met', sloBadge(r.sloMet)],
     ['rows added', r.rowsAdded], ['rows removed', r.rowsRemoved],
     ['actor', r.actor ?? '—'], ['request id', r.requestId ?? '—'],
@@ -265,6 +299,12 @@ async function openReceipt(s, revision) {
       h('h3', {}, `Receipt r${r.revision}`),
       h('button', { type: 'button', class: 'quiet small', onclick: () => { s.receipt = null; box.hidden = true; panel('revocations-panel').querySelector('tr.selected')?.classList.remove('selected'); } }, 'Close')),
     h('dl', {}, fields.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+    (r.targets ?? []).length === 0 ? null : [h('h4', {}, 'Targets'), h('table', { class: 'grid-table', 'data-testid': 'receipt-targets' },
+      h('thead', {}, h('tr', {}, ['target', 'status', 'events', 'attempts', 'delivered', 'acked'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, r.targets.map((t) => h('tr', { 'data-target': t.id },
+        h('td', {}, t.name ?? t.id, t.critical ? ' (critical)' : ''), h('td', {}, h('span', { class: `badge ${t.status === 'acked' ? 'ok' : t.status === 'pending' ? 'pending' : 'bad'}` }, t.status)),
+        h('td', { class: 'num' }, t.events), h('td', { class: 'num' }, t.attempts),
+        h('td', {}, t.deliveredAt ? fmtTime(t.deliveredAt) : '—'), h('td', {}, t.ackedAt ? fmtTime(t.ackedAt) : '—')))))],
     r.body === undefined ? null : [h('h4', {}, 'Change as requested'), h('pre', {}, JSON.stringify(r.body, null, 2))],
   );
 }

@@ -29,6 +29,19 @@ import { createPropagationService } from './propagation/service.ts';
 import { createWorker, logTo, type Worker } from './propagation/worker.ts';
 import { joinTransaction, type Database } from './storage/database.ts';
 import { openDatabase } from './storage/open.ts';
+import { createDelivery, type Delivery } from './delivery/service.ts';
+import type { DeliveryEvent } from './delivery/deliverer.ts';
+
+/** Failures and disablings at warn; acknowledgements at debug. Never a secret or a body. */
+function logDeliveryEvent(logger: Logger) {
+  return (e: DeliveryEvent) => {
+    if (e.type === 'sent') {
+      if (e.outcome.kind === 'acked') logger.debug({ target: e.target, revision: e.revision, seq: e.seq, ms: e.ms }, 'delivered');
+      else logger.warn({ target: e.target, revision: e.revision, seq: e.seq, outcome: e.outcome }, 'delivery failed');
+    } else if (e.type === 'error') logger.error({ err: e.error }, 'delivery engine error');
+    else logger.warn({ target: e.target, revision: e.revision, seq: e.seq }, `delivery ${e.type}`);
+  };
+}
 
 export interface LockstepOptions {
   /** Which tiers get provenance verification on read-model checks. Default `always`. */
@@ -70,7 +83,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
     ...createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner }),
     ...createChecks({ db, verify: opts.verify ?? 'always', freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
-    ...createAuditService({ db, now, replayEngine }),
+    ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always' }),
     transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined))),
     close: () => db.close(),
   };
@@ -84,6 +97,9 @@ export interface AppDeps {
   database?: Database;
   logger?: Logger;
   metrics?: Metrics;
+  /** Delivery engine settings (tests: short backoffs). */
+  delivery?: Parameters<typeof createDelivery>[0]['engine'];
+  watch?: { heartbeatMs?: number; pollMs?: number };
 }
 
 export interface App {
@@ -91,6 +107,7 @@ export interface App {
   lockstep: Lockstep;
   metrics: Metrics;
   workers: Worker[];
+  delivery: Delivery;
   db: Database;
   logger: Logger;
   /**
@@ -105,8 +122,32 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const db = deps.database ?? openDatabase(config.db);
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
+  let listenUrl = `http://${config.host}:${config.port}`;
+  const delivery = createDelivery({
+    db,
+    allowPrivate: config.targetsAllowPrivate,
+    issuer: () => config.publicUrl ?? listenUrl,
+    confirmMaxMs: config.confirmMaxMs,
+    timeoutMs: config.deliveryTimeoutMs,
+    metrics,
+    onEvent: logDeliveryEvent(logger),
+    ...(deps.delivery ? { engine: deps.delivery } : {}),
+  });
+  const log = logTo(logger);
   const workers = Array.from({ length: config.workers }, () =>
-    createWorker({ db, metrics, verify: config.verify, batchSize: config.batchSize, maxBatchRows: config.batchRows, ...logTo(logger) }),
+    createWorker({
+      db,
+      metrics,
+      verify: config.verify,
+      batchSize: config.batchSize,
+      maxBatchRows: config.batchRows,
+      ...log,
+      onEvent: (e) => {
+        log.onEvent?.(e);
+        // A batch may have produced delivery events.
+        if (e.type === 'batch') delivery.deliverer.wake();
+      },
+    }),
   );
   const lockstep = createLockstep(db, {
     verify: config.verify,
@@ -120,7 +161,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     store: createDirectoryStore(db),
     writes: createScimWrites({ db, now: Date.now, newId: defaultId, metrics, onEnqueued: () => workers.forEach((w) => w.wake()), defaultPolicy: DEFAULT_POLICY }),
   };
-  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics, directories });
+  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics, directories, delivery, ...(deps.watch ? { watch: deps.watch } : {}) });
   let stopped: Promise<void> | undefined;
 
   return {
@@ -128,6 +169,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     lockstep,
     metrics,
     workers,
+    delivery,
     db,
     logger,
     async start() {
@@ -135,7 +177,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       if (applied.length > 0) logger.info({ applied, database: db.description }, 'migrations applied');
       const { generated } = await ensureAdminKey(db, config.adminKey);
       const url = await server.listen({ host: config.host, port: config.port });
+      listenUrl = url;
       for (const w of workers) w.start();
+      if (config.delivery) delivery.deliverer.start();
       logger.info({ url, database: db.description, verify: config.verify }, 'lockstep listening');
       return generated === undefined ? { url } : { url, adminKey: generated };
     },
@@ -143,7 +187,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       // The engine owns the database handle: closing it closes the pool / file.
       stopped ??= server
         .close()
-        .then(() => Promise.all(workers.map((w) => w.stop())))
+        .then(() => Promise.all([...workers.map((w) => w.stop()), delivery.deliverer.stop()]))
         .then(() => lockstep.close());
       return stopped;
     },

@@ -21,6 +21,8 @@ import { directoryRoutes } from './routes/directories.ts';
 import { scimRoutes } from './routes/scim.ts';
 import type { DirectoryStore } from '../directories/directories.ts';
 import type { ScimWrites } from '../directories/scim-write.ts';
+import { confirmHooks, deliveryRoutes, type WatchOptions } from './routes/delivery.ts';
+import type { Delivery } from '../delivery/service.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { healthz } from './schemas/reads.ts';
 
@@ -35,6 +37,9 @@ export interface ServerOptions {
   metrics?: Metrics;
   /** Directories (SCIM ingestion): their /v1 administration and each one's /scim/v2 endpoint. */
   directories?: { store: DirectoryStore; writes: ScimWrites };
+  /** Targets, watch, SSF documents and ?confirm= (absent: those routes are not served). */
+  delivery?: Delivery;
+  watch?: WatchOptions;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -107,9 +112,11 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
       }
       return { status: 'ok', database: db.dialect };
     });
+    if (opts.delivery) confirmHooks(api, opts.delivery);
     policyRoutes(api, lockstep);
-    readRoutes(api, lockstep);
-    propagationRoutes(api, lockstep, opts.metrics);
+    readRoutes(api, lockstep, opts.delivery);
+    propagationRoutes(api, lockstep, opts.metrics, opts.delivery);
+    if (opts.delivery) deliveryRoutes(api, opts.delivery, db, opts.watch);
     dashboardRoutes(api);
     if (opts.directories) {
       directoryRoutes(api, opts.directories.store);

@@ -3,7 +3,7 @@
  * became effective in the read model, its lag against its SLO, and the job that carried it.
  */
 import { notFound, validation } from '../domain/errors.ts';
-import { tierOfRank, type Direction, type RiskTier } from '../domain/model.ts';
+import { tierOfRank, verifies, type Direction, type RiskTier, type VerifyMode } from '../domain/model.ts';
 import { sql, type Sql } from '../storage/database.ts';
 import type { Change, ChangeQuery, SloRow } from '../domain/contract.ts';
 
@@ -24,14 +24,31 @@ interface ChangeRow {
   job_scope: string | null;
   job_id: string | null;
   job_state: string | null;
+  committed_at: number | null;
+}
+
+/**
+ * When checks began answering as the change says. A revocation of a tier that provenance
+ * verification covers is enforced when its policy write commits, whatever the read model does
+ * later; anything else (grants, unverified tiers) is enforced once the read model has it.
+ */
+export function enforcedAtOf(r: Pick<ChangeRow, 'direction' | 'tier' | 'committed_at' | 'decided_at' | 'effective_at'>, verify: VerifyMode): number | null {
+  const committed = r.committed_at === null ? Number(r.decided_at) : Number(r.committed_at);
+  if (r.direction === 'none') return committed;
+  if (r.direction === 'grant') return r.effective_at === null ? null : Number(r.effective_at);
+  const tier = tierOfRank(r.tier) ?? 'standard';
+  if (verifies(verify, tier)) return committed;
+  return r.effective_at === null ? null : Number(r.effective_at);
 }
 
 const SELECT = `SELECT c.*, j.state AS job_state FROM changes c LEFT JOIN jobs j ON j.id = c.job_id`;
 
-export function toReceipt(r: ChangeRow, now: number): Change {
+export function toReceipt(r: ChangeRow, now: number, verify: VerifyMode = 'always'): Change {
   const decided = Number(r.decided_at);
   const effective = r.effective_at === null ? null : Number(r.effective_at);
-  const lagMs = effective === null ? null : effective - decided;
+  const enforced = enforcedAtOf(r, verify);
+  // The SLO of a change is about enforcement (what checks answer); convergence has its own figure.
+  const lagMs = enforced === null ? null : Math.max(0, enforced - decided);
   const slo = r.slo_ms === null ? null : Number(r.slo_ms);
   // Met: effective within the SLO. Missed: effective late, or still pending past it. Unknown: pending within it.
   const sloMet = slo === null ? null : lagMs !== null ? lagMs <= slo : now - decided > slo ? false : null;
@@ -41,12 +58,15 @@ export function toReceipt(r: ChangeRow, now: number): Change {
     direction: r.direction,
     tier: tierOfRank(r.tier),
     mode: r.mode,
-    status: effective === null ? 'pending' : 'effective',
+    status: enforced === null ? 'pending' : 'effective',
     actor: r.actor,
     requestId: r.request_id,
     body: JSON.parse(r.body),
     decidedAt: new Date(decided).toISOString(),
     effectiveAt: effective === null ? null : new Date(effective).toISOString(),
+    enforcedAt: enforced === null ? null : new Date(enforced).toISOString(),
+    convergedAt: effective === null ? null : new Date(effective).toISOString(),
+    convergenceLagMs: effective === null ? null : effective - decided,
     lagMs,
     sloMs: slo,
     sloMet,
@@ -56,10 +76,10 @@ export function toReceipt(r: ChangeRow, now: number): Change {
   };
 }
 
-export async function getReceipt(db: Sql, org: string, revision: number, now: number): Promise<Change> {
+export async function getReceipt(db: Sql, org: string, revision: number, now: number, verify: VerifyMode = 'always'): Promise<Change> {
   const row = await db.get<ChangeRow>(`${SELECT} WHERE c.org_id = $1 AND c.revision = $2`, [org, revision]);
   if (!row) throw notFound('revision', 'change', String(revision));
-  return toReceipt(row, now);
+  return toReceipt(row, now, verify);
 }
 
 const parseTime = (v: string | undefined, field: string) => {
@@ -70,7 +90,7 @@ const parseTime = (v: string | undefined, field: string) => {
 };
 
 /** Newest first; `next` is the cursor for the following page (null on the last). */
-export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: number): Promise<{ changes: Change[]; next: number | null }> {
+export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: number, verify: VerifyMode = 'always'): Promise<{ changes: Change[]; next: number | null }> {
   const limit = Math.min(Math.max(q.limit ?? 50, 1), 1000);
   const since = parseTime(q.since, 'since') ?? 0;
   const until = parseTime(q.until, 'until') ?? Number.MAX_SAFE_INTEGER;
@@ -80,17 +100,18 @@ export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: nu
         AND c.decided_at >= ${since} AND c.decided_at <= ${until} AND c.direction IN (${sql.join(dirs)})
       ORDER BY c.revision DESC LIMIT ${limit + 1}`,
   );
-  const page = rows.slice(0, limit).map((r) => toReceipt(r, now));
+  const page = rows.slice(0, limit).map((r) => toReceipt(r, now, verify));
   return { changes: page, next: rows.length > limit ? page[page.length - 1]!.revision : null };
 }
 
 /** The window's changes at most this many are read (newest first); the report says if it was cut. */
 const SLO_SAMPLE_CAP = 200_000;
 
-export async function sloReport(db: Sql, org: string, windowSeconds: number, now: number) {
+/** Per direction × tier: lags are enforcement lags (enforcedAtOf), as on the receipts. */
+export async function sloReport(db: Sql, org: string, windowSeconds: number, now: number, verify: VerifyMode = 'always') {
   const from = now - windowSeconds * 1000;
-  const rows = await db.all<{ direction: Direction; tier: number; decided_at: number; effective_at: number | null; slo_ms: number | null }>(
-    `SELECT direction, tier, decided_at, effective_at, slo_ms FROM changes
+  const rows = await db.all<{ direction: Direction; tier: number; decided_at: number; effective_at: number | null; committed_at: number | null; slo_ms: number | null }>(
+    `SELECT direction, tier, decided_at, effective_at, committed_at, slo_ms FROM changes
       WHERE org_id = $1 AND decided_at >= $2 AND direction <> 'none' AND tier IS NOT NULL
       ORDER BY revision DESC LIMIT $3`,
     [org, from, SLO_SAMPLE_CAP + 1],
@@ -103,7 +124,8 @@ export async function sloReport(db: Sql, org: string, windowSeconds: number, now
     if (!g) groups.set(key, (g = { direction: r.direction, tier, lags: [], pending: 0, breaches: 0, slo: null }));
     const slo = r.slo_ms === null ? null : Number(r.slo_ms);
     g.slo = g.slo ?? slo;
-    const lag = r.effective_at === null ? null : Number(r.effective_at) - Number(r.decided_at);
+    const enforced = enforcedAtOf(r, verify);
+    const lag = enforced === null ? null : Math.max(0, enforced - Number(r.decided_at));
     if (lag === null) g.pending++;
     else g.lags.push(lag);
     if (slo !== null && (lag === null ? now - Number(r.decided_at) > slo : lag > slo)) g.breaches++;

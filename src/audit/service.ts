@@ -4,7 +4,7 @@
  */
 import type { AccessEntry, Change, ChangeQuery, EffectivePermission, Lockstep, SloRow } from '../domain/contract.ts';
 import { LockstepError, notFound } from '../domain/errors.ts';
-import { parseOrgId } from '../domain/model.ts';
+import { parseOrgId, type VerifyMode } from '../domain/model.ts';
 import type { Sql } from '../storage/database.ts';
 import { atTime, parseAt, type ReplayEngine } from './history.ts';
 import { getReceipt, listReceipts, sloReport } from './receipts.ts';
@@ -14,6 +14,8 @@ export interface AuditEnv {
   now: () => number;
   /** Builds the engine that history replays into (a scratch database, every change inline). */
   replayEngine: ReplayEngine;
+  /** The checks' verification mode: a verified revocation is enforced at its commit. */
+  verify?: VerifyMode;
 }
 
 /** Turns a NOT_FOUND into `empty` (malformed input still fails). */
@@ -26,6 +28,7 @@ const emptyIfMissing =
 
 export function createAuditService(env: AuditEnv) {
   const { db, now } = env;
+  const verify = env.verify ?? 'always';
   const requireOrg = async (org: string) => {
     if (!(await db.get('SELECT 1 AS x FROM organizations WHERE id = $1', [org]))) throw notFound('org', 'organization', org);
   };
@@ -33,19 +36,19 @@ export function createAuditService(env: AuditEnv) {
 
   return {
     getChange(orgIn: string, revision: number): Promise<Change> {
-      return getReceipt(db, parseOrgId(orgIn), revision, now());
+      return getReceipt(db, parseOrgId(orgIn), revision, now(), verify);
     },
 
     async listChanges(orgIn: string, q: ChangeQuery = {}): Promise<{ changes: Change[]; next: number | null }> {
       const org = parseOrgId(orgIn);
       await requireOrg(org);
-      return listReceipts(db, org, q, now());
+      return listReceipts(db, org, q, now(), verify);
     },
 
     async sloReport(orgIn: string, windowSeconds: number): Promise<{ from: string; to: string; windowSeconds: number; truncated: boolean; rows: SloRow[] }> {
       const org = parseOrgId(orgIn);
       await requireOrg(org);
-      return sloReport(db, org, windowSeconds, now());
+      return sloReport(db, org, windowSeconds, now(), verify);
     },
 
     async subjectEffectiveAt(orgIn: string, subject: string, at: string): Promise<{ revision: number; at: string; permissions: EffectivePermission[] }> {

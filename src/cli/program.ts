@@ -16,6 +16,7 @@ import { registerDrift } from './drift.ts';
 import { registerAudit } from './audit.ts';
 import { registerBench } from './bench.ts';
 import { registerDirectories } from './directories.ts';
+import { registerTargets } from './targets.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -37,6 +38,7 @@ export function createProgram(): Command {
   registerAudit(program);
   registerBench(program);
   registerDirectories(program);
+  registerTargets(program);
   return program;
 }
 

@@ -7,6 +7,8 @@
 import type { Command } from 'commander';
 import { createLogger } from '../api/logger.ts';
 import { createWorker, logTo } from '../propagation/worker.ts';
+import { createDeliverer } from '../delivery/deliverer.ts';
+import { createKeyStore } from '../delivery/signing.ts';
 import { addDbOptions, configFor, openStore, type DbOptions } from './database.ts';
 import { UsageError } from './errors.ts';
 
@@ -40,9 +42,26 @@ async function work(opts: WorkerOptions) {
     ...(pollMs === undefined ? {} : { pollMs }),
     ...logTo(logger),
   });
-  logger.info({ owner: worker.owner, database: db.description, batchSize }, 'worker started');
+  // The delivery engine shares the process (LOCKSTEP_DELIVERY=0 leaves it to others): lanes are
+  // claimed like jobs, so any number of worker processes deliver without double ownership.
+  const deliverer = config.delivery
+    ? createDeliverer({
+        db,
+        keys: createKeyStore(db),
+        issuer: () => config.publicUrl ?? `http://${config.host}:${config.port}`,
+        allowPrivate: config.targetsAllowPrivate,
+        timeoutMs: config.deliveryTimeoutMs,
+        onEvent: (e) => {
+          if (e.type === 'sent' && e.outcome.kind !== 'acked') logger.warn({ target: e.target, revision: e.revision, outcome: e.outcome }, 'delivery failed');
+          else if (e.type === 'error') logger.error({ err: e.error }, 'delivery engine error');
+          else if (e.type !== 'sent') logger.warn({ target: e.target }, `delivery ${e.type}`);
+        },
+      })
+    : undefined;
+  logger.info({ owner: worker.owner, database: db.description, batchSize, delivery: deliverer !== undefined }, 'worker started');
   if (opts.drain) {
     const n = await worker.drain();
+    await deliverer?.drain();
     logger.info({ jobs: n }, 'queue drained');
     await db.close();
     return;
@@ -53,11 +72,12 @@ async function work(opts: WorkerOptions) {
       if (stopping) process.exit(130);
       stopping = true;
       logger.info('stopping after the current batch');
-      worker.stop().then(resolve, resolve);
+      Promise.all([worker.stop(), deliverer?.stop()]).then(() => resolve(), () => resolve());
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     worker.start();
+    deliverer?.start();
   });
   await db.close();
 }

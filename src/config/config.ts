@@ -26,6 +26,16 @@ export interface Config {
   readonly batchRows: number;
   /** How long an at_least_as_fresh check waits for the read model. */
   readonly freshnessTimeoutMs: number;
+  /** Target URLs may be http and private/loopback (local use and tests only). */
+  readonly targetsAllowPrivate: boolean;
+  /** The server's public base URL: SSF issuer and JWKS location (default: the listen address). */
+  readonly publicUrl: string | undefined;
+  /** The most a `?confirm=MS` write may wait for its critical targets. */
+  readonly confirmMaxMs: number;
+  /** Time limit of one delivery attempt. */
+  readonly deliveryTimeoutMs: number;
+  /** Run the delivery engine in this process (serve and worker). */
+  readonly delivery: boolean;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -40,6 +50,11 @@ export const DEFAULTS: Config = Object.freeze({
   batchSize: 100,
   batchRows: 10_000,
   freshnessTimeoutMs: 2000,
+  targetsAllowPrivate: false,
+  publicUrl: undefined,
+  confirmMaxMs: 10_000,
+  deliveryTimeoutMs: 5000,
+  delivery: true,
 });
 
 export class ConfigError extends Error {
@@ -55,6 +70,12 @@ function int(name: string, v: string, min: number, max: number): number {
   const n = /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer ${min}-${max}, got '${v}'`);
   return n;
+}
+
+function bool(name: string, v: string): boolean {
+  if (v === '1' || v === 'true') return true;
+  if (v === '0' || v === 'false') return false;
+  throw new ConfigError(`${name} must be 1 or 0, got '${v}'`);
 }
 
 function port(name: string, v: string | number): number {
@@ -89,6 +110,14 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     batchSize: pick('batchSize', 'LOCKSTEP_BATCH_SIZE', (v) => int('LOCKSTEP_BATCH_SIZE', v, 1, 100_000)),
     batchRows: pick('batchRows', 'LOCKSTEP_BATCH_ROWS', (v) => int('LOCKSTEP_BATCH_ROWS', v, 1, 100_000_000)),
     freshnessTimeoutMs: pick('freshnessTimeoutMs', 'LOCKSTEP_FRESHNESS_TIMEOUT_MS', (v) => int('LOCKSTEP_FRESHNESS_TIMEOUT_MS', v, 0, 600_000)),
+    targetsAllowPrivate: pick('targetsAllowPrivate', 'LOCKSTEP_TARGETS_ALLOW_PRIVATE', (v) => bool('LOCKSTEP_TARGETS_ALLOW_PRIVATE', v)),
+    publicUrl: pick('publicUrl', 'LOCKSTEP_PUBLIC_URL', (v) => {
+      if (!/^https?:\/\/[^/]+/.test(v)) throw new ConfigError(`LOCKSTEP_PUBLIC_URL must be an http(s) URL, got '${v}'`);
+      return v.replace(/\/+$/, '');
+    }),
+    confirmMaxMs: pick('confirmMaxMs', 'LOCKSTEP_CONFIRM_MAX_MS', (v) => int('LOCKSTEP_CONFIRM_MAX_MS', v, 0, 60_000)),
+    deliveryTimeoutMs: pick('deliveryTimeoutMs', 'LOCKSTEP_DELIVERY_TIMEOUT_MS', (v) => int('LOCKSTEP_DELIVERY_TIMEOUT_MS', v, 100, 120_000)),
+    delivery: pick('delivery', 'LOCKSTEP_DELIVERY', (v) => bool('LOCKSTEP_DELIVERY', v)),
   };
   return Object.freeze(cfg);
 }

@@ -142,10 +142,17 @@ export interface Change {
   requestId: string | null;
   body: unknown;
   decidedAt: string;
+  /** When the read model reflected it (= convergedAt; kept for v1 clients). */
   effectiveAt: string | null;
+  /** When checks began answering as the change says: the commit, for a verified revocation. */
+  enforcedAt: string | null;
+  /** When the read model was applied (sync: the commit; async: the job's last batch). */
+  convergedAt: string | null;
+  convergenceLagMs: number | null;
+  /** enforcedAt − decidedAt: what the SLO is measured on. */
   lagMs: number | null;
   sloMs: number | null;
-  /** true: effective within the SLO; false: late, or still pending past it; null: pending within it, or no SLO. */
+  /** true: enforced within the SLO; false: late, or still pending past it; null: pending within it, or no SLO. */
   sloMet: boolean | null;
   rowsAdded: number;
   rowsRemoved: number;

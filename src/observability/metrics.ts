@@ -78,6 +78,22 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: [0, ...LAG],
       registers,
     }),
+    targetDeliveries: new Counter({
+      name: 'lockstep_target_deliveries_total',
+      help: 'Delivery attempts to targets by outcome: acked, failed (will retry), parked (gave up), gone (410: target disabled)',
+      labelNames: ['target', 'outcome'] as const,
+      registers,
+    }),
+    targetLag: new Histogram({
+      name: 'lockstep_target_lag_seconds',
+      help: 'End-to-end delivery lag: from a change being decided to the target acknowledging its event',
+      labelNames: ['target', 'type'] as const,
+      buckets: LAG,
+      registers,
+    }),
+    targetBacklog: new Gauge({ name: 'lockstep_target_backlog', help: 'Deliveries not yet acknowledged, per target (read at scrape time)', labelNames: ['target'] as const, registers }),
+    targetParked: new Gauge({ name: 'lockstep_target_parked', help: 'Deliveries parked after repeated failure, per target (read at scrape time)', labelNames: ['target'] as const, registers }),
+    targetDisabled: new Gauge({ name: 'lockstep_target_disabled', help: '1 when a target is disabled (a 410, or by hand), else 0 (read at scrape time)', labelNames: ['target'] as const, registers }),
     jobFailures: new Counter({ name: 'lockstep_job_failures_total', help: 'Reconciliation batch failures, by outcome (retrying or parked as failed)', labelNames: ['outcome'] as const, registers }),
   };
 }

@@ -19,6 +19,7 @@ import { deleteEffective, insertDesired } from '../derivation/read-model.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
+import { recordEvents } from '../delivery/record-events.ts';
 import type { Combiner } from './combiner.ts';
 
 /**
@@ -157,15 +158,17 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
     if (env.db.notifySql) await tx.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
   }
   const effectiveAt = jobId === null ? env.now() : null;
+  const committedAt = effectiveAt ?? env.now();
+  const kind = outcome.kind ?? spec.kind;
   await tx.run('UPDATE organizations SET revision = $2 WHERE id = $1', [spec.org, revision]);
   await tx.run(
     `INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at,
-                          rows_added, rows_removed, slo_ms, job_scope, job_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+                          rows_added, rows_removed, slo_ms, job_scope, job_id, committed_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
     [
       spec.org,
       revision,
-      outcome.kind ?? spec.kind,
+      kind,
       direction,
       tier === null ? null : rank,
       decision.mode,
@@ -179,8 +182,11 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
       decision.sloMs,
       jobId === null ? null : fanout!.scope,
       jobId,
+      committedAt,
     ],
   );
+  // Delivery events of this change, from its read-model diff, in this transaction (the outbox).
+  await recordEvents(tx, { org: spec.org, revision, kind, body: outcome.body ?? spec.body, decidedAt, enforcedAt: committedAt, now: committedAt });
   return {
     revision,
     changed: true,

@@ -12,6 +12,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { deleteEffective, deleteEffectiveBySubject, insertDesired, insertDesiredBySubject } from '../derivation/read-model.ts';
 import { notDerived } from '../derivation/rule.ts';
 import { checkpointJobs, fenceJobs, finishJobs, LeaseLost, type CarriedChange, type JobRow } from './queue.ts';
+import { recordEvents } from '../delivery/record-events.ts';
 import { parseScope, scopeFilter, subjectStreams, type Scope } from './scope.ts';
 
 /**
@@ -91,11 +92,21 @@ async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, 
     const first = subjects[0]!;
     const last = subjects[subjects.length - 1]!;
     ({ added, removed } = await reconcileRange(tx, cur.org_id, scope, first, last));
+    await recordBatchEvents(env, tx, cur);
     job = (await checkpointJobs(tx, [{ job: cur, first, last, members: subjects.length, added, removed, startedAt: started }], owner, env.now(), leaseMs))[0]!;
   }
   const finished = subjects.length < size;
   if (finished) recordLags(env, await finishJobs(tx, [job], env.now()), env.now());
   return { finished, members: subjects.length, added, removed };
+}
+
+/**
+ * The batch's read-model diff becomes delivery events in the batch's transaction. Decided at the
+ * job's creation (its first carried change); enforced then too where checks verify, which is when
+ * the policy write committed.
+ */
+function recordBatchEvents(env: BatchEnv, tx: Sql, job: JobRow, jobOf?: ReadonlyMap<string, string>) {
+  return recordEvents(tx, { org: job.org_id, decidedAt: Number(job.created_at), enforcedAt: Number(job.created_at), now: env.now(), jobId: job.id, ...(jobOf ? { jobOf } : {}) });
 }
 
 async function lockOrganization(env: BatchEnv, tx: Sql, org: string) {
@@ -138,6 +149,7 @@ export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: strin
     if (live.length === 0) return jobs.map(() => 'lost' as const);
 
     const { added, removed } = await reconcileSubjects(tx, org, live.map((l) => l.subject));
+    await recordBatchEvents(env, tx, live[0]!.job, new Map(live.map((l) => [l.subject, l.job.id])));
     const rowsOf = (subject: string) => ({ added: added.get(subject) ?? 0, removed: removed.get(subject) ?? 0 });
     const checkpointed = await checkpointJobs(
       tx,

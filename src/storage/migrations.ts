@@ -2,6 +2,8 @@
  * Numbered migrations in ../../migrations: `NNN_name.sql` runs on both engines; a
  * `NNN_name.postgres.sql` or `NNN_name.sqlite.sql` file runs on that engine only.
  * Applied versions are recorded in `schema_migrations`, each migration in its own transaction.
+ * Files sharing a number are one migration: the portable file first, then the engine's own (a
+ * migration whose tables are portable but whose triggers are not keeps one number for both).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,10 +19,18 @@ export interface Migration {
 
 export function loadMigrations(dialect: Dialect): Migration[] {
   const other = dialect === 'sqlite' ? 'postgres' : 'sqlite';
-  return readdirSync(DIR)
+  const files = readdirSync(DIR)
     .filter((f) => /^\d{3}_[a-z0-9_]+(\.(sqlite|postgres))?\.sql$/.test(f) && !f.endsWith(`.${other}.sql`))
-    .sort()
-    .map((f) => ({ version: Number(f.slice(0, 3)), name: f, sql: readFileSync(DIR + f, 'utf8') }));
+    // '_x.sql' before '_x.postgres.sql': the portable part first.
+    .sort((a, b) => a.slice(0, 3).localeCompare(b.slice(0, 3)) || a.split('.').length - b.split('.').length || a.localeCompare(b));
+  const byVersion = new Map<number, Migration>();
+  for (const f of files) {
+    const version = Number(f.slice(0, 3));
+    const sql = readFileSync(DIR + f, 'utf8');
+    const prev = byVersion.get(version);
+    byVersion.set(version, prev ? { ...prev, sql: `${prev.sql}\n${sql}` } : { version, name: f, sql });
+  }
+  return [...byVersion.values()];
 }
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (

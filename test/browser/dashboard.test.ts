@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, ORG, seed, startHarness, type Harness } from '../e2e/harness.ts';
 import { sqliteEngine } from '../helpers/engines.ts';
 import { browserAvailability, launchChromium } from './chromium.ts';
+import { startReceiver } from '../helpers/receivers.ts';
 
 const availability = browserAvailability();
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -23,7 +24,7 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    h = await startHarness(sqliteEngine);
+    h = await startHarness(sqliteEngine, { targetsAllowPrivate: true });
     await seed(h, org);
     // A few checks, so the check-latency panel has something to estimate.
     for (const consistency of ['minimize_latency', 'fully_consistent'] as const) {
@@ -130,5 +131,34 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
     expect(await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.endsWith('.key')))).toEqual([]);
     expect(pageErrors).toEqual([]);
     await page.context().close();
+  });
+
+  it('shows the delivery targets and a revocation\'s end-to-end window once its critical target acknowledged', async () => {
+    const rx = await startReceiver();
+    try {
+      const created = await h.req('POST', `${ORG}/${org}/targets`, { body: { name: 'gateway', kind: 'webhook', url: rx.url, critical: true } });
+      expect(created.status, created.text).toBe(201);
+      rx.secrets = [created.json.secret];
+      await h.req('PUT', `${ORG}/${org}/groups/eng/members/alice`);
+      const del = await h.req('DELETE', `${ORG}/${org}/groups/eng/members/alice?confirm=5000`);
+      expect(del.json.propagation.targets[0].confirmed).toBe(true);
+      const receipt = (await h.req('GET', `${ORG}/${org}/changes/${del.json.revision}`)).json;
+      expect(receipt.revocationWindowMs).toEqual(expect.any(Number));
+
+      const page = await open(ADMIN_KEY);
+      const row = page.getByTestId('targets-table').locator(`tr[data-target="${created.json.id}"]`);
+      await row.waitFor(WAIT);
+      expect(await row.textContent()).toContain('gateway');
+      expect(await row.textContent()).toContain('active');
+      const rev = page.getByTestId('revocations-table').locator(`tr[data-revision="${del.json.revision}"]`);
+      await rev.waitFor(WAIT);
+      await expect.poll(() => rev.getByTestId('window').textContent(), WAIT).toMatch(/\d+(\.\d+)?\s?(ms|s)$/);
+      await rev.click();
+      await page.getByTestId('receipt-targets').locator(`tr[data-target="${created.json.id}"]`).getByText('acked').waitFor(WAIT);
+      expect(pageErrors).toEqual([]);
+      await page.context().close();
+    } finally {
+      await rx.close();
+    }
   });
 });

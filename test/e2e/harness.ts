@@ -4,10 +4,10 @@
  */
 import { Writable } from 'node:stream';
 import { expect } from 'vitest';
-import { createApp, type App } from '../../src/app.ts';
+import { createApp, type App, type AppDeps } from '../../src/app.ts';
 import { createLogger } from '../../src/api/logger.ts';
 import { createKey, type KeyScope } from '../../src/api/keys.ts';
-import { loadConfig } from '../../src/config/config.ts';
+import { loadConfig, type Config } from '../../src/config/config.ts';
 import type { TestEngine } from '../helpers/engines.ts';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz';
@@ -56,7 +56,7 @@ const TABLES: [string, string][] = [
   ['changes', 'revision'],
 ];
 
-export async function startHarness(engine: TestEngine, overrides: { bodyLimit?: number } = {}): Promise<Harness> {
+export async function startHarness(engine: TestEngine, overrides: Partial<Config> = {}, deps: Omit<AppDeps, 'database' | 'logger'> = {}): Promise<Harness> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -65,7 +65,7 @@ export async function startHarness(engine: TestEngine, overrides: { bodyLimit?: 
     },
   });
   const config = loadConfig({ db: 'unused', host: '127.0.0.1', port: 0, logLevel: 'debug', adminKey: ADMIN_KEY, ...overrides }, {});
-  const app = createApp(config, { database: await engine.open(), logger: createLogger('debug', sink) });
+  const app = createApp(config, { ...deps, database: await engine.open(), logger: createLogger('debug', sink) });
   const { url } = await app.start();
 
   async function req(method: string, path: string, opts: ReqOptions = {}): Promise<Res> {

@@ -59,8 +59,9 @@ export interface WorkerProc {
 const WORKER_SCRIPT = fileURLToPath(new URL('../helpers/worker-process.ts', import.meta.url));
 const live = new Set<ChildProcess>();
 
-export function spawnWorker(schema: string, env: { batchSize?: number; leaseMs?: number; pollMs?: number } = {}): WorkerProc {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_SCRIPT, PG_URL, schema], {
+/** `script`: another JSON-line process with the same arguments (test/helpers/delivery-process.ts). */
+export function spawnWorker(schema: string, env: { batchSize?: number; leaseMs?: number; pollMs?: number } = {}, script = WORKER_SCRIPT): WorkerProc {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, PG_URL, schema], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,

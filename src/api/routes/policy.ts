@@ -14,6 +14,8 @@ const ctxOf = (request: FastifyRequest): WriteContext => {
 
 /** Deletes answer 204 with no body; the revision and propagation status travel in headers. */
 function deleted(reply: FastifyReply, r: WriteResult) {
+  // Asked to confirm: the answer has a body to say which targets confirmed.
+  if (reply.request.confirmMs !== undefined) return reply.code(200).send(r);
   return reply.code(204).header('Lockstep-Revision', String(r.revision)).header('Lockstep-Propagation', r.propagation.status).send();
 }
 

@@ -5,10 +5,11 @@ import type { Metrics } from '../../observability/metrics.ts';
 import { actorOf } from '../auth.ts';
 import { ApiError } from '../problem.ts';
 import * as s from '../schemas/propagation.ts';
+import type { Delivery } from '../../delivery/service.ts';
 
 type Org = { org: string };
 
-export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metrics: Metrics | undefined) {
+export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metrics: Metrics | undefined, delivery?: Delivery) {
   const base = '/v1/organizations/:org';
   const write = { config: { access: 'write' as const } };
   const ctx = (req: { id: string; apiKey?: unknown }) => {
@@ -46,6 +47,7 @@ export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metr
       const stats = await lockstep.queueStats();
       for (const [state, n] of Object.entries(stats.counts)) metrics.jobs.set({ state }, n);
       metrics.jobOldestAge.set(stats.oldestAgeMs / 1000);
+      await delivery?.refreshMetrics();
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();
     });

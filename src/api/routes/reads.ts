@@ -3,10 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import type { CheckRequest, Lockstep } from '../../domain/contract.ts';
 import type { Direction } from '../../domain/model.ts';
 import * as s from '../schemas/reads.ts';
+import type { Delivery } from '../../delivery/service.ts';
 
 type Org = { org: string };
 
-export function readRoutes(app: FastifyInstance, lockstep: Lockstep) {
+export function readRoutes(app: FastifyInstance, lockstep: Lockstep, delivery?: Delivery) {
   const base = '/v1/organizations/:org';
   const check = { config: { access: 'check' as const } };
 
@@ -29,21 +30,25 @@ export function readRoutes(app: FastifyInstance, lockstep: Lockstep) {
   app.get<{ Params: Org; Querystring: { direction?: Direction; since?: string; until?: string; before?: string; limit?: string } }>(
     `${base}/changes`,
     { schema: s.listChanges, ...check },
-    (req) => {
+    async (req) => {
       const q = req.query;
-      return lockstep.listChanges(req.params.org, {
+      const page = await lockstep.listChanges(req.params.org, {
         ...(q.direction ? { direction: q.direction } : {}),
         ...(q.since ? { since: q.since } : {}),
         ...(q.until ? { until: q.until } : {}),
         ...(q.before ? { before: Number(q.before) } : {}),
         ...(q.limit ? { limit: Number(q.limit) } : {}),
       });
+      return delivery ? { ...page, changes: await delivery.withDelivery(req.params.org, page.changes) } : page;
     },
   );
   app.get<{ Params: Org; Querystring: { window?: string } }>(`${base}/slo`, { schema: s.slo, ...check }, (req) =>
     lockstep.sloReport(req.params.org, req.query.window ? Number(req.query.window) : 3600),
   );
-  app.get<{ Params: Org & { revision: string } }>(`${base}/changes/:revision`, { schema: s.getChange, ...check }, (req) =>
-    lockstep.getChange(req.params.org, Number(req.params.revision)),
-  );
+  // The receipt, with what each target did with the change (when delivery is served).
+  app.get<{ Params: Org & { revision: string } }>(`${base}/changes/:revision`, { schema: s.getChange, ...check }, async (req) => {
+    const change = await lockstep.getChange(req.params.org, Number(req.params.revision));
+    const d = delivery ? await delivery.changeDelivery(req.params.org, change.revision) : null;
+    return { ...change, targets: d?.targets ?? [], revocationWindowMs: d?.revocationWindowMs ?? null };
+  });
 }

@@ -45,6 +45,14 @@ export const propagation = {
     status: { type: 'string', enum: ['effective', 'pending'] },
     effectiveAt: { type: 'string', format: 'date-time' },
     reason: { type: 'string', enum: ['inline_budget'], description: 'why a change the policy would apply inline was handed to a job' },
+    targets: {
+      type: 'array',
+      description: 'with ?confirm=MS: each active critical target, and whether it acknowledged the change within the budget',
+      items: {
+        type: 'object',
+        properties: { id: { type: 'string' }, name: { type: 'string' }, confirmed: { type: 'boolean' }, ackedAt: { type: ['string', 'null'], format: 'date-time' } },
+      },
+    },
   },
 } as const;
 

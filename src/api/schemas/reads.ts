@@ -114,8 +114,11 @@ export const receipt = {
     requestId: { type: ['string', 'null'] },
     body: { description: 'the write as it was requested' },
     decidedAt: { type: 'string', format: 'date-time' },
-    effectiveAt: { type: ['string', 'null'], format: 'date-time', description: 'when the read model reflected it' },
-    lagMs: { type: ['number', 'null'] },
+    effectiveAt: { type: ['string', 'null'], format: 'date-time', description: 'when the read model reflected it (= convergedAt)' },
+    enforcedAt: { type: ['string', 'null'], format: 'date-time', description: 'when checks began answering as the change says: the commit, for a revocation of a verified tier' },
+    convergedAt: { type: ['string', 'null'], format: 'date-time', description: 'when the read model was applied' },
+    convergenceLagMs: { type: ['number', 'null'] },
+    lagMs: { type: ['number', 'null'], description: 'enforcedAt − decidedAt (what sloMet is about)' },
     sloMs: { type: ['number', 'null'] },
     sloMet: { type: ['boolean', 'null'], description: 'null while pending within the SLO, or with no SLO' },
     rowsAdded: { type: 'integer' },
@@ -124,6 +127,24 @@ export const receipt = {
       type: ['object', 'null'],
       properties: { id: { type: 'string' }, scope: { type: 'string' }, state: { type: ['string', 'null'] } },
     },
+    targets: {
+      type: 'array',
+      description: 'per target: its deliveries of this change (first delivery, replays aside)',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          name: { type: ['string', 'null'] },
+          critical: { type: 'boolean' },
+          events: { type: 'integer' },
+          status: { type: 'string', enum: ['acked', 'pending', 'parked', 'dropped'] },
+          attempts: { type: 'integer' },
+          deliveredAt: { type: ['string', 'null'], format: 'date-time' },
+          ackedAt: { type: ['string', 'null'], format: 'date-time' },
+        },
+      },
+    },
+    revocationWindowMs: { type: ['number', 'null'], description: 'last critical target ack − decidedAt, once every critical target acknowledged' },
   },
 } as const;
 
