@@ -30,7 +30,7 @@ export interface RecordSpec {
   jobOf?: ReadonlyMap<string, string>;
 }
 
-/** Change kinds that deprovision a subject (body.id names it): /v1 and SCIM (docs/scim.md). */
+/** Change kinds that deprovision a subject (body.id names it): /v1 and SCIM (docs/directories.md). */
 const DEPROVISIONING = new Set(['subject.deactivate', 'subject.delete', 'scim.user.deprovision', 'scim.user.delete']);
 
 export function deprovisionedBy(kind: string | undefined, body: unknown): string[] {
