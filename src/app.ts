@@ -25,6 +25,7 @@ import { createDirectoryStore } from './directories/directories.ts';
 import { createScimWrites } from './directories/scim-write.ts';
 import { createCombiner, type Combiner } from './policy/combiner.ts';
 import { createPolicyService } from './policy/service.ts';
+import { expireDue } from './policy/expiry.ts';
 import { createPropagationService } from './propagation/service.ts';
 import { createWorker, logTo, type Worker } from './propagation/worker.ts';
 import { joinTransaction, type Database } from './storage/database.ts';
@@ -78,10 +79,14 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
   const now = opts.now ?? Date.now;
   const newId = opts.newId ?? defaultId;
   const defaultPolicy = opts.defaultPolicy ?? DEFAULT_POLICY;
-  const replayEngine = (scratch: Database, id: () => string) => createLockstep(scratch, { defaultPolicy: REPLAY_POLICY, newId: id });
+  const replayEngine = (scratch: Database, id: () => string, clock: () => number) =>
+    createLockstep(scratch, { defaultPolicy: REPLAY_POLICY, newId: id, now: clock });
+  const policy = createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner });
   return {
-    ...createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner }),
-    ...createChecks({ db, verify: opts.verify ?? 'always', freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics }),
+    ...policy,
+    // the scheduled expiry job (serve runs it on a timer; tests call it with their clock)
+    expireDue: (o = {}) => expireDue(db, policy, now, o),
+    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
     ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always' }),
     transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined))),

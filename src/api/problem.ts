@@ -16,10 +16,12 @@ export const PROBLEMS: Readonly<Record<ProblemCode, { status: number; title: str
   NOT_FOUND: { status: 404, title: 'No such object' },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   CONFLICT: { status: 409, title: 'Conflicts with the current state' },
+  GROUP_CYCLE: { status: 409, title: 'The nested groups would have a cycle' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   CYCLE: { status: 422, title: 'The resource hierarchy would have a cycle' },
   DEPTH_EXCEEDED: { status: 422, title: 'The resource hierarchy would be too deep' },
+  GROUP_DEPTH_EXCEEDED: { status: 422, title: 'The nested groups would be too deep' },
   INTERNAL: { status: 500, title: 'Internal error' },
   UNAVAILABLE: { status: 503, title: 'Temporarily unavailable' },
 });

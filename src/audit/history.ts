@@ -43,13 +43,20 @@ async function replay(ls: Lockstep, org: string, kind: string, b: Body): Promise
       return void (await ls.putGroup(org, s(b.id), { name: (b.name as string | null) ?? null }));
     case 'group.delete':
       return void (await ls.deleteGroup(org, s(b.id)));
+    // `member` since nested groups (subject:ID or group:ID); `subject` in entries written before
     case 'membership.add':
-      return void (await ls.addMember(org, s(b.group), s(b.subject)));
+    case 'membership.update':
+      return void (await ls.addMember(org, s(b.group), s(b.member ?? b.subject), { expiresAt: (b.expiresAt as string | null | undefined) ?? null }));
     case 'membership.remove':
-      return void (await ls.removeMember(org, s(b.group), s(b.subject)));
+    case 'membership.expired':
+      return void (await ls.removeMember(org, s(b.group), s(b.member ?? b.subject)));
     case 'assignment.create':
-      return void (await ls.createAssignment(org, { principal: s(b.principal), role: s(b.role), resource: s(b.resource) }));
+    case 'assignment.update':
+      return void (await ls.createAssignment(org, {
+        principal: s(b.principal), role: s(b.role), resource: s(b.resource), expiresAt: (b.expiresAt as string | null | undefined) ?? null,
+      }));
     case 'assignment.delete':
+    case 'assignment.expired':
       return void (await ls.deleteAssignment(org, s(b.id)));
     default:
       return; // propagation_policy.update and future non-policy kinds
@@ -62,12 +69,15 @@ export function parseAt(at: string): number {
   return t;
 }
 
+/** An engine over a scratch database that propagates every change inline, with the given id source and clock. */
+export type ReplayEngine = (db: Database, newId: () => string, now: () => number) => Lockstep;
+
 /**
  * Runs `fn` against an engine holding `org`'s policy as committed at `at` (every change decided at
- * or before it). Returns the revision the replay reached alongside.
+ * or before it). Returns the revision the replay reached alongside. The engine's clock reads each
+ * change's decision time while it is replayed (so a logged `expiresAt` was in its future), then `at`
+ * while `fn` asks: what had expired by then is denied, as it was.
  */
-/** An engine over a scratch database that propagates every change inline, with the given id source. */
-export type ReplayEngine = (db: Database, newId: () => string) => Lockstep;
 
 export async function atTime<T>(
   source: Sql,
@@ -76,8 +86,8 @@ export async function atTime<T>(
   at: number,
   fn: (ls: Lockstep) => Promise<T>,
 ): Promise<{ revision: number; result: T | null }> {
-  const rows = await source.all<{ revision: number; kind: string; body: string }>(
-    'SELECT revision, kind, body FROM changes WHERE org_id = $1 AND decided_at <= $2 ORDER BY revision',
+  const rows = await source.all<{ revision: number; kind: string; body: string; decided_at: number }>(
+    'SELECT revision, kind, body, decided_at FROM changes WHERE org_id = $1 AND decided_at <= $2 ORDER BY revision',
     [org, at],
   );
   if (rows.length === 0) return { revision: 0, result: null };
@@ -86,14 +96,18 @@ export async function atTime<T>(
     await scratch.migrate();
     // Assignment ids must be the logged ones, so that `via` names the real assignments.
     let nextId = '';
-    const ls = createEngine(scratch, () => nextId.replace(/^asg_/, ''));
+    let clock = 0;
+    const ls = createEngine(scratch, () => nextId.replace(/^asg_/, ''), () => clock);
     await ls.transaction(async (t) => {
       for (const r of rows) {
         const body = JSON.parse(r.body) as Body;
+        // An expiry's entry is decided at its instant, which the item was live strictly before.
+        clock = Number(r.decided_at) - (r.kind.endsWith('.expired') ? 1 : 0);
         if (r.kind === 'assignment.create') nextId = s(body.id);
         await replay(t, org, r.kind, body);
       }
     });
+    clock = at;
     return { revision: Number(rows[rows.length - 1]!.revision), result: await fn(ls) };
   } finally {
     await scratch.close();

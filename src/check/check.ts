@@ -2,8 +2,10 @@
  * The read side: checks and listings.
  *
  * `minimize_latency` reads candidate read-model rows for the resource and its ancestors and, where the
- * permission's tier calls for it, verifies each candidate's provenance against the source tables:
- * the assignment still exists, the membership it came through still exists, the subject is active.
+ * permission's tier calls for it, verifies each candidate's provenance against the source tables at
+ * this check's clock: the assignment still exists and has not expired, the subject still reaches the
+ * row's group through live memberships and nested edges (a walk up from the subject, which also
+ * yields the chain `via` shows), the subject is active.
  * The role→permission link is always read from the source table (the read model stores roles).
  * That is a few index probes, and it is why a revocation is enforceable the moment it commits.
  *
@@ -32,41 +34,44 @@ import {
 } from '../domain/model.ts';
 import type { AccessEntry, CheckRequest, CheckResult, EffectivePermission, Via } from '../domain/contract.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
-import { ancestors, desiredOnAncestors, stillDerived } from '../derivation/rule.ts';
+import { ancestors, chainTo, desiredOnAncestors, memberGroups, provenAt } from '../derivation/rule.ts';
+import { isLive } from '../domain/groups.ts';
+import { loadGroupEdges } from '../derivation/closure.ts';
 import type { Metrics } from '../observability/metrics.ts';
 
 /**
  * Where the tier of risk rank `risk` is verified (`flags[rank - 1]` is 1), read-model row `e` must
  * still be derived (provenance, ../derivation/rule.ts).
  */
-const verifiedByTier = (risk: SqlFragment, flags: readonly number[]) =>
+const verifiedByTier = (risk: SqlFragment, flags: readonly number[], now: number) =>
   sql`(CASE CAST(${risk} AS INTEGER) WHEN 1 THEN CAST(${flags[0]} AS INTEGER) WHEN 2 THEN CAST(${flags[1]} AS INTEGER)
-     ELSE CAST(${flags[2]} AS INTEGER) END = 0 OR ${stillDerived('e')})`;
+     ELSE CAST(${flags[2]} AS INTEGER) END = 0 OR ${provenAt('e', now)})`;
 
 interface CheckArgs {
   org: OrgId;
   resource: ResourceRef;
   subject: SubjectId;
   permission: PermissionSlug;
+  now: number;
 }
 
 // CROSS JOIN fixes the join order on SQLite (PostgreSQL plans it freely): ancestors first, then index
 // probes. Left to itself, SQLite with ANALYZE statistics sometimes scans all of a subject's rows.
 /** Read-model candidates on the resource and its ancestors, nearest first. */
 const candidate = (q: CheckArgs, flags: readonly number[]) => sql`
-  SELECT e.assignment_id, e.group_id, e.role, e.resource, anc.depth
+  SELECT e.assignment_id, e.group_id, e.role, e.resource, anc.depth, CASE WHEN e.group_id IS NULL THEN NULL ELSE ${chainTo(sql`e.group_id`)} END AS chain
     FROM anc
    CROSS JOIN effective_assignments e
    CROSS JOIN role_permissions rp
    WHERE e.org_id = ${q.org} AND e.subject_id = ${q.subject} AND e.resource = anc.ref
      AND rp.org_id = ${q.org} AND rp.role = e.role AND rp.permission = ${q.permission}
-     AND ${verifiedByTier(sql`(SELECT p.risk FROM permissions p WHERE p.org_id = ${q.org} AND p.slug = ${q.permission})`, flags)}
+     AND ${verifiedByTier(sql`(SELECT p.risk FROM permissions p WHERE p.org_id = ${q.org} AND p.slug = ${q.permission})`, flags, q.now)}
    ORDER BY anc.depth, e.assignment_id
    LIMIT 1`;
 
 /** The source of truth alone: the subject's derivations on the resource and its ancestors, nearest first. */
 const source = (q: CheckArgs) => sql`
-  SELECT x.assignment_id, x.group_id, x.role, x.resource, x.depth FROM (${desiredOnAncestors(q.org, q.subject)}) x
+  SELECT x.assignment_id, x.group_id, x.role, x.resource, x.depth, x.chain FROM (${desiredOnAncestors(q.org, q.now, q.subject)}) x
    CROSS JOIN role_permissions rp
    WHERE rp.org_id = ${q.org} AND rp.role = x.role AND rp.permission = ${q.permission}
    ORDER BY x.depth, x.assignment_id
@@ -77,8 +82,8 @@ const source = (q: CheckArgs) => sql`
  * permission's tier and the nearest derivation, if any.
  */
 const checkStatement = (q: CheckArgs, hit: SqlFragment) => sql`
-  WITH RECURSIVE ${ancestors(q.org, q.resource)}
-  SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource
+  WITH RECURSIVE ${ancestors(q.org, q.resource)}, ${memberGroups(q.org, q.subject, q.now)}
+  SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource, h.chain
     FROM organizations o
     LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = ${q.permission}
     LEFT JOIN (${hit}) h ON 1 = 1
@@ -91,6 +96,7 @@ interface CheckRow {
   group_id: GroupId | null;
   role: RoleSlug | null;
   resource: ResourceRef | null;
+  chain: string | null;
 }
 
 interface ViaRow {
@@ -98,12 +104,22 @@ interface ViaRow {
   group_id: GroupId | null;
   role: RoleSlug;
   resource: ResourceRef;
+  /** The groups from the subject's own up to the row's group, '/'-joined (group rows only). */
+  chain?: string | null;
 }
-const toVia = (r: ViaRow): Via => ({ assignment: r.assignment_id, group: r.group_id, role: r.role, resource: r.resource });
+const toVia = (r: ViaRow): Via => ({
+  assignment: r.assignment_id,
+  group: r.group_id,
+  role: r.role,
+  resource: r.resource,
+  ...(r.group_id !== null && r.chain ? { chain: r.chain.split('/') as GroupId[] } : {}),
+});
 
 export interface CheckEnv {
   db: Sql;
   verify: VerifyMode;
+  /** The clock expiry is compared with. */
+  now: () => number;
   freshnessTimeoutMs?: number | undefined;
   metrics?: Metrics | undefined;
 }
@@ -171,7 +187,7 @@ export function createChecks(env: CheckEnv) {
       if (requested !== undefined && !CONSISTENCY_MODES.includes(requested)) {
         throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
       }
-      const q: CheckArgs = { org, resource, subject, permission };
+      const q: CheckArgs = { org, resource, subject, permission, now: env.now() };
       const evaluate = async (hit: SqlFragment) => {
         const row = await db.get<CheckRow>(checkStatement(q, hit));
         if (!row) throw notFound('org', 'organization', org);
@@ -212,12 +228,15 @@ export function createChecks(env: CheckEnv) {
       const subject = parseSubjectId(subjectIn, 'id');
       const meta = await orgMeta(db, org);
       if (!(await db.get('SELECT 1 AS x FROM subjects WHERE org_id = $1 AND id = $2', [org, subject]))) throw notFound('id', 'subject', subject);
+      const now = env.now();
       const rows = await db.all<ViaRow & { permission: PermissionSlug; risk: number }>(
-        sql`SELECT rp.permission, p.risk, e.assignment_id, e.group_id, e.role, e.resource
+        sql`WITH RECURSIVE ${memberGroups(org, subject, now)}
+         SELECT rp.permission, p.risk, e.assignment_id, e.group_id, e.role, e.resource,
+                CASE WHEN e.group_id IS NULL THEN NULL ELSE ${chainTo(sql`e.group_id`)} END AS chain
            FROM effective_assignments e
            JOIN role_permissions rp ON rp.org_id = e.org_id AND rp.role = e.role
            JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
-          WHERE e.org_id = ${org} AND e.subject_id = ${subject} AND ${verifiedByTier(sql`p.risk`, flags)}
+          WHERE e.org_id = ${org} AND e.subject_id = ${subject} AND ${verifiedByTier(sql`p.risk`, flags, now)}
           ORDER BY e.resource, rp.permission, e.assignment_id`,
       );
       return {
@@ -247,14 +266,91 @@ export function createChecks(env: CheckEnv) {
       if (!(await db.get('SELECT 1 AS x FROM resources WHERE org_id = $1 AND ref = $2', [org, resource]))) throw notFound('resource', 'resource', resource);
       // From the source of truth: the read model is keyed by subject, and a resource-keyed index on
       // it would slow every backfill (see migrations/001_core.sql); the source answer is exact.
-      const rows = await db.all<ViaRow & { subject_id: SubjectId }>(
+      const now = env.now();
+      const rows = await db.all<ViaRow & { subject_id: SubjectId; member_group: GroupId | null }>(
         sql`WITH RECURSIVE ${ancestors(org, resource)}
-         SELECT x.subject_id, x.assignment_id, x.group_id, x.role, x.resource FROM (${desiredOnAncestors(org)}) x
+         SELECT x.subject_id, x.assignment_id, x.group_id, x.role, x.resource, x.member_group FROM (${desiredOnAncestors(org, now)}) x
          CROSS JOIN role_permissions rp
          WHERE rp.org_id = ${org} AND rp.role = x.role AND rp.permission = ${permission}
          ORDER BY x.subject_id, x.depth, x.assignment_id`,
       );
-      return { revision: meta.revision, subjects: rows.map((r) => ({ subject: r.subject_id, via: toVia(r) })) };
+      // The query went through the closure, which knows no expiry: the nested part of each path is
+      // proven here, on the live edges, and a subject reaching the group several ways is listed once.
+      const chains = await chainFinder(db, org, now, rows.some((r) => r.member_group !== null && r.member_group !== r.group_id));
+      const seen = new Set<string>();
+      const subjects: AccessEntry[] = [];
+      for (const r of rows) {
+        const chain = r.group_id === null ? null : chains(r.member_group!, r.group_id);
+        if (r.group_id !== null && chain === null) continue;
+        const key = `${r.subject_id}|${r.assignment_id}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        subjects.push({ subject: r.subject_id, via: toVia({ ...r, chain }) });
+      }
+      // Shortest chain per (subject, assignment): a later row of the same pair may be shorter.
+      return { revision: meta.revision, subjects: shortestFirst(rows, subjects, chains) };
     },
   };
+}
+
+/**
+ * Shortest live chains between groups, from the organization's edges (loaded only when some path
+ * is nested): `find(from, to)` is the '/'-joined chain from `from` up to `to`, or null.
+ */
+async function chainFinder(db: Sql, org: OrgId, now: number, nested: boolean): Promise<(from: string, to: string) => string | null> {
+  const parents = new Map<string, string[]>();
+  if (nested) {
+    for (const e of await loadGroupEdges(db, org)) {
+      if (isLive(e.expires_at === null ? null : Number(e.expires_at), now)) parents.set(e.member_id, [...(parents.get(e.member_id) ?? []), e.group_id]);
+    }
+  }
+  const memo = new Map<string, string | null>();
+  return (from, to) => {
+    const key = `${from}|${to}`;
+    if (memo.has(key)) return memo.get(key)!;
+    // breadth first: the first chain found is a shortest one
+    const prev = new Map<string, string | null>([[from, null]]);
+    let level = [from];
+    let found = from === to;
+    while (!found && level.length > 0) {
+      const next: string[] = [];
+      for (const g of level) {
+        for (const p of parents.get(g) ?? []) {
+          if (prev.has(p)) continue;
+          prev.set(p, g);
+          next.push(p);
+          if (p === to) found = true;
+        }
+      }
+      level = next;
+    }
+    let chain: string | null = null;
+    if (found) {
+      const path: string[] = [];
+      for (let g: string | null = to; g !== null; g = prev.get(g) ?? null) path.unshift(g);
+      chain = path.join('/');
+    }
+    memo.set(key, chain);
+    return chain;
+  };
+}
+
+/** Replaces each entry's chain by the shortest over all the rows of its (subject, assignment). */
+function shortestFirst(
+  rows: { subject_id: string; assignment_id: string; group_id: string | null; member_group: string | null }[],
+  subjects: AccessEntry[],
+  chains: (from: string, to: string) => string | null,
+): AccessEntry[] {
+  const best = new Map<string, string>();
+  for (const r of rows) {
+    if (r.group_id === null) continue;
+    const c = chains(r.member_group!, r.group_id);
+    const key = `${r.subject_id}|${r.assignment_id}`;
+    const b = best.get(key);
+    if (c !== null && (b === undefined || c.split('/').length < b.split('/').length)) best.set(key, c);
+  }
+  return subjects.map((e) => {
+    const c = best.get(`${e.subject}|${e.via.assignment}`);
+    return c === undefined ? e : { ...e, via: { ...e.via, chain: c.split('/') as GroupId[] } };
+  });
 }

@@ -27,6 +27,9 @@ const BY_CODE: Record<ErrorCode, number> = {
   CONFLICT: EXIT.CONFLICT,
   CYCLE: EXIT.CYCLE,
   DEPTH_EXCEEDED: EXIT.DEPTH_EXCEEDED,
+  // the same classes as the resource hierarchy's: a cycle, a chain too deep
+  GROUP_CYCLE: EXIT.CYCLE,
+  GROUP_DEPTH_EXCEEDED: EXIT.DEPTH_EXCEEDED,
   UNAVAILABLE: EXIT.UNAVAILABLE,
   INTERNAL: EXIT.INTERNAL,
 };

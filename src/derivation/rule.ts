@@ -5,68 +5,45 @@
  * drift audit (and, through the engine, access history) — takes its SQL from here.
  *
  * The rule (docs/semantics.md): an assignment to a subject derives one row for that subject; an
- * assignment to a group derives one row per member (the row names the group); only active subjects
- * hold rows. Resource inheritance is not materialized: a row on R covers R's descendants, and checks
- * walk the ancestors (`ancestors` below).
+ * assignment to a group derives one row per subject of the group or of any group nested in it,
+ * transitively (the row names the assignment's group; a subject reaching it by several paths has one
+ * row); only active subjects hold rows. Nesting is read through `group_closure`, the counted closure
+ * of `group_members` kept by the edge writes (./closure.ts). Resource inheritance is not
+ * materialized: a row on R covers R's descendants, and checks walk the ancestors (`ancestors`).
  *
- * `migrations/001_core.sql` keeps the view `desired_effective_assignments` for ad-hoc queries; no
- * code path reads it.
+ * Time: derivation is structural — an expired membership, edge or assignment still derives rows
+ * until the expiry job deletes it. What a check honours is decided with the clock: `provenAt` and
+ * the `memberGroups` walk compare every link's expiry with `now` (docs/adr/0012-*).
+ *
+ * `migrations/006_nested_groups.sql` keeps the view `desired_effective_assignments` for ad-hoc
+ * queries; no code path reads it.
  */
+import { MAX_GROUP_DEPTH } from '../domain/groups.ts';
 import { MAX_RESOURCE_DEPTH } from '../domain/model.ts';
 import { sql, type SqlFragment } from '../storage/database.ts';
 
 /** A read-model row's columns, in the table's insertion order. */
 export const ROW_COLUMNS = sql.raw('org_id, subject_id, assignment_id, role, resource, group_id');
 
+/** Item `x` (a table alias with `expires_at`) is live at `now`. */
+export const liveAt = (x: string, now: number): SqlFragment => sql`(${sql.raw(x)}.expires_at IS NULL OR ${sql.raw(x)}.expires_at > ${now})`;
+
 /**
- * Both branches of the rule as one UNION ALL, columns `ROW_COLUMNS` plus `extra`.
- *
- * Unanchored (no `resources`), it is exactly the view: callers filter it from outside and both
- * engines push the filter into each branch. Anchored on a set of resources (a recursive CTE such as
- * `anc`), the resource join and the fixed subject go inside each branch, in a fixed join order —
- * CROSS JOIN pins SQLite's order (PostgreSQL plans freely): from the subject side when the subject is
- * known (its few memberships first), from the resources otherwise. A join to a compound subquery
- * would not be flattened by SQLite, so the anchored form is the one checks and listings use.
+ * Both branches of the rule, unanchored: callers filter from outside and both engines push the
+ * filter into each branch. DISTINCT: a subject in two groups under the assignment's group (or in
+ * one by two paths) is one derivation.
  */
-function branches(o: {
-  org?: unknown;
-  subject?: unknown;
-  resources?: { from: SqlFragment; ref: SqlFragment; extra: SqlFragment };
-}): SqlFragment {
-  const r = o.resources;
-  if (!r) {
-    return sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id
+const UNANCHORED = sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id
   FROM assignments a
   JOIN subjects s ON s.org_id = a.org_id AND s.id = a.principal_id AND s.active = 1
  WHERE a.principal_type = 'subject'
 UNION ALL
-SELECT a.org_id, m.subject_id, a.id, a.role, a.resource, m.group_id
+SELECT DISTINCT a.org_id, m.subject_id, a.id, a.role, a.resource, a.principal_id
   FROM assignments a
-  JOIN memberships m ON m.org_id = a.org_id AND m.group_id = a.principal_id
+  JOIN group_closure c ON c.org_id = a.org_id AND c.ancestor_id = a.principal_id
+  JOIN memberships m ON m.org_id = c.org_id AND m.group_id = c.descendant_id
   JOIN subjects s ON s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1
  WHERE a.principal_type = 'group'`;
-  }
-  const direct =
-    o.subject === undefined
-      ? sql`a.org_id = ${o.org} AND a.principal_type = 'subject'`
-      : sql`a.org_id = ${o.org} AND a.principal_type = 'subject' AND a.principal_id = ${o.subject}`;
-  const viaGroup =
-    o.subject === undefined
-      ? sql`FROM ${r.from} CROSS JOIN assignments a CROSS JOIN memberships m CROSS JOIN subjects s
-     WHERE a.org_id = ${o.org} AND a.resource = ${r.ref} AND a.principal_type = 'group'
-       AND m.org_id = ${o.org} AND m.group_id = a.principal_id`
-      : sql`FROM memberships m CROSS JOIN ${r.from} CROSS JOIN assignments a CROSS JOIN subjects s
-     WHERE m.org_id = ${o.org} AND m.subject_id = ${o.subject}
-       AND a.org_id = ${o.org} AND a.principal_type = 'group' AND a.principal_id = m.group_id AND a.resource = ${r.ref}`;
-  return sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id${r.extra}
-      FROM ${r.from} CROSS JOIN assignments a CROSS JOIN subjects s
-     WHERE ${direct} AND a.resource = ${r.ref}
-       AND s.org_id = a.org_id AND s.id = a.principal_id AND s.active = 1
-    UNION ALL
-    SELECT a.org_id, m.subject_id, a.id, a.role, a.resource, m.group_id${r.extra}
-      ${viaGroup}
-       AND s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1`;
-}
 
 /**
  * The desired rows matching `where` (a predicate on `d.`-qualified row columns), selecting
@@ -74,35 +51,103 @@ SELECT a.org_id, m.subject_id, a.id, a.role, a.resource, m.group_id
  * `INSERT … SELECT … ON CONFLICT`.
  */
 export function desired(where: SqlFragment, columns: SqlFragment = sql`d.org_id, d.subject_id, d.assignment_id, d.role, d.resource, d.group_id`): SqlFragment {
-  return sql`SELECT ${columns} FROM (${branches({})}) d WHERE ${where}`;
+  return sql`SELECT ${columns} FROM (${UNANCHORED}) d WHERE ${where}`;
 }
 
 /**
- * The desired rows of `org` on the resources of the recursive CTE `anc(ref, depth)` (see
- * `ancestors`), with the CTE's depth — of one subject, or of everyone.
+ * The groups `subject` is in at `now`, transitively, as a recursive CTE named `up(g, depth, path)`
+ * (after `WITH RECURSIVE`): its live memberships, then live nested edges upwards. `path` is the
+ * chain from the direct group to `g`, joined by '/' (an id cannot contain one). A group reached by
+ * several paths appears once per path; the depth bound caps them.
  */
-export function desiredOnAncestors(org: unknown, subject?: unknown): SqlFragment {
-  return branches({ org, subject, resources: { from: sql`anc`, ref: sql`anc.ref`, extra: sql`, anc.depth` } });
+export const memberGroups = (org: unknown, subject: unknown, now: number): SqlFragment => sql`up(g, depth, path) AS (
+    SELECT m.group_id, 1, m.group_id FROM memberships m WHERE m.org_id = ${org} AND m.subject_id = ${subject} AND ${liveAt('m', now)}
+    UNION ALL
+    SELECT e.group_id, up.depth + 1, up.path || '/' || e.group_id FROM up
+      JOIN group_members e ON e.org_id = ${org} AND e.member_id = up.g AND ${liveAt('e', now)}
+     WHERE up.depth < ${sql.raw(String(MAX_GROUP_DEPTH))})`;
+
+/** The shortest chain (from `memberGroups`'s `up`) from the subject to group column `g`. */
+export const chainTo = (g: SqlFragment): SqlFragment => sql`(SELECT up.path FROM up WHERE up.g = ${g} ORDER BY up.depth, up.path LIMIT 1)`;
+
+/**
+ * The desired rows at `now` of `org` on the resources of the recursive CTE `anc(ref, depth)` (see
+ * `ancestors`), with the CTE's depth.
+ *
+ * Of one subject (`subject` given; the CTE `up` of `memberGroups` must be in scope): from the subject
+ * side, its groups first, with `chain` — the path to the row's group. Of everyone: from the
+ * resources, through the closure, live assignments and memberships, with `member_group` — the
+ * subject's direct group on the way (the caller proves the nested part of the path: the closure
+ * does not know expiry). CROSS JOIN pins SQLite's join order (PostgreSQL plans freely).
+ */
+export function desiredOnAncestors(org: unknown, now: number, subject?: unknown): SqlFragment {
+  const direct = sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id, anc.depth,
+           CAST(NULL AS TEXT) AS ${sql.raw(subject === undefined ? 'member_group' : 'chain')}
+      FROM anc CROSS JOIN assignments a CROSS JOIN subjects s
+     WHERE a.org_id = ${org} AND a.principal_type = 'subject' AND a.resource = anc.ref AND ${liveAt('a', now)}
+       ${subject === undefined ? sql.empty : sql`AND a.principal_id = ${subject}`}
+       AND s.org_id = a.org_id AND s.id = a.principal_id AND s.active = 1`;
+  const viaGroup =
+    subject === undefined
+      ? sql`SELECT a.org_id, m.subject_id, a.id, a.role, a.resource, a.principal_id, anc.depth, m.group_id
+      FROM anc CROSS JOIN assignments a CROSS JOIN group_closure c CROSS JOIN memberships m CROSS JOIN subjects s
+     WHERE a.org_id = ${org} AND a.resource = anc.ref AND a.principal_type = 'group' AND ${liveAt('a', now)}
+       AND c.org_id = ${org} AND c.ancestor_id = a.principal_id
+       AND m.org_id = ${org} AND m.group_id = c.descendant_id AND ${liveAt('m', now)}
+       AND s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1`
+      : sql`SELECT a.org_id, s.id, a.id, a.role, a.resource, a.principal_id, anc.depth, ${chainTo(sql`a.principal_id`)}
+      FROM (SELECT DISTINCT g FROM up) ug CROSS JOIN anc CROSS JOIN assignments a CROSS JOIN subjects s
+     WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id = ug.g AND a.resource = anc.ref AND ${liveAt('a', now)}
+       AND s.org_id = a.org_id AND s.id = ${subject} AND s.active = 1`;
+  return sql`${direct} UNION ALL ${viaGroup}`;
 }
+
+/** Group `x.group_id`'s structure still reaches subject `x.subject_id`: a membership of it or of a group nested in it. */
+const reaches = (r: SqlFragment) => sql`EXISTS (SELECT 1 FROM memberships m
+      JOIN group_closure c ON c.org_id = m.org_id AND c.descendant_id = m.group_id AND c.ancestor_id = ${r}.group_id
+     WHERE m.org_id = ${r}.org_id AND m.subject_id = ${r}.subject_id)`;
 
 /**
  * Provenance: read-model row `x` (a table alias) is still derived — its assignment exists with the
- * same role, resource and principal, the subject is active, and a group row's membership exists.
- * Exact, so that a row of the same identity re-created differently is not mistaken for this one.
+ * same role, resource and principal, the subject is active, and a group row's subject is still in
+ * the group (directly or through nested groups). Exact, so that a row of the same identity
+ * re-created differently is not mistaken for this one. Structural (no clock): what the reconciler
+ * keeps.
  */
 export function stillDerived(x: string): SqlFragment {
+  return derivedBy(sql.raw(x), reaches(sql.raw(x)), sql.empty);
+}
+
+/**
+ * Provenance at decision time: `stillDerived`, and at `now` the assignment is live and a group row's
+ * subject reaches the group by live links — the walk `up` of `memberGroups` (for this row's subject)
+ * must be in scope. What a verified check honours.
+ */
+export function provenAt(x: string, now: number): SqlFragment {
   const r = sql.raw(x);
+  return derivedBy(r, sql`EXISTS (SELECT 1 FROM up WHERE up.g = ${r}.group_id)`, sql`AND ${liveAt('a', now)}`);
+}
+
+function derivedBy(r: SqlFragment, inGroup: SqlFragment, more: SqlFragment): SqlFragment {
   return sql`EXISTS (
     SELECT 1 FROM assignments a
       JOIN subjects s ON s.org_id = a.org_id AND s.id = ${r}.subject_id AND s.active = 1
-     WHERE a.org_id = ${r}.org_id AND a.id = ${r}.assignment_id AND a.role = ${r}.role AND a.resource = ${r}.resource
+     WHERE a.org_id = ${r}.org_id AND a.id = ${r}.assignment_id AND a.role = ${r}.role AND a.resource = ${r}.resource ${more}
        AND ((a.principal_type = 'subject' AND a.principal_id = ${r}.subject_id AND ${r}.group_id IS NULL)
-         OR (a.principal_type = 'group' AND a.principal_id = ${r}.group_id
-             AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = ${r}.org_id AND m.group_id = ${r}.group_id AND m.subject_id = ${r}.subject_id))))`;
+         OR (a.principal_type = 'group' AND a.principal_id = ${r}.group_id AND ${inGroup})))`;
 }
 
 /** Rows of `x` the policy no longer derives: what a reconciliation deletes. */
 export const notDerived = (x: string): SqlFragment => sql`NOT ${stillDerived(x)}`;
+
+/** `group` and the groups it is nested in (ids, from the closure): whose assignments its members get. */
+export const groupAncestors = (org: unknown, group: unknown): SqlFragment =>
+  sql`SELECT c.ancestor_id FROM group_closure c WHERE c.org_id = ${org} AND c.descendant_id = ${group}`;
+
+/** Subject ids in `group` or in a group nested in it (with repeats: wrap in DISTINCT or IN). */
+export const subjectsUnder = (org: unknown, group: unknown): SqlFragment =>
+  sql`SELECT m.subject_id FROM group_closure c JOIN memberships m ON m.org_id = c.org_id AND m.group_id = c.descendant_id
+       WHERE c.org_id = ${org} AND c.ancestor_id = ${group}`;
 
 // The recursion bound is the hierarchy's depth limit: the write side never lets a chain grow past
 // it, so the bound only matters as a guard should a cycle ever reach the table.

@@ -21,8 +21,10 @@ import { memberIds, patchGroup, patchUser, type GroupState, type PatchOperation 
 import { parseUser } from '../scim/schemas.ts';
 import { sql, type Sql } from '../storage/database.ts';
 import { countDesired, countGroupRows, deleteEffective, maxRiskOfRoles } from '../derivation/read-model.ts';
-import { desired } from '../derivation/rule.ts';
+import { desired, groupAncestors, notDerived } from '../derivation/rule.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from '../policy/write.ts';
+import { deleteGroupOutcome } from '../policy/directory-commands.ts';
+import { addGroupToClosure } from '../derivation/closure.ts';
 import type { Directory } from './directories.ts';
 import { idsFrom } from './id-lists.ts';
 import { etagOf, loadMembers, loadRow, type Member, type ScimRow } from './scim-read.ts';
@@ -190,8 +192,9 @@ export function createScimWrites(env: WriteEnv) {
         : Number(
             (await tx.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM subjects WHERE org_id = ${org} AND active = 1 AND id IN (${idsFrom(tx, ids)})`))?.n ?? 0,
           );
+    const above = groupAncestors(org, group);
     const assignments = Number(
-      (await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, group]))?.n ?? 0,
+      (await tx.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM assignments WHERE org_id = ${org} AND principal_type = 'group' AND principal_id IN (${above})`))?.n ?? 0,
     );
     const activeAdded = assignments > 0 ? await active(added) : 0;
     const activeRemoved = assignments > 0 ? await active(removed) : 0;
@@ -207,15 +210,18 @@ export function createScimWrites(env: WriteEnv) {
     }
     const rows = assignments * (activeAdded + activeRemoved);
     if (rows === 0) return {};
-    const rank = await maxRiskOfRoles(tx, org, groupRoles(org, group));
+    const rank = await maxRiskOfRoles(tx, org, sql`SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id IN (${above})`);
     return {
       grantRank: activeAdded > 0 ? rank : null,
       revokeRank: activeRemoved > 0 ? rank : null,
       fanout: {
         scope: `group:${group}`,
         rows,
-        ...(removed.length ? { remove: [sql`org_id = ${org} AND group_id = ${group} AND subject_id IN (${idsFrom(tx, removed)})`] } : {}),
-        ...(added.length ? { add: [sql`d.org_id = ${org} AND d.group_id = ${group} AND d.subject_id IN (${idsFrom(tx, added)})`] } : {}),
+        // the group and every /v1 group that nests it; a row another path still derives stays
+        ...(removed.length
+          ? { remove: [sql`org_id = ${org} AND group_id IN (${above}) AND subject_id IN (${idsFrom(tx, removed)}) AND ${notDerived('effective_assignments')}`] }
+          : {}),
+        ...(added.length ? { add: [sql`d.org_id = ${org} AND d.group_id IN (${above}) AND d.subject_id IN (${idsFrom(tx, added)})`] } : {}),
       },
     };
   }
@@ -241,6 +247,7 @@ export function createScimWrites(env: WriteEnv) {
     if (!existing) {
       if (await tx.get('SELECT 1 AS x FROM groups WHERE org_id = $1 AND id = $2', [dir.org, id])) throw new ScimError(409, `a group '${id}' already exists`, 'uniqueness');
       await tx.run('INSERT INTO groups (org_id, id, name) VALUES ($1, $2, $3)', [dir.org, id, name]);
+      await addGroupToClosure(tx, dir.org, id);
       await tx.run(
         `INSERT INTO scim_resources (org_id, resource_type, id, directory_id, name_key, external_id, document, version, created_at, modified_at)
          VALUES ($1, 'Group', $2, $3, $4, $5, $6, 1, $7, $7)`,
@@ -339,17 +346,8 @@ export function createScimWrites(env: WriteEnv) {
       const result = await runWrite(env, { org: dir.org, kind: 'scim.group.delete', body: { directory: dir.id, group: id }, ctx: ctxOf(dir, requestId) }, async (tx): Promise<Outcome> => {
         const row = await requireRow(tx, dir, 'Group', id);
         checkIfMatch(opts.ifMatch, row.version);
-        const rows = await countGroupRows(tx, dir.org, id);
-        const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, dir.org, groupRoles(dir.org, id)) : null;
-        await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [dir.org, id]);
-        await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2', [dir.org, id]);
-        await tx.run("DELETE FROM scim_resources WHERE org_id = $1 AND resource_type = 'Group' AND id = $2", [dir.org, id]);
-        await tx.run('DELETE FROM groups WHERE org_id = $1 AND id = $2', [dir.org, id]);
-        return {
-          changed: true,
-          revokeRank,
-          fanout: { scope: `group:${id}`, rows, remove: [sql`org_id = ${dir.org} AND group_id = ${id}`] },
-        };
+        // the same deletion as /v1's (a /v1 group may have nested this one: its edges go too)
+        return deleteGroupOutcome(tx, dir.org, id, () => tx.run("DELETE FROM scim_resources WHERE org_id = $1 AND resource_type = 'Group' AND id = $2", [dir.org, id]));
       });
       return resultOf(result);
     },

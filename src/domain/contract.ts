@@ -97,6 +97,8 @@ export interface Via {
   group: GroupId | null;
   role: RoleSlug;
   resource: ResourceRef;
+  /** For a group row: the groups from the subject's own up to `group` (nested groups in between). */
+  chain?: GroupId[];
 }
 
 export interface CheckRequest {
@@ -175,6 +177,7 @@ export interface Assignment {
   principal: string;
   role: RoleSlug;
   resource: ResourceRef;
+  expiresAt: string | null;
 }
 
 export interface Lockstep {
@@ -188,9 +191,21 @@ export interface Lockstep {
   deleteSubject(org: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
   putGroup(org: string, id: string, body: { name?: string | null }, ctx?: WriteContext): Promise<WriteResult>;
   deleteGroup(org: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
-  addMember(org: string, group: string, subject: string, ctx?: WriteContext): Promise<WriteResult>;
-  removeMember(org: string, group: string, subject: string, ctx?: WriteContext): Promise<WriteResult>;
-  createAssignment(org: string, body: { principal: string; role: string; resource: string }, ctx?: WriteContext): Promise<AssignmentResult>;
+  /** `member` is a subject id (`subject:ID` too) or `group:ID` for a nested group; `expiresAt` RFC 3339. */
+  addMember(org: string, group: string, member: string, body?: { expiresAt?: string | null }, ctx?: WriteContext): Promise<WriteResult>;
+  removeMember(org: string, group: string, member: string, ctx?: WriteContext): Promise<WriteResult>;
+  /** A group's members, subjects (`subject:ID`) and nested groups (`group:ID`), with their expiry. */
+  listMembers(org: string, group: string): Promise<{ member: string; expiresAt: string | null }[]>;
+  createAssignment(
+    org: string,
+    body: { principal: string; role: string; resource: string; expiresAt?: string | null },
+    ctx?: WriteContext,
+  ): Promise<AssignmentResult>;
+  /**
+   * The expiry job: removes every membership, nested edge and assignment whose expiry has passed,
+   * one change-log entry each (`membership.expired`, `assignment.expired`). Returns how many.
+   */
+  expireDue(opts?: { limit?: number; org?: string }): Promise<number>;
   deleteAssignment(org: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
 
   // — read side —

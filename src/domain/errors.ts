@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'CYCLE'
   | 'DEPTH_EXCEEDED'
+  | 'GROUP_CYCLE'
+  | 'GROUP_DEPTH_EXCEEDED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
 

@@ -9,9 +9,16 @@
  *   (subject, group, assignment), `resource` (its `{type}/{id}`); body fields by their key;
  * - a PUT is a full replacement: no `name` means null, no `parent` means a root, no `active` means active;
  * - deleting an unknown subject, group or resource is NOT_FOUND (on `id`, `id`, `resource`);
- * - a new resource naming itself as parent is NOT_FOUND on `parent` (existence is checked before cycles).
+ * - a new resource naming itself as parent is NOT_FOUND on `parent` (existence is checked before cycles);
+ * - nested groups and expiry follow docs/semantics.md: an expired membership or assignment derives
+ *   nothing from its instant on, but stays a row (so writes still see it) until the expiry job's
+ *   `expire*` command removes it; a write that re-adds it revives it (`*.update`).
+ *
+ * Time: the oracle has no clock. `now` (epoch ms) is an argument of every function that depends on
+ * it, 0 by default (nothing ever expires at 0).
  */
 import { LockstepError, notFound, type ErrorCode } from './errors.ts';
+import { ancestorsOrSelf, assertEdgeAllowed, descendantsOrSelf, isLive, parseExpiresAt, type GroupGraph } from './groups.ts';
 import {
   MAX_RESOURCE_DEPTH, directionOf, effectiveKey, tierOfRank, tierRank,
   parseAssignmentId, parseGroupId, parseOrgId, parsePermissionSlug, parsePrincipal, parseResourceRef, parseRiskTier,
@@ -30,8 +37,12 @@ export interface OracleOrg {
   resources: Map<string, string | null>;
   subjects: Map<string, { kind: SubjectKind; active: boolean }>;
   groups: Map<string, string | null>;
-  /** group → its members. */
+  /** group → its subject members. */
   members: Map<string, Set<string>>;
+  /** group → the groups nested in it (edges child → parent, stored under the parent). */
+  nested: Map<string, Set<string>>;
+  /** Expiry (epoch ms) of a time-bound item, keyed by `expiryKey`; absent: no expiry. */
+  expiries: Map<string, number>;
   assignments: Map<string, { principal: Principal; role: RoleSlug; resource: ResourceRef }>;
 }
 export interface OracleState {
@@ -39,6 +50,79 @@ export interface OracleState {
 }
 
 export const createOracleState = (): OracleState => ({ orgs: new Map() });
+
+/** Key of a time-bound item in `OracleOrg.expiries`. */
+export const expiryKey = {
+  member: (group: string, subject: string) => `m|${group}|${subject}`,
+  nested: (parent: string, child: string) => `n|${parent}|${child}`,
+  assignment: (id: string) => `a|${id}`,
+};
+
+/** The nested-group graph of an organization, every edge counted (live or expired: structure). */
+export function groupGraph(o: OracleOrg, now?: number): GroupGraph {
+  const live = (p: string, c: string) => now === undefined || isLive(o.expiries.get(expiryKey.nested(p, c)), now);
+  return {
+    childrenOf: (g) => [...(o.nested.get(g) ?? [])].filter((c) => live(g, c)),
+    parentsOf: (g) => [...o.nested].filter(([p, cs]) => cs.has(g) && live(p, g)).map(([p]) => p),
+  };
+}
+
+/** The groups `subject` is in at `now`, transitively: live memberships, then live nested edges up. */
+export function groupsOf(o: OracleOrg, subject: string, now = 0): Set<string> {
+  const graph = groupGraph(o, now);
+  const out = new Set<string>();
+  for (const [g, ms] of o.members) {
+    if (ms.has(subject) && isLive(o.expiries.get(expiryKey.member(g, subject)), now)) for (const a of ancestorsOrSelf(graph, g)) out.add(a);
+  }
+  return out;
+}
+
+/**
+ * Whether `chain` (a subject's direct group first, the assignment's group last) is a membership
+ * path of `subject` at `now`: every link exists and is live.
+ */
+export function isMembershipChain(state: OracleState, org: string, subject: string, chain: readonly string[], now = 0): boolean {
+  const o = state.orgs.get(org);
+  if (!o || chain.length === 0) return false;
+  const [first] = chain;
+  if (!o.members.get(first!)?.has(subject) || !isLive(o.expiries.get(expiryKey.member(first!, subject)), now)) return false;
+  for (let i = 1; i < chain.length; i++) {
+    const [child, parent] = [chain[i - 1]!, chain[i]!];
+    if (!o.nested.get(parent)?.has(child) || !isLive(o.expiries.get(expiryKey.nested(parent, child)), now)) return false;
+  }
+  return true;
+}
+
+/** Length of the shortest membership path from `subject` to `group` at `now` (0: none). */
+export function shortestChain(state: OracleState, org: string, subject: string, group: string, now = 0): number {
+  const o = state.orgs.get(org);
+  if (!o) return 0;
+  const graph = groupGraph(o, now);
+  let level = [...o.members].filter(([g, ms]) => ms.has(subject) && isLive(o.expiries.get(expiryKey.member(g, subject)), now)).map(([g]) => g);
+  const seen = new Set(level);
+  for (let n = 1; level.length > 0; n++) {
+    if (level.includes(group)) return n;
+    level = level.flatMap((g) => [...graph.parentsOf(g)]).filter((p) => !seen.has(p) && (seen.add(p), true));
+  }
+  return 0;
+}
+
+/**
+ * The expiry job's commands for `org` at `now`: one per membership, nested edge or assignment whose
+ * expiry has passed, earliest first (ties: assignments, then memberships, by key).
+ */
+export function dueExpiries(state: OracleState, org: string, now: number): Command[] {
+  const o = state.orgs.get(org);
+  if (!o) return [];
+  return [...o.expiries]
+    .filter(([, at]) => at <= now)
+    .sort(([ka, a], [kb, b]) => a - b || (ka < kb ? -1 : ka > kb ? 1 : 0))
+    .map(([k]): Command => {
+      const [t, x, y] = k.split('|') as [string, string, string];
+      if (t === 'a') return { kind: 'expireAssignment', org, id: x };
+      return { kind: 'expireMembership', org, group: x, member: t === 'm' ? `subject:${y}` : `group:${y}` };
+    });
+}
 
 /** One command per write method of `Lockstep`, with the same arguments. */
 export type Command =
@@ -51,10 +135,15 @@ export type Command =
   | { kind: 'deleteSubject'; org: string; id: string }
   | { kind: 'putGroup'; org: string; id: string; name?: string | null }
   | { kind: 'deleteGroup'; org: string; id: string }
-  | { kind: 'addMember'; org: string; group: string; subject: string }
+  | { kind: 'addMember'; org: string; group: string; subject: string; expiresAt?: string | null }
   | { kind: 'removeMember'; org: string; group: string; subject: string }
-  | { kind: 'createAssignment'; org: string; principal: string; role: string; resource: string }
-  | { kind: 'deleteAssignment'; org: string; id: string };
+  | { kind: 'addGroupMember'; org: string; group: string; member: string; expiresAt?: string | null }
+  | { kind: 'removeGroupMember'; org: string; group: string; member: string }
+  | { kind: 'createAssignment'; org: string; principal: string; role: string; resource: string; expiresAt?: string | null }
+  | { kind: 'deleteAssignment'; org: string; id: string }
+  // The expiry job's writes (not API methods): remove an item whose expiry has passed.
+  | { kind: 'expireMembership'; org: string; group: string; member: string }
+  | { kind: 'expireAssignment'; org: string; id: string };
 
 /** The change-log entry a changed write commits, as far as semantics.md defines it. */
 export interface OracleChange {
@@ -110,8 +199,9 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 /**
  * Field names follow the HTTP contract: a path parameter is named as in the path (`slug` of a
  * permission or role, `id` of a subject, group or assignment; `resource` for `{type}/{id}`), a body
- * field by its key. Validates everything, then looks things up, then mutates `o` (a private copy) and reports `changed`. */
-function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omit<Extract<ApplyResult, { ok: true }>, 'ok' | 'revision'> & { org: OracleOrg } {
+ * field by its key. Validates everything, then looks things up, then mutates `o` (a private copy) and reports `changed`
+ * (`updated`: an existing membership or assignment was rewritten; `expiredAt`: the expiry removed). */
+function execute(state: OracleState, cmd: Command, newAssignmentId: string, now: number): Omit<Extract<ApplyResult, { ok: true }>, 'ok' | 'revision'> & { org: OracleOrg; updated?: boolean; expiredAt?: number; reach?: Reach } {
   const orgId = parseOrgId(cmd.org);
   switch (cmd.kind) {
     case 'putOrganization': {
@@ -120,7 +210,7 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       if (!existing) {
         const o: OracleOrg = {
           name, revision: 0, permissions: new Map(), roles: new Map(), resources: new Map(), subjects: new Map(),
-          groups: new Map(), members: new Map(), assignments: new Map(),
+          groups: new Map(), members: new Map(), nested: new Map(), expiries: new Map(), assignments: new Map(),
         };
         return { org: o, changed: true };
       }
@@ -173,7 +263,7 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       if (!o.resources.has(ref)) throw notFound('resource', 'resource', ref);
       const gone = subtree(o, ref);
       for (const r of gone) o.resources.delete(r);
-      for (const [id, a] of o.assignments) if (gone.has(a.resource)) o.assignments.delete(id);
+      for (const [id, a] of o.assignments) if (gone.has(a.resource)) (o.assignments.delete(id), o.expiries.delete(expiryKey.assignment(id)));
       return { org: o, changed: true };
     }
     case 'putSubject': {
@@ -196,8 +286,10 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       const o = cloneOrg(requireOrg(state, orgId));
       if (!o.subjects.has(id)) throw notFound('id', 'subject', id);
       o.subjects.delete(id);
-      for (const m of o.members.values()) m.delete(id);
-      for (const [aid, a] of o.assignments) if (a.principal.type === 'subject' && a.principal.id === id) o.assignments.delete(aid);
+      for (const [g, m] of o.members) if (m.delete(id)) o.expiries.delete(expiryKey.member(g, id));
+      for (const [aid, a] of o.assignments) {
+        if (a.principal.type === 'subject' && a.principal.id === id) (o.assignments.delete(aid), o.expiries.delete(expiryKey.assignment(aid)));
+      }
       return { org: o, changed: true };
     }
     case 'putGroup': {
@@ -213,28 +305,70 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       const o = cloneOrg(requireOrg(state, orgId));
       if (!o.groups.has(id)) throw notFound('id', 'group', id);
       o.groups.delete(id);
+      for (const s of o.members.get(id) ?? []) o.expiries.delete(expiryKey.member(id, s));
       o.members.delete(id);
-      for (const [aid, a] of o.assignments) if (a.principal.type === 'group' && a.principal.id === id) o.assignments.delete(aid);
+      // its edges both ways
+      for (const c of o.nested.get(id) ?? []) o.expiries.delete(expiryKey.nested(id, c));
+      o.nested.delete(id);
+      for (const [p, cs] of o.nested) if (cs.delete(id)) o.expiries.delete(expiryKey.nested(p, id));
+      for (const [aid, a] of o.assignments) {
+        if (a.principal.type === 'group' && a.principal.id === id) (o.assignments.delete(aid), o.expiries.delete(expiryKey.assignment(aid)));
+      }
       return { org: o, changed: true };
     }
     case 'addMember':
-    case 'removeMember': {
+    case 'removeMember':
+    case 'addGroupMember':
+    case 'removeGroupMember': {
+      const nested = cmd.kind === 'addGroupMember' || cmd.kind === 'removeGroupMember';
+      const add = cmd.kind === 'addMember' || cmd.kind === 'addGroupMember';
       const group = parseGroupId(cmd.group);
-      const subject = parseSubjectId(cmd.subject);
+      const member = nested ? parseGroupId(cmd.member, 'member') : parseSubjectId(cmd.subject);
+      const expiresAt = add ? parseExpiresAt((cmd as { expiresAt?: unknown }).expiresAt, now) : null;
       const o = cloneOrg(requireOrg(state, orgId));
       if (!o.groups.has(group)) throw notFound('group', 'group', group);
-      if (!o.subjects.has(subject)) throw notFound('subject', 'subject', subject);
-      const members = o.members.get(group) ?? new Set<string>();
-      o.members.set(group, members);
-      const had = members.has(subject);
-      if (cmd.kind === 'addMember') members.add(subject);
-      else members.delete(subject);
-      return { org: o, changed: cmd.kind === 'addMember' ? !had : had };
+      if (nested ? !o.groups.has(member) : !o.subjects.has(member)) throw notFound(nested ? 'member' : 'subject', nested ? 'group' : 'subject', member);
+      const sets = nested ? o.nested : o.members;
+      const key = nested ? expiryKey.nested(group, member) : expiryKey.member(group, member);
+      const set = sets.get(group) ?? new Set<string>();
+      const had = set.has(member);
+      const prev = o.expiries.get(key) ?? null;
+      const reach = { group, member, nested, before: !add };
+      if (!add) {
+        set.delete(member);
+        o.expiries.delete(key);
+        // removing what had already expired revokes nothing new
+        return { org: o, changed: had, ...(isLive(prev, now) ? { reach } : {}) };
+      }
+      if (nested && !had) assertEdgeAllowed(groupGraph(o), group, member);
+      sets.set(group, set.add(member));
+      if (expiresAt === null) o.expiries.delete(key);
+      else o.expiries.set(key, expiresAt);
+      // a new membership, or an expired one revived, reaches; a live one re-timed does not
+      return { org: o, changed: !had || prev !== expiresAt, updated: had, ...(!had || !isLive(prev, now) ? { reach } : {}) };
+    }
+    case 'expireMembership':
+    case 'expireAssignment': {
+      const o = cloneOrg(requireOrg(state, orgId));
+      const key =
+        cmd.kind === 'expireAssignment'
+          ? expiryKey.assignment(cmd.id)
+          : cmd.member.startsWith('group:') ? expiryKey.nested(cmd.group, cmd.member.slice(6)) : expiryKey.member(cmd.group, cmd.member.slice(8));
+      const at = o.expiries.get(key);
+      if (at === undefined || at > now) return { org: o, changed: false };
+      o.expiries.delete(key);
+      if (cmd.kind === 'expireAssignment') o.assignments.delete(cmd.id);
+      else if (cmd.member.startsWith('group:')) o.nested.get(cmd.group)!.delete(cmd.member.slice(6));
+      else o.members.get(cmd.group)!.delete(cmd.member.slice(8));
+      const nested = cmd.kind === 'expireMembership' && cmd.member.startsWith('group:');
+      const reach = cmd.kind === 'expireMembership' ? { reach: { group: cmd.group, member: cmd.member.slice(nested ? 6 : 8), nested, before: true } } : {};
+      return { org: o, changed: true, expiredAt: at, ...reach };
     }
     case 'createAssignment': {
       const principal = parsePrincipal(cmd.principal);
       const role = parseRoleSlug(cmd.role);
       const resource = parseResourceRef(cmd.resource);
+      const expiresAt = parseExpiresAt(cmd.expiresAt, now);
       const o = cloneOrg(requireOrg(state, orgId));
       const known = principal.type === 'subject' ? o.subjects.has(principal.id) : o.groups.has(principal.id);
       if (!known) throw notFound('principal', principal.type, principal.id);
@@ -242,10 +376,16 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       if (!o.resources.has(resource)) throw notFound('resource', 'resource', resource);
       for (const [aid, a] of o.assignments) {
         if (a.principal.type === principal.type && a.principal.id === principal.id && a.role === role && a.resource === resource) {
-          return { org: o, changed: false, assignmentId: aid as AssignmentId, created: false };
+          // The same natural key: the same assignment; another expiry (or none) updates it.
+          const key = expiryKey.assignment(aid);
+          const changed = (o.expiries.get(key) ?? null) !== expiresAt;
+          if (expiresAt === null) o.expiries.delete(key);
+          else o.expiries.set(key, expiresAt);
+          return { org: o, changed, assignmentId: aid as AssignmentId, created: false, updated: true };
         }
       }
       o.assignments.set(newAssignmentId, { principal, role, resource });
+      if (expiresAt !== null) o.expiries.set(expiryKey.assignment(newAssignmentId), expiresAt);
       return { org: o, changed: true, assignmentId: newAssignmentId as AssignmentId, created: true };
     }
     case 'deleteAssignment': {
@@ -253,31 +393,60 @@ function execute(state: OracleState, cmd: Command, newAssignmentId: string): Omi
       const o = cloneOrg(requireOrg(state, orgId));
       if (!o.assignments.has(id)) throw notFound('id', 'assignment', id);
       o.assignments.delete(id);
+      o.expiries.delete(expiryKey.assignment(id));
       return { org: o, changed: true };
     }
   }
 }
 
 /**
- * Applies one write. On error the state is untouched and the error's code and field are returned;
- * on success a changed write bumps the organization's revision by exactly one. `newAssignmentId` is
- * the id a created assignment gets: pass the engine's, or any id unique in the organization (the
- * default suits commands that create no assignment).
+ * Applies one write at time `now`. On error the state is untouched and the error's code and field
+ * are returned; on success a changed write bumps the organization's revision by exactly one.
+ * `newAssignmentId` is the id a created assignment gets: pass the engine's, or any id unique in the
+ * organization (the default suits commands that create no assignment).
  */
-export function applyCommand(state: OracleState, cmd: Command, newAssignmentId = 'a-oracle'): ApplyResult {
+export function applyCommand(state: OracleState, cmd: Command, newAssignmentId = 'a-oracle', now = 0): ApplyResult {
   let out: ReturnType<typeof execute>;
   try {
-    out = execute(state, cmd, newAssignmentId);
+    out = execute(state, cmd, newAssignmentId, now);
   } catch (e) {
     if (e instanceof LockstepError) return { ok: false, code: e.code, field: e.field };
     throw e;
   }
-  const { org, ...rest } = out;
+  const { org, updated, expiredAt, reach, ...rest } = out;
   if (!out.changed) return { ok: true, ...rest, revision: org.revision };
   const before = state.orgs.get(cmd.org);
   org.revision += 1;
   state.orgs.set(cmd.org, org);
-  return { ok: true, ...rest, revision: org.revision, change: classify(before, org, cmd) };
+  // An expiry is classified by what the item derived just before its instant (at `now` it already
+  // derives nothing, yet it is the revocation of those rows that the change log records).
+  const at = expiredAt === undefined ? now : expiredAt - 1;
+  return { ok: true, ...rest, revision: org.revision, change: classify(before, org, cmd, at, updated === true, reach) };
+}
+
+/**
+ * What a membership change reaches, structurally: the member (an active subject, or the active
+ * subjects under a nested group) and the group with every group above it (before a removal, after
+ * an addition). Expiry is ignored: this is the fan-out the write computes.
+ */
+interface Reach {
+  group: string;
+  member: string;
+  nested: boolean;
+  /** Read the graph before the change (a removal). */
+  before: boolean;
+}
+
+/** The roles a membership change reaches (none if it reaches no active subject). */
+function reachedRoles(o: OracleOrg, r: Reach): string[] {
+  const graph = groupGraph(o);
+  const active = (s: string) => o.subjects.get(s)?.active === true;
+  const subjects = r.nested
+    ? [...descendantsOrSelf(graph, r.member)].flatMap((g) => [...(o.members.get(g) ?? [])]).filter(active)
+    : [r.member].filter(active);
+  if (subjects.length === 0) return [];
+  const above = ancestorsOrSelf(graph, r.group);
+  return [...o.assignments.values()].filter((a) => a.principal.type === 'group' && above.has(a.principal.id)).map((a) => a.role);
 }
 
 /** Highest risk tier among the permissions of `roles` (in `o`), or null. */
@@ -288,9 +457,9 @@ function highestTier(o: OracleOrg, roles: Iterable<string>): RiskTier | null {
 }
 
 /** Kind, direction and tier of a committed change, per the table in docs/semantics.md. */
-function classify(before: OracleOrg | undefined, after: OracleOrg, cmd: Command): OracleChange {
-  const was = new Map((before ? rowsOf(before) : []).map((r) => [effectiveKey(r), r]));
-  const now = new Map(rowsOf(after).map((r) => [effectiveKey(r), r]));
+function classify(before: OracleOrg | undefined, after: OracleOrg, cmd: Command, at: number, updated: boolean, reach: Reach | undefined): OracleChange {
+  const was = new Map((before ? rowsOf(before, at) : []).map((r) => [effectiveKey(r), r]));
+  const now = new Map(rowsOf(after, at).map((r) => [effectiveKey(r), r]));
   const added = [...now].filter(([k]) => !was.has(k)).map(([, r]) => r);
   const removed = [...was].filter(([k]) => !now.has(k)).map(([, r]) => r);
   const rows = { rowsAdded: added.length, rowsRemoved: removed.length };
@@ -342,32 +511,54 @@ function classify(before: OracleOrg | undefined, after: OracleOrg, cmd: Command)
     }
     case 'deleteSubject': return byRows('subject.delete');
     case 'putGroup': return none(b.groups.has(cmd.id) ? 'group.update' : 'group.create');
-    case 'deleteGroup': return byRows('group.delete');
-    case 'addMember': return byRows('membership.add');
-    case 'removeMember': return byRows('membership.remove');
-    case 'createAssignment': return byRows('assignment.create');
+    case 'deleteGroup': {
+      // by reach, like a membership: everyone under the group × the assignments of it and above it
+      const t = highestTier(b, reachedRoles(b, { group: cmd.id, member: cmd.id, nested: true, before: true }));
+      return sides('group.delete', false, null, t !== null, t);
+    }
+    // Memberships are classified by reach: a subject already holding a row through another path
+    // still counts as granted (the conservative reading; the row counts stay exact).
+    case 'addMember':
+    case 'addGroupMember': {
+      const t = reach ? highestTier(after, reachedRoles(after, reach)) : null;
+      return sides(updated ? 'membership.update' : 'membership.add', t !== null, t, false, null);
+    }
+    case 'removeMember':
+    case 'removeGroupMember': {
+      const t = reach ? highestTier(b, reachedRoles(b, reach)) : null;
+      return sides('membership.remove', false, null, t !== null, t);
+    }
+    case 'createAssignment': return byRows(updated ? 'assignment.update' : 'assignment.create');
     case 'deleteAssignment': return byRows('assignment.delete');
+    case 'expireMembership': {
+      const t = highestTier(b, reachedRoles(b, reach!));
+      return sides('membership.expired', false, null, t !== null, t);
+    }
+    case 'expireAssignment': return byRows('assignment.expired');
   }
 }
 const tierRank0 = (t: RiskTier | null) => (t === null ? 0 : tierRank(t));
 
-/** The read model of an organization, recomputed from the source maps (one row per derivation). */
-export function effectiveRows(state: OracleState, org: string): EffectiveRow[] {
+/**
+ * The read model of an organization at `now`, recomputed from the source maps: one row per
+ * derivation, (subject, assignment) — a subject reaching a group by two paths has one row.
+ */
+export function effectiveRows(state: OracleState, org: string, now = 0): EffectiveRow[] {
   const o = state.orgs.get(org);
-  return o ? rowsOf(o) : [];
+  return o ? rowsOf(o, now) : [];
 }
 
-function rowsOf(o: OracleOrg): EffectiveRow[] {
+function rowsOf(o: OracleOrg, now: number): EffectiveRow[] {
   const active = (s: string) => o.subjects.get(s)?.active === true;
   const rows: EffectiveRow[] = [];
+  const groupsOfActive = new Map([...o.subjects.keys()].filter(active).map((s) => [s, groupsOf(o, s, now)]));
   for (const [id, a] of o.assignments) {
+    if (!isLive(o.expiries.get(expiryKey.assignment(id)), now)) continue;
     const base = { role: a.role, resource: a.resource, assignment: id as AssignmentId };
     if (a.principal.type === 'subject') {
       if (active(a.principal.id)) rows.push({ subject: a.principal.id, ...base, group: null });
     } else {
-      for (const m of o.members.get(a.principal.id) ?? []) {
-        if (active(m)) rows.push({ subject: m as SubjectId, ...base, group: a.principal.id as GroupId });
-      }
+      for (const [s, groups] of groupsOfActive) if (groups.has(a.principal.id)) rows.push({ subject: s as SubjectId, ...base, group: a.principal.id as GroupId });
     }
   }
   return rows;
@@ -391,17 +582,17 @@ function guarded<T>(fn: () => T): T | { ok: false; code: ErrorCode; field: strin
  * Effective rows of `subject` that grant `permission` on `resource` (on it or an ancestor), nearest
  * first. The first one is the derivation a check should name as `via`.
  */
-export function grantingRows(state: OracleState, org: string, subject: string, permission: string, resource: string): EffectiveRow[] {
+export function grantingRows(state: OracleState, org: string, subject: string, permission: string, resource: string, now = 0): EffectiveRow[] {
   const o = state.orgs.get(org);
   if (!o || !o.resources.has(resource)) return [];
   const chain = ancestry(o, resource);
-  return effectiveRows(state, org)
+  return effectiveRows(state, org, now)
     .filter((r) => r.subject === subject && chain.includes(r.resource) && roleHas(o, r.role, permission))
     .sort((a, b) => chain.indexOf(a.resource) - chain.indexOf(b.resource));
 }
 
 /** check(S, P, R): allowed iff R exists and some effective row of S on R or an ancestor has P. */
-export function oracleCheck(state: OracleState, org: string, subject: string, permission: string, resource: string): OracleCheck {
+export function oracleCheck(state: OracleState, org: string, subject: string, permission: string, resource: string, now = 0): OracleCheck {
   return guarded(() => {
     const orgId = parseOrgId(org);
     const s = parseSubjectId(subject);
@@ -409,7 +600,7 @@ export function oracleCheck(state: OracleState, org: string, subject: string, pe
     const r = parseResourceRef(resource);
     const o = requireOrg(state, orgId);
     if (!o.permissions.has(p)) throw notFound('permission', 'permission', p);
-    const [via] = grantingRows(state, org, s, p, r);
+    const [via] = grantingRows(state, org, s, p, r, now);
     return via ? { ok: true as const, allowed: true, via } : { ok: true as const, allowed: false };
   });
 }
@@ -423,13 +614,13 @@ export interface OraclePermission {
 }
 
 /** "What can S do?": one entry per (effective row of S, permission of its role), on the row's resource. */
-export function subjectPermissions(state: OracleState, org: string, subject: string) {
+export function subjectPermissions(state: OracleState, org: string, subject: string, now = 0) {
   return guarded(() => {
     const orgId = parseOrgId(org);
     const s = parseSubjectId(subject, 'id');
     const o = requireOrg(state, orgId);
     const out: OraclePermission[] = [];
-    for (const row of effectiveRows(state, org)) {
+    for (const row of effectiveRows(state, org, now)) {
       if (row.subject !== s) continue;
       for (const p of o.roles.get(row.role) ?? []) {
         out.push({ permission: p as PermissionSlug, resource: row.resource, role: row.role, risk: o.permissions.get(p)!, via: row });
@@ -440,7 +631,7 @@ export function subjectPermissions(state: OracleState, org: string, subject: str
 }
 
 /** "Who can do P on R?": every effective row granting P on R or an ancestor, nearest first. */
-export function resourceAccessRows(state: OracleState, org: string, resource: string, permission: string) {
+export function resourceAccessRows(state: OracleState, org: string, resource: string, permission: string, now = 0) {
   return guarded(() => {
     const orgId = parseOrgId(org);
     const r = parseResourceRef(resource);
@@ -449,7 +640,7 @@ export function resourceAccessRows(state: OracleState, org: string, resource: st
     if (!o.permissions.has(p)) throw notFound('permission', 'permission', p);
     if (!o.resources.has(r)) return { ok: true as const, rows: [] as EffectiveRow[] };
     const chain = ancestry(o, r);
-    const rows = effectiveRows(state, org)
+    const rows = effectiveRows(state, org, now)
       .filter((row) => chain.includes(row.resource) && roleHas(o, row.role, p))
       .sort((a, b) => chain.indexOf(a.resource) - chain.indexOf(b.resource));
     return { ok: true as const, rows };

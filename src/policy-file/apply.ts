@@ -111,7 +111,7 @@ async function applyOrganization(ls: Lockstep, file: PolicyFile, org: Organizati
   }
   for (const g of org.groups) await write('groups', g.path, () => ls.putGroup(org.id, g.id, { name: g.name }, ctx));
   for (const g of org.groups) {
-    for (const m of g.members) await write('memberships', m.path, () => ls.addMember(org.id, g.id, m.subject, ctx));
+    for (const m of g.members) await write('memberships', m.path, () => ls.addMember(org.id, g.id, m.subject, {}, ctx));
   }
   for (const a of org.assignments) {
     await write('assignments', a.path, () => ls.createAssignment(org.id, { principal: a.principal, role: a.role, resource: a.resource }, ctx), (f) =>

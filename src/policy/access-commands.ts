@@ -21,8 +21,10 @@ import {
 } from '../domain/model.ts';
 import type { AssignmentResult, WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
-import { countActiveMembers, countDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
-import { ancestors, subtree } from '../derivation/rule.ts';
+import { countDesired, maxRiskOfRoles } from '../derivation/read-model.ts';
+import { ancestors, subjectsUnder, subtree } from '../derivation/rule.ts';
+import { isLive, parseExpiresAt } from '../domain/groups.ts';
+import { countSubjectsUnder } from './membership-commands.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
 import { assignmentScopeKey } from '../propagation/scope.ts';
 
@@ -60,7 +62,7 @@ function assignmentRows(org: OrgId, a: AssignmentSource): SqlFragment {
   const who =
     a.principal_type === 'subject'
       ? sql`subject_id = ${a.principal_id}`
-      : sql`subject_id IN (SELECT m.subject_id FROM memberships m WHERE m.org_id = ${org} AND m.group_id = ${a.principal_id})`;
+      : sql`subject_id IN (${subjectsUnder(org, a.principal_id)})`;
   return sql`org_id = ${org} AND resource = ${a.resource} AND assignment_id = ${a.id} AND ${who}`;
 }
 
@@ -68,7 +70,7 @@ function assignmentRows(org: OrgId, a: AssignmentSource): SqlFragment {
 async function assignmentFanout(tx: Sql, org: OrgId, a: Pick<AssignmentSource, 'principal_type' | 'principal_id'>, role: string) {
   const rows =
     a.principal_type === 'group'
-      ? await countActiveMembers(tx, org, a.principal_id)
+      ? await countSubjectsUnder(tx, org, a.principal_id)
       : Number((await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM subjects WHERE org_id = $1 AND id = $2 AND active = 1', [org, a.principal_id]))?.n ?? 0);
   return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, org, sql`${role}`) : null };
 }
@@ -224,54 +226,87 @@ export function createAccessCommands(env: WriteEnv) {
       return resultOf(written);
     },
 
-    async createAssignment(orgIn: string, body: { principal: string; role: string; resource: string }, ctx?: WriteContext): Promise<AssignmentResult> {
+    async createAssignment(
+      orgIn: string,
+      body: { principal: string; role: string; resource: string; expiresAt?: string | null },
+      ctx?: WriteContext,
+    ): Promise<AssignmentResult> {
       const org = parseOrgId(orgIn);
       const principal = parsePrincipal(body.principal);
       const role = parseRoleSlug(body.role);
       const resource = parseResourceRef(body.resource);
+      const expiresAt = parseExpiresAt(body.expiresAt, env.now());
+      const expiresIso = expiresAt === null ? null : new Date(expiresAt).toISOString();
       const natural = { principal: principalString(principal), role, resource };
       // Generated once per call, so that every attempt of a retried write inserts the same id.
       const id = ('asg_' + env.newId()) as AssignmentId;
       type Created = { id: AssignmentId; created: boolean };
-      const written = await runWrite(env, { org, kind: 'assignment.create', body: { id, ...natural }, ctx }, async (tx): Promise<Outcome<Created>> => {
+      const written = await runWrite(env, { org, kind: 'assignment.create', body: { id, ...natural, expiresAt: expiresIso }, ctx }, async (tx): Promise<Outcome<Created>> => {
         const table = principal.type === 'subject' ? 'subjects' : 'groups';
         if (!(await tx.get(`SELECT 1 AS x FROM ${table} WHERE org_id = $1 AND id = $2`, [org, principal.id]))) {
           throw notFound('principal', principal.type, principal.id);
         }
         if (!(await tx.get('SELECT 1 AS x FROM roles WHERE org_id = $1 AND slug = $2', [org, role]))) throw notFound('role', 'role', role);
         await requireResource(tx, org, resource, 'resource');
-        const existing = await tx.get<{ id: AssignmentId }>(
-          'SELECT id FROM assignments WHERE org_id = $1 AND principal_type = $2 AND principal_id = $3 AND role = $4 AND resource = $5',
+        const existing = await tx.get<{ id: AssignmentId; expires_at: number | null }>(
+          'SELECT id, expires_at FROM assignments WHERE org_id = $1 AND principal_type = $2 AND principal_id = $3 AND role = $4 AND resource = $5',
           [org, principal.type, principal.id, role, resource],
         );
-        if (existing) return { changed: false, output: { id: existing.id, created: false } };
+        const found = existing ? { id: existing.id, created: false } : { id, created: true };
+        if (existing) {
+          // The same natural key is the same assignment: another expiry (or none) updates it.
+          const prev = existing.expires_at === null ? null : Number(existing.expires_at);
+          if (prev === expiresAt) return { changed: false, output: found };
+          await tx.run(sql`UPDATE assignments SET expires_at = ${expiresAt} WHERE org_id = ${org} AND id = ${existing.id}`);
+          const body = { id: existing.id, ...natural, expiresAt: expiresIso };
+          if (isLive(prev, env.now())) return { changed: true, kind: 'assignment.update', body, output: found };
+          // An expired assignment comes back: its rows fan out again.
+          const f = await assignmentFanout(tx, org, { principal_type: principal.type, principal_id: principal.id }, role);
+          return {
+            changed: true, kind: 'assignment.update', body, grantRank: f.rank, output: found,
+            fanout: { scope: assignmentScopeKey(existing.id, natural.principal, resource), rows: f.rows, add: [sql`d.org_id = ${org} AND d.assignment_id = ${existing.id}`] },
+          };
+        }
         await tx.run(
-          'INSERT INTO assignments (org_id, id, principal_type, principal_id, role, resource, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-          [org, id, principal.type, principal.id, role, resource, env.now()],
+          'INSERT INTO assignments (org_id, id, principal_type, principal_id, role, resource, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+          [org, id, principal.type, principal.id, role, resource, env.now(), expiresAt],
         );
         const f = await assignmentFanout(tx, org, { principal_type: principal.type, principal_id: principal.id }, role);
         return {
           changed: true,
           grantRank: f.rank,
           fanout: { scope: assignmentScopeKey(id, natural.principal, resource), rows: f.rows, add: [sql`d.org_id = ${org} AND d.assignment_id = ${id}`] },
-          output: { id, created: true },
+          output: found,
         };
       });
       // The output is the committed attempt's: a retry that found the row reports it as found.
       return { ...resultOf(written), ...written.outcome.output! };
     },
 
-    async deleteAssignment(orgIn: string, idIn: string, ctx?: WriteContext): Promise<WriteResult> {
+    deleteAssignment: (orgIn: string, idIn: string, ctx?: WriteContext) => removeAssignment(orgIn, idIn, false, ctx),
+    /** The expiry job's write: deletes the assignment if its expiry has passed (else changes nothing). */
+    expireAssignment: (orgIn: string, idIn: string) => removeAssignment(orgIn, idIn, true, { actor: 'lockstep:expiry' }),
+  };
+
+  async function removeAssignment(orgIn: string, idIn: string, expiry: boolean, ctx?: WriteContext): Promise<WriteResult> {
       const org = parseOrgId(orgIn);
       const id = parseAssignmentId(idIn);
-      const written = await runWrite(env, { org, kind: 'assignment.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
-        const a = await tx.get<AssignmentSource>('SELECT id, principal_type, principal_id, role, resource FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
+      const written = await runWrite(env, { org, kind: expiry ? 'assignment.expired' : 'assignment.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
+        const a = await tx.get<AssignmentSource & { expires_at: number | null }>(
+          'SELECT id, principal_type, principal_id, role, resource, expires_at FROM assignments WHERE org_id = $1 AND id = $2',
+          [org, id],
+        );
+        if (!a && expiry) return NO_CHANGE;
         if (!a) throw notFound('id', 'assignment', id);
+        const expiresAt = a.expires_at === null ? null : Number(a.expires_at);
+        if (expiry && (expiresAt === null || expiresAt > env.now())) return NO_CHANGE;
         const f = await assignmentFanout(tx, org, a, a.role);
         await tx.run('DELETE FROM assignments WHERE org_id = $1 AND id = $2', [org, id]);
         return {
           changed: true,
-          revokeRank: f.rank,
+          ...(expiry ? { decidedAt: expiresAt! } : {}),
+          // Deleting what had already expired revokes nothing new; its rows still go.
+          revokeRank: expiry || isLive(expiresAt, env.now()) ? f.rank : null,
           fanout: {
             scope: assignmentScopeKey(id, `${a.principal_type}:${a.principal_id}`, a.resource),
             rows: f.rows,
@@ -280,6 +315,5 @@ export function createAccessCommands(env: WriteEnv) {
         };
       });
       return resultOf(written);
-    },
-  };
+  }
 }

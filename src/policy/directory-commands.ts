@@ -8,7 +8,9 @@ import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, 
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Sql } from '../storage/database.ts';
 import { countDesired, countGroupRows, maxRiskOfRoles } from '../derivation/read-model.ts';
-import { desired } from '../derivation/rule.ts';
+import { desired, groupAncestors, notDerived, subjectsUnder } from '../derivation/rule.ts';
+import { addGroupToClosure, loadGroupEdges, removeEdgeFromClosure, removeGroupFromClosure } from '../derivation/closure.ts';
+import { countSubjectsUnder, createMembershipCommands } from './membership-commands.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
 import { assertNotDirectoryOwned } from './directory-ownership.ts';
 
@@ -103,6 +105,7 @@ export function createDirectoryCommands(env: WriteEnv) {
         const existing = await tx.get<{ name: string | null }>('SELECT name FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
         if (!existing) {
           await tx.run('INSERT INTO groups (org_id, id, name) VALUES ($1, $2, $3)', [org, id, name]);
+          await addGroupToClosure(tx, org, id);
           return { changed: true };
         }
         if (existing.name === name) return NO_CHANGE;
@@ -118,70 +121,58 @@ export function createDirectoryCommands(env: WriteEnv) {
       const written = await runWrite(env, { org, kind: 'group.delete', body: { id }, ctx }, async (tx): Promise<Outcome> => {
         await requireGroup(tx, org, id, 'id');
         await assertNotDirectoryOwned(tx, org, 'Group', id);
-        const rows = await countGroupRows(tx, org, id);
-        const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, groupRoles(org, id)) : null;
-        await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, id]);
-        await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id]);
-        await tx.run('DELETE FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
-        return {
-          changed: true,
-          revokeRank,
-          fanout: { scope: `group:${id}`, rows, remove: [sql`org_id = ${org} AND group_id = ${id}`] },
-        };
+        return deleteGroupOutcome(tx, org, id);
       });
       return resultOf(written);
     },
 
-    async addMember(orgIn: string, groupIn: string, subjectIn: string, ctx?: WriteContext): Promise<WriteResult> {
-      return changeMembership(orgIn, groupIn, subjectIn, 'add', ctx);
-    },
-
-    async removeMember(orgIn: string, groupIn: string, subjectIn: string, ctx?: WriteContext): Promise<WriteResult> {
-      return changeMembership(orgIn, groupIn, subjectIn, 'remove', ctx);
-    },
+    ...createMembershipCommands(env),
   };
+}
 
-  /**
-   * A membership change fans out to the subject's rows through the group: one per group assignment
-   * (if the subject is active). Its job scope is the subject, so changes to one subject coalesce.
-   */
-  async function changeMembership(orgIn: string, groupIn: string, subjectIn: string, op: 'add' | 'remove', ctx?: WriteContext) {
-    const org = parseOrgId(orgIn);
-    const group = parseGroupId(groupIn);
-    const subject = parseSubjectId(subjectIn);
-    const started = process.hrtime.bigint();
-    const written = await runWrite(env, { org, kind: `membership.${op}`, body: { group, subject }, ctx }, async (tx): Promise<Outcome> => {
-      // Both lookups in one round trip (this is the hot path); the group is reported first.
-      // The group's owning directory too: a directory-owned group's members change only through SCIM.
-      const found = await tx.get<{ g: number | null; active: number | null; owner: string | null }>(
-        `SELECT (SELECT 1 FROM groups WHERE org_id = $1 AND id = $2) AS g, (SELECT active FROM subjects WHERE org_id = $1 AND id = $3) AS active,
-                (SELECT directory_id FROM scim_resources WHERE org_id = $1 AND resource_type = 'Group' AND id = $2) AS owner`,
-        [org, group, subject],
-      );
-      if (found?.g === null || found?.g === undefined) throw notFound('group', 'group', group);
-      if (found.active === null || found.active === undefined) throw notFound('subject', 'subject', subject);
-      if (found.owner !== null && found.owner !== undefined) await assertNotDirectoryOwned(tx, org, 'Group', group, 'group');
-      const changed =
-        op === 'add'
-          ? await tx.run('INSERT INTO memberships (org_id, group_id, subject_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [org, group, subject])
-          : await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2 AND subject_id = $3', [org, group, subject]);
-      if (changed === 0) return NO_CHANGE;
-      const fan = Number(found.active) === 1 ? await groupFanout(tx, org, group) : { rows: 0, rank: null };
-      const { rows, rank } = fan;
-      return {
-        changed: true,
-        ...(op === 'add' ? { grantRank: rank } : { revokeRank: rank }),
-        fanout:
-          op === 'add'
-            ? { scope: `subject:${subject}`, rows, add: [sql`d.org_id = ${org} AND d.subject_id = ${subject} AND d.group_id = ${group}`] }
-            : { scope: `subject:${subject}`, rows, remove: [sql`org_id = ${org} AND subject_id = ${subject} AND group_id = ${group}`] },
-      };
-    });
-    const result = resultOf(written);
-    if (result.changed && env.metrics) {
-      const direction = op === 'add' ? 'grant' : 'revoke';
-      env.metrics.membershipChange.observe({ direction, mode: result.propagation.mode }, Number(process.hrtime.bigint() - started) / 1e9);
-    }
-    return result;
+/** The group's assignments, memberships and nested edges both ways (uncounted from the closure), then the group. */
+async function deleteGroupRows(tx: Sql, org: string, id: string, edges: { group_id: string; member_id: string }[], also?: () => Promise<unknown>) {
+  await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, id]);
+  await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id]);
+  for (const e of edges) {
+    await removeEdgeFromClosure(tx, org, e.group_id, e.member_id);
+    await tx.run(sql`DELETE FROM group_members WHERE org_id = ${org} AND group_id = ${e.group_id} AND member_id = ${e.member_id}`);
   }
+  await removeGroupFromClosure(tx, org, id);
+  await also?.();
+  await tx.run('DELETE FROM groups WHERE org_id = $1 AND id = $2', [org, id]);
+}
+
+/**
+ * Deletes a group (its assignments, memberships, nested edges both ways, then the group; `also` runs
+ * just before the group row goes) and describes the revocation: flat, what it granted its members;
+ * nested, what it and every group above it granted everyone under it. Shared with SCIM's delete.
+ */
+export async function deleteGroupOutcome(tx: Sql, orgIn: string, idIn: string, also?: () => Promise<unknown>): Promise<Outcome> {
+  const [org, id] = [orgIn as OrgId, idIn as GroupId];
+  const edges = (await loadGroupEdges(tx, org)).filter((e) => e.group_id === id || e.member_id === id);
+  if (edges.length === 0) {
+    const rows = await countGroupRows(tx, org, id);
+    const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, groupRoles(org, id)) : null;
+    await deleteGroupRows(tx, org, id, [], also);
+    return { changed: true, revokeRank, fanout: { scope: `group:${id}`, rows, remove: [sql`org_id = ${org} AND group_id = ${id}`] } };
+  }
+  // Nested: everyone under the group loses what it and every group above it granted (unless
+  // another path remains). Counted, and the subjects listed, before the edges go: afterwards
+  // nothing leads from the group to them.
+  const above = (await tx.all<{ ancestor_id: string }>(groupAncestors(org, id))).map((r) => r.ancestor_id);
+  const groups = sql.join(above);
+  const onAbove = sql`SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id IN (${groups})`;
+  const n = Number((await tx.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM (${onAbove}) x`))?.n ?? 0);
+  const rows = n === 0 ? 0 : n * (await countSubjectsUnder(tx, org, id));
+  const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, onAbove) : null;
+  const under = (await tx.all<{ subject_id: string }>(sql`SELECT DISTINCT subject_id FROM (${subjectsUnder(org, id)}) u`)).map((r) => r.subject_id);
+  await deleteGroupRows(tx, org, id, edges, also);
+  // Every group row of those subjects that is no longer derived (see membership-commands.ts), in chunks.
+  const remove = [sql`org_id = ${org} AND group_id = ${id}`];
+  for (let i = 0; i < under.length; i += 500) {
+    remove.push(sql`org_id = ${org} AND subject_id IN (${sql.join(under.slice(i, i + 500))}) AND group_id IS NOT NULL AND ${notDerived('effective_assignments')}`);
+  }
+  // As a job: the group's memberships are gone, so only an organization-wide pass finds its subjects.
+  return { changed: true, revokeRank, fanout: { scope: `organization:${org}`, rows, remove } };
 }

@@ -37,12 +37,18 @@ export function createPolicyService(env: WriteEnv) {
     async getAssignment(orgIn: string, idIn: string): Promise<Assignment> {
       const org = parseOrgId(orgIn);
       const id = parseAssignmentId(idIn);
-      const row = await db.get<{ id: Assignment['id']; principal_type: string; principal_id: string; role: Assignment['role']; resource: Assignment['resource'] }>(
-        'SELECT id, principal_type, principal_id, role, resource FROM assignments WHERE org_id = $1 AND id = $2',
+      const row = await db.get<{ id: Assignment['id']; principal_type: string; principal_id: string; role: Assignment['role']; resource: Assignment['resource']; expires_at: number | null }>(
+        'SELECT id, principal_type, principal_id, role, resource, expires_at FROM assignments WHERE org_id = $1 AND id = $2',
         [org, id],
       );
       if (!row) throw notFound('id', 'assignment', id);
-      return { id: row.id, principal: `${row.principal_type}:${row.principal_id}`, role: row.role, resource: row.resource };
+      return {
+        id: row.id,
+        principal: `${row.principal_type}:${row.principal_id}`,
+        role: row.role,
+        resource: row.resource,
+        expiresAt: row.expires_at === null ? null : new Date(Number(row.expires_at)).toISOString(),
+      };
     },
 
     async getPropagationPolicy(orgIn: string): Promise<{ policy: PropagationPolicy; custom: boolean }> {

@@ -53,6 +53,8 @@ export interface Outcome<O = undefined> {
   fanout?: Fanout;
   /** What the command answers beyond the write result (an assignment's id, whether it was created). */
   output?: O;
+  /** When the change was decided, if not at the write (an expiry: its instant). */
+  decidedAt?: number;
 }
 
 export const NO_CHANGE: Outcome = { changed: false };
@@ -175,7 +177,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
       spec.ctx?.actor ?? null,
       spec.ctx?.requestId ?? null,
       JSON.stringify(outcome.body ?? spec.body ?? null),
-      decidedAt,
+      outcome.decidedAt ?? decidedAt,
       effectiveAt,
       added,
       removed,

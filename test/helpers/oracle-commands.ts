@@ -11,7 +11,12 @@ import { effectiveKey, RISK_TIERS, type EffectiveRow } from '../../src/domain/mo
 import type { Command } from '../../src/domain/oracle.ts';
 
 export const SUBJECTS = ['s1', 's2', 's3', 's4', 's5', 's6'];
-export const GROUPS = ['g1', 'g2'];
+export const GROUPS = ['g1', 'g2', 'g3', 'g4'];
+/**
+ * Nested edges [parent, child] a world may start with: a chain g4 ⊃ g3 ⊃ g2 and a diamond
+ * (g4 ⊃ g3 ⊃ g1 and g4 ⊃ g1). Writes add and remove any pair, so cycles are tried (and refused).
+ */
+export const NESTED: [string, string][] = [['g3', 'g1'], ['g3', 'g2'], ['g4', 'g3'], ['g4', 'g1']];
 export const ROLES = ['r1', 'r2', 'r3'];
 export const PERMS = ['p.a', 'p.b', 'p.c'];
 /** ref → parent in the starting world (folder:1 ⊃ doc:1, doc:2; folder:2 ⊃ doc:3). */
@@ -29,6 +34,7 @@ const subject = fc.constantFrom(...SUBJECTS);
 const group = fc.constantFrom(...GROUPS);
 const role = fc.constantFrom(...ROLES);
 const resource = fc.constantFrom(...RESOURCES);
+const edge = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...NESTED) }, { weight: 1, arbitrary: fc.tuple(group, group) });
 const principal = fc.oneof({ weight: 2, arbitrary: subject.map((s) => `subject:${s}`) }, { weight: 3, arbitrary: group.map((g) => `group:${g}`) });
 
 /** A random propagation policy: each direction × tier sync or async; sometimes a tiny inline budget. */
@@ -48,6 +54,7 @@ export const worldArb: fc.Arbitrary<Command[]> = fc
     roles: fc.tuple(...ROLES.map(() => fc.subarray(PERMS, { minLength: 1 }))),
     active: fc.tuple(...SUBJECTS.map(() => fc.oneof({ weight: 5, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }))),
     members: fc.subarray(GROUPS.flatMap((g) => SUBJECTS.map((s) => `${g}/${s}`)), { minLength: 3 }),
+    nested: fc.subarray(NESTED),
     assignments: fc.array(fc.tuple(principal, role, resource), { minLength: 1, maxLength: 4 }),
   })
   .map((w): Command[] => [
@@ -57,6 +64,7 @@ export const worldArb: fc.Arbitrary<Command[]> = fc
     ...SUBJECTS.map((id, i): Command => ({ kind: 'putSubject', org: 'A', id, subjectKind: 'user', active: w.active[i]! })),
     ...GROUPS.map((id): Command => ({ kind: 'putGroup', org: 'A', id })),
     ...w.members.map((m): Command => ({ kind: 'addMember', org: 'A', group: m.split('/')[0]!, subject: m.split('/')[1]! })),
+    ...w.nested.map(([group, member]): Command => ({ kind: 'addGroupMember', org: 'A', group, member })),
     ...w.assignments.map(([p, r, res]): Command => ({ kind: 'createAssignment', org: 'A', principal: p, role: r, resource: res })),
   ]);
 
@@ -67,6 +75,9 @@ export const worldArb: fc.Arbitrary<Command[]> = fc
 export const writeArb: fc.Arbitrary<Command> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('addMember' as const), org: fc.constant('A'), group, subject }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('removeMember' as const), org: fc.constant('A'), group, subject }) },
+  // nested edges: mostly the world's pairs (diamonds form and break), sometimes any pair (cycles)
+  { weight: 4, arbitrary: edge.map(([g, m]): Command => ({ kind: 'addGroupMember', org: 'A', group: g, member: m })) },
+  { weight: 4, arbitrary: edge.map(([g, m]): Command => ({ kind: 'removeGroupMember', org: 'A', group: g, member: m })) },
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('createAssignment' as const), org: fc.constant('A'), principal, role, resource }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('deleteAssignment' as const), org: fc.constant('A'), id: fc.constantFrom('@0', '@1', '@2', '@3', '@4', '@5', '@6', '@7') }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('putSubject' as const), org: fc.constant('A'), id: subject, subjectKind: fc.constant('user'), active: fc.boolean() }) },
@@ -95,10 +106,15 @@ export async function callEngine(ls: Lockstep, c: Command): Promise<WriteResult 
     case 'deleteSubject': return ls.deleteSubject(c.org, c.id);
     case 'putGroup': return ls.putGroup(c.org, c.id, c.name === undefined ? {} : { name: c.name });
     case 'deleteGroup': return ls.deleteGroup(c.org, c.id);
-    case 'addMember': return ls.addMember(c.org, c.group, c.subject);
+    case 'addMember': return ls.addMember(c.org, c.group, c.subject, c.expiresAt === undefined ? {} : { expiresAt: c.expiresAt });
     case 'removeMember': return ls.removeMember(c.org, c.group, c.subject);
-    case 'createAssignment': return ls.createAssignment(c.org, { principal: c.principal, role: c.role, resource: c.resource });
+    case 'addGroupMember': return ls.addMember(c.org, c.group, `group:${c.member}`, c.expiresAt === undefined ? {} : { expiresAt: c.expiresAt });
+    case 'removeGroupMember': return ls.removeMember(c.org, c.group, `group:${c.member}`);
+    case 'createAssignment':
+      return ls.createAssignment(c.org, { principal: c.principal, role: c.role, resource: c.resource, ...(c.expiresAt === undefined ? {} : { expiresAt: c.expiresAt }) });
     case 'deleteAssignment': return ls.deleteAssignment(c.org, c.id);
+    // the expiry job's writes are not API calls: ls.expireDue() makes them
+    default: throw new Error(`${c.kind} is not an engine write`);
   }
 }
 

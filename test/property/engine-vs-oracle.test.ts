@@ -22,7 +22,9 @@ import {
   createOracleState,
   effectiveRows,
   grantingRows,
+  isMembershipChain,
   oracleCheck,
+  shortestChain,
   resourceAccessRows,
   subjectPermissions,
   type Command,
@@ -75,6 +77,9 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('deleteGroup' as const), org, id: group }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('addMember' as const), org, group, subject }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('removeMember' as const), org, group, subject }) },
+  // nested groups: any pair, so chains, diamonds and refused cycles all come up
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('addGroupMember' as const), org, group, member: group }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('removeGroupMember' as const), org, group, member: group }) },
   {
     weight: 8,
     arbitrary: fc.record({
@@ -88,6 +93,15 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   // '@n' picks the n-th assignment id seen in this run (deleted ones and the other org's included)
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('deleteAssignment' as const), org, id: pick(['@0', '@1', '@2', '@3', '@4', '@5'], ['asg_unknown', 'a b']) }) },
 );
+
+/** A group row's `chain` is a shortest live membership path of the subject to the row's group. */
+function expectChain(state: OracleState, org: string, subject: string, via: Via, where: string) {
+  if (via.group === null) return expect(via.chain, where).toBeUndefined();
+  expect(via.chain?.at(-1), where).toBe(via.group);
+  expect(isMembershipChain(state, org, subject, via.chain ?? []), where).toBe(true);
+  expect(via.chain!.length, where).toBe(shortestChain(state, org, subject, via.group));
+  count(via.chain!.length > 1 ? 'via through nested groups' : 'via through a direct group');
+}
 
 const PAIRS = GROUPS.flatMap((g) => SUBJECTS.map((s) => [g, s] as const));
 /**
@@ -295,6 +309,7 @@ class Run {
       expect(e.value.via, this.where(`${what}: via`)).toBeDefined();
       expect(granting.map(viaKey), this.where(`${what}: via grants`)).toContain(viaKey(e.value.via!));
       if (!before) expect(e.value.via!.resource, this.where(`${what}: via is nearest`)).toBe(granting[0]!.resource);
+      expectChain(this.state, org, p.subject, e.value.via!, this.where(`${what}: via chain`));
     }
   }
 
@@ -315,6 +330,7 @@ class Run {
         const entry = (x: { permission: string; resource: string; role: string; risk: string; via: Via | EffectiveRow }) =>
           `${x.permission}|${x.resource}|${x.role}|${x.risk}|${viaKey(x.via)}`;
         expect(e.value.permissions.map(entry).sort(), this.where(what)).toEqual(o.permissions.map(entry).sort());
+        for (const x of e.value.permissions) expectChain(this.state, org, s, x.via, this.where(`${what}: chain`));
       }
     }
     for (const p of probes) {
@@ -332,7 +348,10 @@ class Run {
       // the same subjects, each with a via that grants P on R or an ancestor
       expect([...new Set(e.value.subjects.map((x) => x.subject))].sort(), this.where(what)).toEqual([...new Set(o.rows.map((r) => r.subject))].sort());
       const valid = new Set(o.rows.map((r) => `${r.subject}|${viaKey(r)}`));
-      for (const x of e.value.subjects) expect(valid, this.where(`${what}: via of ${x.subject}`)).toContain(`${x.subject}|${viaKey(x.via)}`);
+      for (const x of e.value.subjects) {
+        expect(valid, this.where(`${what}: via of ${x.subject}`)).toContain(`${x.subject}|${viaKey(x.via)}`);
+        expectChain(this.state, org, x.subject, x.via, this.where(`${what}: chain of ${x.subject}`));
+      }
     }
   }
 }

@@ -4,7 +4,11 @@
  * direction × tier, sometimes a tiny inline budget), worker steps (claim a job, run one batch, run a
  * job to completion, heartbeat), crashes (a worker abandons its claimed job without releasing it and
  * the injected clock moves past the lease, so another worker takes over at the checkpoint), injected
- * batch failures (retry with backoff, parked as failed, retried by hand) and clock ticks.
+ * batch failures (retry with backoff, parked as failed, retried by hand) and clock ticks; nested
+ * groups (chains, a diamond, refused cycles) and time-bound writes whose expiry the ticks carry the
+ * clock across, with the expiry job run at random steps (and until nothing is due before comparing).
+ * The oracle is asked at the injected clock: an expired item derives nothing from its instant,
+ * whether or not the expiry job has run yet.
  *
  * After EVERY step, with verification `always`:
  *  - no `minimize_latency` check allows what the oracle (src/domain/oracle.ts) denies — random probes
@@ -24,13 +28,13 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { effectiveKey, type EffectiveRow } from '../../src/domain/model.ts';
-import { applyCommand, createOracleState, effectiveRows, oracleCheck, type Command, type OracleState } from '../../src/domain/oracle.ts';
+import { applyCommand, createOracleState, dueExpiries, effectiveRows, oracleCheck, type Command, type OracleState } from '../../src/domain/oracle.ts';
 import { claimJobs, failJobs, heartbeat, LeaseLost, type JobRow, type RetryPolicy } from '../../src/propagation/queue.ts';
 import { runBatch } from '../../src/propagation/reconcile.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
-import { attempt, callEngine, naturalKey, PERMS, policyArb, RESOURCES, SUBJECTS, sortedKeys, worldArb, writeArb } from '../helpers/oracle-commands.ts';
+import { attempt, callEngine, GROUPS, NESTED, naturalKey, PERMS, policyArb, RESOURCES, ROLES, SUBJECTS, sortedKeys, worldArb, writeArb } from '../helpers/oracle-commands.ts';
 
 const RUNS = Number(process.env.LOCKSTEP_RECONCILER_RUNS ?? 0);
 const SEED = process.env.LOCKSTEP_PROPERTY_SEED ? Number(process.env.LOCKSTEP_PROPERTY_SEED) : undefined;
@@ -58,13 +62,34 @@ const probeArb: fc.Arbitrary<Probe> = fc.record({
 
 type Step =
   | { t: 'write'; cmd: Command }
+  /** A write until `inMs` from the clock at the time it runs. */
+  | { t: 'expiring'; cmd: Command; inMs: number }
+  | { t: 'expire' }
   | { t: 'policy'; policy: unknown }
   | { t: 'claim' | 'batch' | 'complete' | 'crash' | 'fail' | 'beat'; w: number }
   | { t: 'tick'; ms: number };
 
 const w = fc.integer({ min: 0, max: WORKERS - 1 });
+const expiringArb: fc.Arbitrary<Step> = fc
+  .tuple(
+    fc.oneof(
+      fc.record({ kind: fc.constant('addMember' as const), org: fc.constant('A'), group: fc.constantFrom(...GROUPS), subject: fc.constantFrom(...SUBJECTS) }),
+      fc.constantFrom(...NESTED).map(([group, member]): Command => ({ kind: 'addGroupMember', org: 'A', group, member })),
+      fc.record({
+        kind: fc.constant('createAssignment' as const),
+        org: fc.constant('A'),
+        principal: fc.oneof(fc.constantFrom(...SUBJECTS).map((x) => `subject:${x}`), fc.constantFrom(...GROUPS).map((x) => `group:${x}`)),
+        role: fc.constantFrom(...ROLES),
+        resource: fc.constantFrom(...RESOURCES),
+      }),
+    ),
+    fc.integer({ min: 1, max: 1500 }),
+  )
+  .map(([cmd, inMs]): Step => ({ t: 'expiring', cmd, inMs }));
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: writeArb.map((cmd): Step => ({ t: 'write', cmd })) },
+  { weight: 3, arbitrary: expiringArb },
+  { weight: 2, arbitrary: fc.constant<Step>({ t: 'expire' }) },
   { weight: 1, arbitrary: policyArb.map((policy): Step => ({ t: 'policy', policy })) },
   { weight: 4, arbitrary: w.map((w): Step => ({ t: 'claim', w })) },
   { weight: 6, arbitrary: w.map((w): Step => ({ t: 'batch', w })) },
@@ -113,12 +138,22 @@ class Run {
     const e = await attempt(() => callEngine(this.ls, c));
     const id = e.ok && 'id' in e.value ? e.value.id : undefined;
     if (id !== undefined && !this.ids.includes(id)) this.ids.push(id);
-    const o = applyCommand(this.state, c, id ?? `oracle_${this.ids.length}`);
+    const o = applyCommand(this.state, c, id ?? `oracle_${this.ids.length}`, now());
     this.log.push(`write ${JSON.stringify(c)} → ${JSON.stringify(e.ok ? { changed: e.value.changed, revision: e.value.revision, propagation: e.value.propagation } : e)}`);
     const engineOutcome = e.ok ? { ok: true, changed: e.value.changed } : { ok: false, code: e.code };
     const oracleOutcome = o.ok ? { ok: true, changed: o.changed } : { ok: false, code: o.code };
     expect(engineOutcome, this.where('write outcome')).toEqual(oracleOutcome);
     if (e.ok && e.value.changed) count(`write ${e.value.propagation.mode} ${e.value.propagation.status}${e.value.propagation.reason ? ' ' + e.value.propagation.reason : ''}`);
+  }
+
+  /** The expiry job, on both sides at the clock; the same number of items removed. */
+  async expire() {
+    const removed = await this.ls.expireDue({ org: this.org });
+    let want = 0;
+    for (const c of dueExpiries(this.state, this.org, now())) if ((applyCommand(this.state, c, 'never', now()) as { changed?: boolean }).changed) want++;
+    this.log.push(`expire at ${now()} → ${removed} removed`);
+    expect(removed, this.where('items the expiry job removed')).toBe(want);
+    if (removed) count('expiry job removed items', removed);
   }
 
   async policy(body: unknown) {
@@ -205,7 +240,7 @@ class Run {
     const rm = await this.ls.readModel(this.org);
     const keys = rm.map(effectiveKey);
     expect(new Set(keys).size, this.where('duplicate read-model rows')).toBe(keys.length);
-    const desired = effectiveRows(this.state, this.org);
+    const desired = effectiveRows(this.state, this.org, now());
     const desiredKeys = new Set(desired.map(effectiveKey));
     const rmKeys = new Set(keys);
     const stale = rm.filter((r) => !desiredKeys.has(effectiveKey(r)));
@@ -223,7 +258,7 @@ class Run {
     for (const r of missing.slice(0, 2)) for (const permission of PERMS) probes.push({ subject: r.subject, permission, resource: r.resource, fc: true });
 
     for (const q of probes) {
-      const o = oracleCheck(this.state, this.org, q.subject, q.permission, q.resource);
+      const o = oracleCheck(this.state, this.org, q.subject, q.permission, q.resource, now());
       const what = `check ${JSON.stringify(q)}`;
       const fast = await attempt(() => this.ls.check(this.org, { subject: q.subject, permission: q.permission, resource: q.resource, consistency: { mode: 'minimize_latency' } }));
       if (!o.ok) {
@@ -264,7 +299,7 @@ class Run {
 
   async checkDrained(probes: Probe[]) {
     const rm = await this.ls.readModel(this.org);
-    const desired = effectiveRows(this.state, this.org);
+    const desired = effectiveRows(this.state, this.org, now());
     expect(new Set(rm.map(effectiveKey)).size, this.where('duplicates after drain')).toBe(rm.length);
     expect(sortedKeys(rm, (r: EffectiveRow) => naturalKey(r, this.principalOf)), this.where('read model after drain (natural keys)')).toEqual(
       sortedKeys(desired, (r: EffectiveRow) => naturalKey(r, this.principalOf)),
@@ -305,7 +340,7 @@ class Run {
     // settled: minimize_latency is exact again
     for (const p of probes) {
       for (const permission of PERMS) {
-        const o = oracleCheck(this.state, this.org, p.subject, permission, p.resource);
+        const o = oracleCheck(this.state, this.org, p.subject, permission, p.resource, now());
         if (!o.ok) continue;
         const e = await this.ls.check(this.org, { subject: p.subject, permission, resource: p.resource, consistency: { mode: 'minimize_latency' } });
         expect(e.allowed, this.where(`settled check ${p.subject} ${permission} ${p.resource}`)).toBe(o.allowed);
@@ -327,7 +362,9 @@ describeEachEngine('reconciler vs oracle', (engine) => {
     await db?.close();
   });
 
-  const runs = RUNS || (engine.name === 'sqlite' ? 500 : 150);
+  // Fewer runs than before nested groups and expiry came in: each run now does more (expiry passes,
+  // nested fan-out), and the file must stay near a minute per engine on a shared 2-core machine.
+  const runs = RUNS || (engine.name === 'sqlite' ? 250 : 60);
 
   it(`is safe after every step and exact after draining (${runs} runs)`, { timeout: 600_000 }, async () => {
     await fc.assert(
@@ -349,6 +386,8 @@ describeEachEngine('reconciler vs oracle', (engine) => {
             const wk = 'w' in s ? run.workers[s.w]! : undefined;
             switch (s.t) {
               case 'write': await run.write(s.cmd); break;
+              case 'expiring': await run.write({ ...s.cmd, expiresAt: new Date(now() + s.inMs).toISOString() } as Command); break;
+              case 'expire': await run.expire(); break;
               case 'policy': await run.policy(s.policy); break;
               case 'claim': await run.claim(wk!); break;
               case 'batch': await run.batch(wk!); break;
@@ -363,7 +402,14 @@ describeEachEngine('reconciler vs oracle', (engine) => {
             }
             await run.checkSafety(probes[i % probes.length]!);
           }
-          await run.drain();
+          // draining moves the clock (leases, backoff): expire and drain until nothing is due
+          for (let round = 0; ; round++) {
+            await run.drain();
+            await run.expire();
+            await run.drain();
+            if (dueExpiries(run.state, run.org, now()).length === 0) break;
+            expect(round, run.where('expiries settle')).toBeLessThan(5);
+          }
           await run.checkDrained(probes);
         },
       ),

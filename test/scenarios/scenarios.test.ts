@@ -12,10 +12,11 @@ import { parse } from 'yaml';
 import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { isLockstepError } from '../../src/domain/errors.ts';
-import { applyCommand, createOracleState, oracleCheck, type Command } from '../../src/domain/oracle.ts';
+import { applyCommand, createOracleState, dueExpiries, oracleCheck, type Command } from '../../src/domain/oracle.ts';
 import { createWorker, type Worker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { callEngine } from '../helpers/oracle-commands.ts';
 
 interface OrgSpec {
   permissions?: Record<string, string>;
@@ -24,13 +25,18 @@ interface OrgSpec {
   resources?: Record<string, string | null>;
   /** id → kind, or { kind, active }. */
   subjects?: Record<string, string | { kind: string; active?: boolean }>;
-  /** id → member subject ids. */
-  groups?: Record<string, string[]>;
-  /** [principal, role, resource] */
-  assignments?: [string, string, string][];
+  /**
+   * id → members: a subject id (or `subject:ID`), or `group:ID` for a nested group; `[member,
+   * expiresAt]` for a time-bound one. Every group is created before any member is added.
+   */
+  groups?: Record<string, (string | [string, string])[]>;
+  /** [principal, role, resource, expiresAt?] */
+  assignments?: ([string, string, string] | [string, string, string, string])[];
 }
 type Check = [org: string, subject: string, permission: string, resource: string];
 interface Step {
+  /** Moves the clock (RFC 3339) before the step's writes; the expiry job runs at every settle. */
+  at?: string;
   /** `{ method: [org, ...args], error?: CODE }`, method one of the `Lockstep` writes below. */
   do?: Record<string, unknown>[];
   allow?: Check[];
@@ -38,6 +44,8 @@ interface Step {
 }
 interface Scenario {
   description: string;
+  /** The clock's start (RFC 3339); default 2026-01-01T00:00:00Z. */
+  now?: string;
   organizations: Record<string, OrgSpec>;
   steps: Step[];
 }
@@ -59,12 +67,25 @@ function setup(org: string, o: OrgSpec): Command[] {
     const { kind, active } = typeof s === 'string' ? { kind: s, active: undefined } : s;
     cmds.push({ kind: 'putSubject', org, id, subjectKind: kind, ...(active === undefined ? {} : { active }) });
   }
+  for (const id of Object.keys(o.groups ?? {})) cmds.push({ kind: 'putGroup', org, id });
   for (const [id, members] of Object.entries(o.groups ?? {})) {
-    cmds.push({ kind: 'putGroup', org, id });
-    for (const subject of members) cmds.push({ kind: 'addMember', org, group: id, subject });
+    for (const m of members) {
+      const [member, expiresAt] = typeof m === 'string' ? [m, undefined] : m;
+      cmds.push(memberCommand(org, id, member, true, expiresAt));
+    }
   }
-  for (const [principal, role, resource] of o.assignments ?? []) cmds.push({ kind: 'createAssignment', org, principal, role, resource });
+  for (const [principal, role, resource, expiresAt] of o.assignments ?? []) {
+    cmds.push({ kind: 'createAssignment', org, principal, role, resource, ...(expiresAt ? { expiresAt } : {}) });
+  }
   return cmds;
+}
+
+/** `group:ID` is a nested group, anything else (`subject:ID` or a bare id) a subject. */
+function memberCommand(org: string, group: string, member: string, add: boolean, expiresAt?: string): Command {
+  const exp = expiresAt ? { expiresAt } : {};
+  if (member.startsWith('group:')) return add ? { kind: 'addGroupMember', org, group, member: member.slice(6), ...exp } : { kind: 'removeGroupMember', org, group, member: member.slice(6) };
+  const subject = member.startsWith('subject:') ? member.slice(8) : member;
+  return add ? { kind: 'addMember', org, group, subject, ...exp } : { kind: 'removeMember', org, group, subject };
 }
 
 /** `{ removeMember: [org, group, subject] }` → a command (positional arguments as in `Lockstep`). */
@@ -80,10 +101,10 @@ function stepCommand(spec: Record<string, unknown>, orgOf: (o: string) => string
       case 'putSubject': return { kind: 'putSubject', org, id: s(0), subjectKind: s(1), ...(a[2] === undefined ? {} : { active: a[2] as boolean }) };
       case 'deleteSubject': return { kind: 'deleteSubject', org, id: s(0) };
       case 'deleteGroup': return { kind: 'deleteGroup', org, id: s(0) };
-      case 'addMember': return { kind: 'addMember', org, group: s(0), subject: s(1) };
-      case 'removeMember': return { kind: 'removeMember', org, group: s(0), subject: s(1) };
+      case 'addMember': return memberCommand(org, s(0), s(1), true, a[2] as string | undefined);
+      case 'removeMember': return memberCommand(org, s(0), s(1), false);
       case 'putRole': return { kind: 'putRole', org, slug: s(0), permissions: a.slice(1) as string[] };
-      case 'createAssignment': return { kind: 'createAssignment', org, principal: s(0), role: s(1), resource: s(2) };
+      case 'createAssignment': return { kind: 'createAssignment', org, principal: s(0), role: s(1), resource: s(2), ...(a[3] ? { expiresAt: s(3) } : {}) };
       default: throw new Error(`unknown step method ${method}`);
     }
   })();
@@ -96,46 +117,38 @@ function stepCommand(spec: Record<string, unknown>, orgOf: (o: string) => string
  */
 interface Target {
   apply(cmd: Command): Promise<string | null>;
+  /** Runs the expiry job and lets pending propagation finish. */
   settle(): Promise<void>;
+  /** The clock every write, check and expiry reads. */
+  clock: { now: number };
   allowed(org: string, subject: string, permission: string, resource: string): Promise<boolean[]>;
 }
 
 function oracleTarget(): Target {
   const state = createOracleState();
+  const clock = { now: 0 };
   let n = 0;
   return {
+    clock,
     async apply(cmd) {
-      const r = applyCommand(state, cmd, `asg_${++n}`);
+      const r = applyCommand(state, cmd, `asg_${++n}`, clock.now);
       return r.ok ? null : r.code;
     },
-    async settle() {},
+    async settle() {
+      for (const org of state.orgs.keys()) for (const c of dueExpiries(state, org, clock.now)) applyCommand(state, c, 'never', clock.now);
+    },
     async allowed(org, subject, permission, resource) {
-      const r = oracleCheck(state, org, subject, permission, resource);
+      const r = oracleCheck(state, org, subject, permission, resource, clock.now);
       if (!r.ok) throw new Error(`check failed: ${r.code} on ${r.field}`);
       return [r.allowed];
     },
   };
 }
 
-function engineTarget(ls: Lockstep, worker: Worker): Target {
-  const call = (c: Command) => {
-    switch (c.kind) {
-      case 'putOrganization': return ls.putOrganization(c.org, {});
-      case 'putPermission': return ls.putPermission(c.org, c.slug, { risk: c.risk });
-      case 'putRole': return ls.putRole(c.org, c.slug, { permissions: c.permissions });
-      case 'putResource': return ls.putResource(c.org, c.type, c.id, { parent: c.parent ?? null });
-      case 'deleteResource': return ls.deleteResource(c.org, c.type, c.id);
-      case 'putSubject': return ls.putSubject(c.org, c.id, { kind: c.subjectKind, ...(c.active === undefined ? {} : { active: c.active }) });
-      case 'deleteSubject': return ls.deleteSubject(c.org, c.id);
-      case 'putGroup': return ls.putGroup(c.org, c.id, {});
-      case 'deleteGroup': return ls.deleteGroup(c.org, c.id);
-      case 'addMember': return ls.addMember(c.org, c.group, c.subject);
-      case 'removeMember': return ls.removeMember(c.org, c.group, c.subject);
-      case 'createAssignment': return ls.createAssignment(c.org, { principal: c.principal, role: c.role, resource: c.resource });
-      case 'deleteAssignment': return ls.deleteAssignment(c.org, c.id);
-    }
-  };
+function engineTarget(ls: Lockstep, worker: Worker, clock: { now: number }): Target {
+  const call = (c: Command) => callEngine(ls, c);
   return {
+    clock,
     async apply(cmd) {
       try {
         await call(cmd);
@@ -146,6 +159,7 @@ function engineTarget(ls: Lockstep, worker: Worker): Target {
       }
     },
     async settle() {
+      await ls.expireDue();
       await worker.drain();
     },
     async allowed(org, subject, permission, resource) {
@@ -157,6 +171,7 @@ function engineTarget(ls: Lockstep, worker: Worker): Target {
 
 let runs = 0;
 async function play(s: Scenario, target: Target) {
+  target.clock.now = Date.parse(s.now ?? '2026-01-01T00:00:00Z');
   const prefix = `sc${++runs}.`;
   const orgOf = (o: string) => prefix + o;
   for (const [org, spec] of Object.entries(s.organizations)) {
@@ -164,6 +179,7 @@ async function play(s: Scenario, target: Target) {
   }
   await target.settle();
   for (const [i, step] of s.steps.entries()) {
+    if (step.at !== undefined) target.clock.now = Date.parse(step.at);
     for (const spec of step.do ?? []) {
       const { cmd, error } = stepCommand(spec, orgOf);
       expect(await target.apply(cmd), `step ${i + 1}: ${JSON.stringify(spec)}`).toBe(error ?? null);
@@ -186,11 +202,12 @@ describeEachEngine('scenarios', (engine) => {
   let db: Database;
   let ls: Lockstep;
   let worker: Worker;
+  const clock = { now: 0 };
   beforeAll(async () => {
     db = await engine.open();
-    ls = createLockstep(db);
-    worker = createWorker({ db });
+    ls = createLockstep(db, { now: () => clock.now });
+    worker = createWorker({ db, now: () => clock.now });
   });
   afterAll(() => db?.close());
-  for (const f of files) it(f, () => play(load(f), engineTarget(ls, worker)));
+  for (const f of files) it(f, () => play(load(f), engineTarget(ls, worker, clock)));
 });

@@ -69,14 +69,19 @@ export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
     deleted(reply, await lockstep.deleteGroup(req.params.org, req.params.id, ctxOf(req))),
   );
   type MemberParams = WithId & { subject: string };
-  app.put<{ Params: MemberParams }>(`${base}/groups/:id/members/:subject`, { schema: s.putMember, ...write }, (req) =>
-    lockstep.addMember(req.params.org, req.params.id, req.params.subject, ctxOf(req)),
+  app.put<{ Params: MemberParams; Body: { expiresAt?: string | null } }>(
+    `${base}/groups/:id/members/:subject`,
+    { schema: s.putMember, ...write, preValidation: optionalBody },
+    (req) => lockstep.addMember(req.params.org, req.params.id, req.params.subject, req.body, ctxOf(req)),
   );
+  app.get<{ Params: WithId }>(`${base}/groups/:id/members`, { schema: s.listMembers, ...write }, async (req) => ({
+    members: await lockstep.listMembers(req.params.org, req.params.id),
+  }));
   app.delete<{ Params: MemberParams }>(`${base}/groups/:id/members/:subject`, { schema: s.deleteMember, ...write }, async (req, reply) =>
     deleted(reply, await lockstep.removeMember(req.params.org, req.params.id, req.params.subject, ctxOf(req))),
   );
 
-  app.post<{ Params: Org; Body: { principal: string; role: string; resource: string } }>(
+  app.post<{ Params: Org; Body: { principal: string; role: string; resource: string; expiresAt?: string | null } }>(
     `${base}/assignments`,
     { schema: s.postAssignment, ...write },
     async (req, reply) => {

@@ -9,6 +9,8 @@ export const ROLE_PATTERN = '^[a-z][a-z0-9_-]{0,63}$';
 export const PERMISSION_PATTERN = '^[a-z][a-z0-9_]{0,63}(\\.[a-z][a-z0-9_]{0,63}){0,4}$';
 export const RESOURCE_REF_PATTERN = '^[a-z][a-z0-9_]{0,63}:[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
 export const PRINCIPAL_PATTERN = '^(subject|group):[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
+/** A group's member: a subject id, `subject:ID`, or `group:ID` for a nested group. */
+export const MEMBER_PATTERN = '^((subject|group):)?[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
 
 export const id = (description: string) => ({ type: 'string', pattern: ID_PATTERN, description }) as const;
 export const roleSlug = { type: 'string', pattern: ROLE_PATTERN, description: 'role slug, e.g. editor' } as const;
@@ -29,7 +31,16 @@ export const resourceParams = params({
   id: id('resource id'),
 });
 export const idParams = (what: string) => params({ org: id('organization id'), id: id(`${what} id`) });
-export const memberParams = params({ org: id('organization id'), id: id('group id'), subject: id('subject id') });
+export const memberParams = params({
+  org: id('organization id'),
+  id: id('group id'),
+  subject: { type: 'string', pattern: MEMBER_PATTERN, description: "the member: a subject id (or 'subject:ID'), or 'group:ID' for a nested group" },
+});
+export const expiresAt = {
+  type: ['string', 'null'],
+  maxLength: 64,
+  description: 'RFC 3339 time from which this no longer grants anything (must be in the future); null or absent: no expiry',
+} as const;
 export const revisionParams = params({
   org: id('organization id'),
   // A string pattern rather than an integer: body coercion is off (a JSON "1" is not 1), and the
@@ -74,6 +85,7 @@ export const via = {
     group: { type: ['string', 'null'] },
     role: { type: 'string' },
     resource: { type: 'string' },
+    chain: { type: 'array', items: { type: 'string' }, description: "group rows: the groups from the subject's own up to `group`" },
   },
 } as const;
 

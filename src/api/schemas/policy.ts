@@ -4,6 +4,7 @@ import {
   deleteHeaders,
   displayName,
   errorResponses,
+  expiresAt,
   idParams,
   memberParams,
   orgParams,
@@ -102,15 +103,43 @@ export const getSubject = {
 
 export const putGroup = write('groups', 'Create or rename a group', idParams('group'), body({ name: displayName }));
 export const deleteGroup = remove('groups', 'Delete a group, its memberships and its assignments', idParams('group'));
-export const putMember = write('groups', 'Add a subject to a group', memberParams);
-export const deleteMember = remove('groups', 'Remove a subject from a group', memberParams);
+export const putMember = write(
+  'groups',
+  "Add a subject (or, as 'group:ID', a nested group) to a group, optionally until expiresAt; again with another expiresAt changes it",
+  memberParams,
+  body({ expiresAt }),
+);
+export const deleteMember = remove('groups', "Remove a subject (or 'group:ID') from a group", memberParams);
+export const listMembers = {
+  tags: ['groups'],
+  summary: 'List the members of a group: subjects and nested groups, with their expiry',
+  security: bearer,
+  params: idParams('group'),
+  response: {
+    200: {
+      type: 'object',
+      required: ['members'],
+      properties: {
+        members: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['member', 'expiresAt'],
+            properties: { member: { type: 'string', description: "'subject:ID' or 'group:ID'" }, expiresAt: { type: ['string', 'null'] } },
+          },
+        },
+      },
+    },
+    ...errorResponses,
+  },
+};
 
 export const postAssignment = {
   tags: ['assignments'],
   summary: 'Assign a role on a resource to a subject or group (idempotent on the natural key)',
   security: bearer,
   params: orgParams,
-  body: body({ principal: principalRef, role: roleSlug, resource: resourceRef }, ['principal', 'role', 'resource']),
+  body: body({ principal: principalRef, role: roleSlug, resource: resourceRef, expiresAt }, ['principal', 'role', 'resource']),
   response: {
     ...Object.fromEntries(
       ([
@@ -133,8 +162,8 @@ export const getAssignment = {
   response: {
     200: {
       type: 'object',
-      required: ['id', 'principal', 'role', 'resource'],
-      properties: { id: { type: 'string' }, principal: { type: 'string' }, role: { type: 'string' }, resource: { type: 'string' } },
+      required: ['id', 'principal', 'role', 'resource', 'expiresAt'],
+      properties: { id: { type: 'string' }, principal: { type: 'string' }, role: { type: 'string' }, resource: { type: 'string' }, expiresAt: { type: ['string', 'null'] } },
     },
     ...errorResponses,
   },
