@@ -123,6 +123,9 @@ export interface App {
   stop(): Promise<void>;
 }
 
+/** How often `serve` (with workers) runs the expiry job. */
+const EXPIRY_INTERVAL_MS = 1000;
+
 export function createApp(config: Config, deps: AppDeps = {}): App {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const db = deps.database ?? openDatabase(config.db);
@@ -168,6 +171,13 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   };
   const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics, directories, delivery, ...(deps.watch ? { watch: deps.watch } : {}) });
   let stopped: Promise<void> | undefined;
+  // The scheduled expiry job: checks deny from an expiry's instant already; this writes its
+  // change-log entry and cleans the read model, within a second or so of the instant.
+  let expiryTimer: NodeJS.Timeout | undefined;
+  let expiring: Promise<unknown> = Promise.resolve();
+  const sweep = () => {
+    expiring = lockstep.expireDue().catch((err: unknown) => logger.error({ err }, 'expiry job failed; retried at the next tick'));
+  };
 
   return {
     server,
@@ -185,14 +195,21 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       listenUrl = url;
       for (const w of workers) w.start();
       if (config.delivery) delivery.deliverer.start();
+      if (config.workers > 0) expiryTimer = setInterval(sweep, EXPIRY_INTERVAL_MS);
       logger.info({ url, database: db.description, verify: config.verify }, 'lockstep listening');
       return generated === undefined ? { url } : { url, adminKey: generated };
     },
     stop() {
       // The engine owns the database handle: closing it closes the pool / file.
+      if (expiryTimer) clearInterval(expiryTimer);
       stopped ??= server
         .close()
+<<<<<<< HEAD
         .then(() => Promise.all([...workers.map((w) => w.stop()), delivery.deliverer.stop()]))
+=======
+        .then(() => expiring)
+        .then(() => Promise.all(workers.map((w) => w.stop())))
+>>>>>>> 97fd737 (Expiry job on a timer in serve; semantics of nested groups and expiry; CHANGELOG)
         .then(() => lockstep.close());
       return stopped;
     },
