@@ -204,12 +204,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       if (expiryTimer) clearInterval(expiryTimer);
       stopped ??= server
         .close()
-<<<<<<< HEAD
-        .then(() => Promise.all([...workers.map((w) => w.stop()), delivery.deliverer.stop()]))
-=======
         .then(() => expiring)
-        .then(() => Promise.all(workers.map((w) => w.stop())))
->>>>>>> 97fd737 (Expiry job on a timer in serve; semantics of nested groups and expiry; CHANGELOG)
+        .then(() => Promise.all([...workers.map((w) => w.stop()), delivery.deliverer.stop()]))
         .then(() => lockstep.close());
       return stopped;
     },

@@ -106,6 +106,8 @@ export async function loadDataset(db: Database, ds: Dataset, opts: { reconcile?:
   await db.transaction(async (tx) => {
     await insertMany(tx, 'resources', ['org_id', 'ref', 'parent'], Array.from({ length: ds.projects }, (_, i) => [ORG, project(i), 'workspace:ws']));
     await insertMany(tx, 'groups', ['org_id', 'id', 'name'], Object.keys(ds.groups).map((g) => [ORG, g, g]));
+    // every group is its own ancestor in the nested-group closure (src/derivation/closure.ts)
+    await insertMany(tx, 'group_closure', ['org_id', 'ancestor_id', 'descendant_id', 'paths'], Object.keys(ds.groups).map((g) => [ORG, g, g, 1]));
     await insertMany(tx, 'subjects', ['org_id', 'id', 'kind', 'active'], ds.subjects.map((s) => [ORG, s, 'user', 1]));
     await insertMany(tx, 'memberships', ['org_id', 'group_id', 'subject_id'], ds.members.map(([g, s]) => [ORG, g, s]));
     const asg: unknown[][] = [];

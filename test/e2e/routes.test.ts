@@ -98,7 +98,7 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     const existing = await h.req('POST', `${acme}/assignments`, { body });
     expectWrite(existing, 200);
     expect(existing.json).toMatchObject({ id: created.json.id, changed: false, revision: created.json.revision });
-    expect((await h.req('GET', `${acme}/assignments/${created.json.id}`)).json).toEqual({ id: created.json.id, ...body });
+    expect((await h.req('GET', `${acme}/assignments/${created.json.id}`)).json).toEqual({ id: created.json.id, ...body, expiresAt: null });
     const del = await h.req('DELETE', `${acme}/assignments/${created.json.id}`);
     expect(del.status).toBe(204);
     expect(Number(del.headers.get('lockstep-revision'))).toBe(created.json.revision + 1);
