@@ -210,6 +210,8 @@ export async function runDeliveryBench(opts: { mode: Mode; engine: Engine; pg: s
     const members = Array.from({ length: size.members }, (_, i) => `m${String(i).padStart(6, '0')}`);
     await insertRows(db, 'subjects', ['org_id', 'id', 'kind', 'active'], members.map((s) => [ORG, s, 'user', 1]));
     await insertRows(db, 'groups', ['org_id', 'id', 'name'], [[ORG, 'big', 'big']]);
+    // every group is its own ancestor in the nested-group closure (src/derivation/closure.ts)
+    await insertRows(db, 'group_closure', ['org_id', 'ancestor_id', 'descendant_id', 'paths'], [[ORG, 'big', 'big', 1]]);
     await insertRows(db, 'memberships', ['org_id', 'group_id', 'subject_id'], members.map((s) => [ORG, 'big', s]));
     await insertRows(db, 'resources', ['org_id', 'ref', 'parent'], Array.from({ length: size.assignments }, (_, i) => [ORG, `doc:${i}`, 'ws:main']));
     await insertRows(db, 'assignments', ['org_id', 'id', 'principal_type', 'principal_id', 'role', 'resource', 'created_at'], Array.from({ length: size.assignments }, (_, i) => [ORG, `asg_big_${i}`, 'group', 'big', 'viewer', `doc:${i}`, Date.now()]));
