@@ -51,6 +51,8 @@ const requestIdOf = (header: string | string[] | undefined) =>
 
 function sendProblem(request: FastifyRequest, reply: FastifyReply, p: Problem) {
   if (p.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer realm="lockstep"');
+  // Every UNAVAILABLE is worth retrying: the database was busy, or the read model was behind.
+  if (p.code === 'UNAVAILABLE') reply.header('Retry-After', '1');
   // Pre-serialized: a problem body is never reshaped by a route's response schema.
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(p));
 }
@@ -79,7 +81,10 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
 
   app.setErrorHandler((err, request, reply) => {
     const p = toProblem(err, request.id);
-    if (p.status >= 500) request.log.error({ err }, 'request failed');
+    // An error meant for the caller (an at_least_as_fresh timeout) is expected under load: a warning
+    // with its text, no stack.
+    if (p.status >= 500 && p.detail !== p.code) request.log.warn({ code: p.code, field: p.field, detail: p.detail }, 'request not served');
+    else if (p.status >= 500) request.log.error({ err }, 'request failed');
     else request.log.info({ code: p.code, field: p.field }, 'request rejected');
     return sendProblem(request, reply, p);
   });

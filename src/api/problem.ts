@@ -58,10 +58,16 @@ export interface Problem {
 
 export const problemType = (code: ProblemCode) => `urn:lockstep:error:${code.toLowerCase().replace(/_/g, '-')}`;
 
-export function problem(code: ProblemCode, detail: string, requestId: string, extra: { field?: string; errors?: FieldError[] } = {}): Problem {
+export function problem(
+  code: ProblemCode,
+  detail: string,
+  requestId: string,
+  extra: { field?: string; errors?: FieldError[]; expose?: boolean } = {},
+): Problem {
   const { status, title } = PROBLEMS[code];
-  // A 5xx names its code and the request id, nothing more: the cause goes to the log only.
-  if (status >= 500) return { type: problemType(code), title, status, code, detail: code, requestId };
+  // A 5xx names its code and the request id, nothing more: the cause goes to the log only — unless
+  // the error was written for the caller (`meta.expose`, e.g. an at_least_as_fresh timeout).
+  if (status >= 500 && extra.expose !== true) return { type: problemType(code), title, status, code, detail: code, requestId };
   const p: Problem = { type: problemType(code), title, status, code, detail, requestId };
   if (extra.field !== undefined) p.field = extra.field;
   if (extra.errors !== undefined) p.errors = extra.errors;
@@ -108,7 +114,9 @@ interface FastifyLikeError {
 
 /** Maps anything thrown while serving a request to a problem. */
 export function toProblem(err: unknown, requestId: string): Problem {
-  if (isLockstepError(err)) return problem(err.code, err.message, requestId, err.field === undefined ? {} : { field: err.field });
+  if (isLockstepError(err)) {
+    return problem(err.code, err.message, requestId, { ...(err.field === undefined ? {} : { field: err.field }), expose: err.meta.expose === true });
+  }
   if (err instanceof ApiError) return problem(err.code, err.message, requestId, err.field === undefined ? {} : { field: err.field });
   const e = (err ?? {}) as FastifyLikeError;
   if (Array.isArray(e.validation)) {

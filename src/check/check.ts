@@ -170,7 +170,9 @@ export function createChecks(env: CheckEnv) {
       if (Date.now() >= deadline) {
         throw new LockstepError('UNAVAILABLE', `the read model has not applied revision ${revision} for subject '${subject}' within ${timeoutMs} ms; retry, or ask for fully_consistent`, {
           field: 'consistency.revision',
-          meta: { revision, timeoutMs },
+          // `expose`: the detail names only the caller's own revision and subject, and tells the
+          // caller what to do — it is returned, unlike the detail of other 5xx (api/problem.ts).
+          meta: { revision, timeoutMs, expose: true, retryAfterSeconds: 1 },
         });
       }
       await new Promise((r) => setTimeout(r, delay));

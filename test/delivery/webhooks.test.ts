@@ -38,7 +38,7 @@ describeEachEngine('webhook delivery', (engine) => {
     for (const op of ['PUT', 'DELETE', 'PUT'])
       for (const s of ['bob', 'carol', 'dave']) revs.push((await h.req(op, `${ORG}/${org}/groups/eng/members/${s}`)).status);
     const last = await h.req('DELETE', `${ORG}/${org}/groups/eng/members/alice`);
-    expect(last.status).toBe(204);
+    expect(last.status).toBe(200);
     expect(await waitFor(() => rx.acked().length >= 10)).toBe(true);
     expect(rx.received.every((r) => r.verified)).toBe(true);
     // per subject, the sequence is grant, revoke, grant (alice: one revoke), in revision order

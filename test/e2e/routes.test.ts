@@ -46,14 +46,14 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     expect(role.json.revision).toBe(p.json.revision + 1);
   });
 
-  it('PUT resource (create, re-parent) and DELETE it with the revision in a header', async () => {
+  it('PUT resource (create, re-parent) and DELETE it: the body of every write, the revision in a header too', async () => {
     expectWrite(await h.req('PUT', `${acme}/resources/ws/other`, { body: { parent: null } }));
     expectWrite(await h.req('PUT', `${acme}/resources/doc/tmp`, { body: { parent: 'ws:main' } }));
     const moved = await h.req('PUT', `${acme}/resources/doc/tmp`, { body: { parent: 'ws:other' } });
     expectWrite(moved);
     const del = await h.req('DELETE', `${acme}/resources/doc/tmp`);
-    expect(del.status).toBe(204);
-    expect(del.text).toBe('');
+    expectWrite(del);
+    expect(del.json).toMatchObject({ revision: moved.json.revision + 1, changed: true, propagation: { status: 'effective' } });
     expect(Number(del.headers.get('lockstep-revision'))).toBe(moved.json.revision + 1);
     expect(del.headers.get('lockstep-propagation')).toBe('effective');
     const again = await h.req('PUT', `${acme}/resources/doc/tmp`);
@@ -66,8 +66,9 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     expectWrite(await h.req('PUT', `${acme}/subjects/carol`, { body: { kind: 'agent', active: false } }));
     expect((await h.req('GET', `${acme}/subjects/carol`)).json.active).toBe(false);
     const del = await h.req('DELETE', `${acme}/subjects/carol`);
-    expect(del.status).toBe(204);
-    expect(Number(del.headers.get('lockstep-revision'))).toBeGreaterThan(0);
+    expectWrite(del);
+    expect(del.json.changed).toBe(true);
+    expect(Number(del.headers.get('lockstep-revision'))).toBe(del.json.revision);
     expect((await h.req('GET', `${acme}/subjects/carol`)).status).toBe(404);
   });
 
@@ -80,17 +81,19 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     const again = await h.req('PUT', `${acme}/groups/ops/members/bot`);
     expect(again.json).toMatchObject({ changed: false, revision: add.json.revision });
     const rm = await h.req('DELETE', `${acme}/groups/ops/members/bot`);
-    expect(rm.status).toBe(204);
+    expectWrite(rm);
+    expect(rm.json).toMatchObject({ changed: true, revision: add.json.revision + 1 });
     expect(Number(rm.headers.get('lockstep-revision'))).toBe(add.json.revision + 1);
     const rmAgain = await h.req('DELETE', `${acme}/groups/ops/members/bot`);
-    expect(rmAgain.status).toBe(204);
+    expectWrite(rmAgain);
+    expect(rmAgain.json).toMatchObject({ changed: false, revision: add.json.revision + 1 });
     expect(Number(rmAgain.headers.get('lockstep-revision'))).toBe(add.json.revision + 1);
     const del = await h.req('DELETE', `${acme}/groups/ops`);
-    expect(del.status).toBe(204);
+    expectWrite(del);
     expect((await h.req('PUT', `${acme}/groups/ops/members/bot`)).status).toBe(404);
   });
 
-  it('assignments: 201 when created, 200 with the same id when it existed, GET, DELETE 204', async () => {
+  it('assignments: 201 when created, 200 with the same id when it existed, GET, DELETE 200 with a write body', async () => {
     const body = { principal: 'subject:bot', role: 'owner', resource: 'doc:readme' };
     const created = await h.req('POST', `${acme}/assignments`, { body });
     expectWrite(created, 201);
@@ -100,7 +103,8 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     expect(existing.json).toMatchObject({ id: created.json.id, changed: false, revision: created.json.revision });
     expect((await h.req('GET', `${acme}/assignments/${created.json.id}`)).json).toEqual({ id: created.json.id, ...body, expiresAt: null });
     const del = await h.req('DELETE', `${acme}/assignments/${created.json.id}`);
-    expect(del.status).toBe(204);
+    expectWrite(del);
+    expect(del.json.revision).toBe(created.json.revision + 1);
     expect(Number(del.headers.get('lockstep-revision'))).toBe(created.json.revision + 1);
     expect((await h.req('GET', `${acme}/assignments/${created.json.id}`)).status).toBe(404);
     expect((await h.req('DELETE', `${acme}/assignments/${created.json.id}`)).status).toBe(404);
@@ -180,6 +184,13 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     ];
     for (const [path, method] of want) expect(doc.paths[path]?.[method], `${method} ${path}`).toBeDefined();
     expect(doc.paths[`${o}/roles/{slug}`].put.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
+    // Deletes answer the write body, with the revision repeated in headers.
+    for (const path of [`${o}/resources/{type}/{id}`, `${o}/subjects/{id}`, `${o}/groups/{id}`, `${o}/groups/{id}/members/{subject}`, `${o}/assignments/{id}`]) {
+      const responses = doc.paths[path].delete.responses;
+      expect(responses['204'], path).toBeUndefined();
+      expect(responses['200'].content['application/json'].schema.required).toEqual(['revision', 'changed', 'propagation']);
+      expect(Object.keys(responses['200'].headers)).toEqual(['Lockstep-Revision', 'Lockstep-Propagation']);
+    }
     const ui = await h.req('GET', '/docs', { key: null });
     expect(ui.status).toBe(200);
     expect(ui.headers.get('content-type')).toMatch(/text\/html/);
@@ -193,9 +204,9 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     await h.req('POST', `${acme}/assignments`, { body: { principal: 'group:temp', role: 'owner', resource: 'ws:main' } });
     const check = () => h.req('POST', `${acme}/check`, { body: { subject: 'erin', permission: 'doc.delete', resource: 'doc:readme' } });
     expect((await check()).json.allowed).toBe(true);
-    expect((await h.req('DELETE', `${acme}/groups/temp`)).status).toBe(204);
+    expect((await h.req('DELETE', `${acme}/groups/temp`)).status).toBe(200);
     expect((await check()).json.allowed).toBe(false);
-    expect((await h.req('DELETE', `${acme}/subjects/erin`)).status).toBe(204);
+    expect((await h.req('DELETE', `${acme}/subjects/erin`)).status).toBe(200);
     expect((await h.req('GET', `${acme}/subjects/erin/effective`)).status).toBe(404);
   });
 });

@@ -12,11 +12,12 @@ const ctxOf = (request: FastifyRequest): WriteContext => {
   return actor === undefined ? { requestId: request.id } : { actor, requestId: request.id };
 };
 
-/** Deletes answer 204 with no body; the revision and propagation status travel in headers. */
+/**
+ * Deletes answer 200 with the same body as every other write; the revision and propagation status
+ * are repeated in headers (clients written against the earlier 204 read them there).
+ */
 function deleted(reply: FastifyReply, r: WriteResult) {
-  // Asked to confirm: the answer has a body to say which targets confirmed.
-  if (reply.request.confirmMs !== undefined) return reply.code(200).send(r);
-  return reply.code(204).header('Lockstep-Revision', String(r.revision)).header('Lockstep-Propagation', r.propagation.status).send();
+  return reply.code(200).header('Lockstep-Revision', String(r.revision)).header('Lockstep-Propagation', r.propagation.status).send(r);
 }
 
 /** Routes whose body is all optional accept a missing body as `{}`. */

@@ -36,7 +36,7 @@ const remove = (tag: string, summary: string, params: object) => ({
   security: bearer,
   params,
   response: {
-    204: { description: 'deleted; the revision is in the Lockstep-Revision header', type: 'null', headers: deleteHeaders },
+    200: { description: 'deleted (or already absent); the revision and status are also in the Lockstep-Revision and Lockstep-Propagation headers', ...writeResult, headers: deleteHeaders },
     ...writeErrorResponses,
   },
 });

@@ -39,6 +39,12 @@ export const check = {
       },
     },
     ...errorResponses,
+    503: {
+      description:
+        'at_least_as_fresh: the read model had not applied the revision for this subject within LOCKSTEP_FRESHNESS_TIMEOUT_MS (UNAVAILABLE, field consistency.revision; Retry-After: 1). Retry, or ask for fully_consistent; also answered when the database is busy',
+      headers: { 'Retry-After': { type: 'integer', description: 'seconds' } },
+      content: { 'application/problem+json': { schema: problemSchema } },
+    },
   },
 };
 
