@@ -4,6 +4,7 @@
  * run says so loudly.
  */
 import pg from 'pg';
+import { maskUrl } from '../src/storage/postgres-engine.ts';
 
 export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -17,7 +18,7 @@ export default async function setup() {
   } catch (e) {
     reachable = false;
     if (process.env.LOCKSTEP_REQUIRE_POSTGRES === '1') {
-      throw new Error(`PostgreSQL is required (LOCKSTEP_REQUIRE_POSTGRES=1) but ${url.replace(/\/\/[^@/]*@/, '//***@')} is unreachable: ${(e as Error).message}`);
+      throw new Error(`PostgreSQL is required (LOCKSTEP_REQUIRE_POSTGRES=1) but ${maskUrl(url)} is unreachable: ${(e as Error).message}`);
     }
   } finally {
     await client.end().catch(() => undefined);

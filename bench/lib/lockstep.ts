@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { maskUrl } from '../../src/storage/postgres-engine.ts';
 import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import type { VerifyMode, ConsistencyMode } from '../../src/domain/model.ts';
@@ -50,7 +51,7 @@ export async function postgresUnavailable(url: string): Promise<string | null> {
     await c.query('SELECT 1');
     return null;
   } catch (e) {
-    return `PostgreSQL unreachable at ${url.replace(/\/\/[^@/]*@/, '//***@')}: ${(e as Error).message}`;
+    return `PostgreSQL unreachable at ${maskUrl(url)}: ${(e as Error).message}`;
   } finally {
     await c.end().catch(() => undefined);
   }

@@ -59,6 +59,25 @@ export async function dropSchema(url: string, schema: string): Promise<void> {
   }
 }
 
+/**
+ * The URL with its credentials masked, for logs and descriptions. The URL parser finds where the
+ * userinfo ends (the last `@` before the host), which a regex stopping at the first `@` got wrong:
+ * `postgres://user:pa@ss@host/db` leaked `ss`. What does not parse is not printed at all.
+ */
+export function maskUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return '(unparseable URL)';
+  }
+  if (u.username !== '' || u.password !== '') {
+    u.username = '***';
+    u.password = '';
+  }
+  return u.toString();
+}
+
 export interface PostgresOptions {
   /** Schema to create (if missing) and use; tests pass a fresh one per run. */
   schema?: string;
@@ -79,7 +98,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   writePool.on('error', () => undefined);
-  const safeUrl = url.replace(/\/\/[^@/]*@/, '//***@');
+  const safeUrl = maskUrl(url);
   let ensured: Promise<void> | undefined;
   const ensureSchema = () =>
     (ensured ??= schema ? pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).then(() => undefined) : Promise.resolve());
