@@ -190,9 +190,16 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     async start() {
       const applied = await db.migrate();
       if (applied.length > 0) logger.info({ applied, database: db.description }, 'migrations applied');
-      const { generated } = await ensureAdminKey(db, config.adminKey);
+      // LOCKSTEP_ADMIN_KEY (and its rotation) before listening: no request meets the old key.
+      if (config.adminKey !== undefined) {
+        const { revoked } = await ensureAdminKey(db, config.adminKey);
+        if (revoked) logger.warn({ revoked }, 'LOCKSTEP_ADMIN_KEY changed: revoked the previous environment-provided admin key');
+      }
       const url = await server.listen({ host: config.host, port: config.port });
       listenUrl = url;
+      // A key is generated only once the server listens: one generated before a failed listen (port
+      // in use) was stored but never shown, and no later start generated another (issue 10, item 11).
+      const { generated } = config.adminKey === undefined ? await ensureAdminKey(db, undefined) : {};
       for (const w of workers) w.start();
       if (config.delivery) delivery.deliverer.start();
       if (config.workers > 0) expiryTimer = setInterval(sweep, EXPIRY_INTERVAL_MS);

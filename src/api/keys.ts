@@ -7,7 +7,7 @@
  * in one organization), `check` (checks and listings in one organization).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Database } from '../storage/database.ts';
+import type { Database, Sql } from '../storage/database.ts';
 import { parseOrgId } from '../domain/model.ts';
 import { validation } from '../domain/errors.ts';
 
@@ -30,6 +30,9 @@ const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 const newKeyId = () => randomBytes(8).toString('hex');
 const newKeyString = (id: string) => `lsk_${id}_${randomBytes(32).toString('base64url')}`;
 
+/** Where a key came from (migration 008): `keys create`, the first start, or LOCKSTEP_ADMIN_KEY. */
+type KeyOrigin = 'created' | 'generated' | 'env';
+
 export interface CreateKeyOptions {
   scope: KeyScope;
   org?: string;
@@ -37,14 +40,15 @@ export interface CreateKeyOptions {
   now?: () => number;
 }
 
-async function insertKey(db: Database, id: string, key: string, opts: CreateKeyOptions): Promise<void> {
-  await db.run('INSERT INTO api_keys (id, org_id, scope, name, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)', [
+async function insertKey(db: Sql, id: string, key: string, opts: CreateKeyOptions, origin: KeyOrigin = 'created'): Promise<void> {
+  await db.run('INSERT INTO api_keys (id, org_id, scope, name, hash, created_at, origin) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
     id,
     opts.org ?? null,
     opts.scope,
     opts.name ?? null,
     sha256(key).toString('hex'),
     (opts.now ?? Date.now)(),
+    origin,
   ]);
 }
 
@@ -102,34 +106,55 @@ export async function authenticate(db: Database, header: string | undefined): Pr
   return { id: row.id, scope: row.scope, org: row.org_id, name: row.name };
 }
 
+/** LOCKSTEP_ADMIN_KEY's format, checked before anything is stored (serve checks it before it listens). */
+export function checkAdminKeyFormat(adminKey: string): void {
+  if (!KEY_FORMAT.test(adminKey) && (adminKey.length < MIN_FREEFORM_KEY_LENGTH || adminKey.length > 512 || /\s/.test(adminKey))) {
+    throw validation('LOCKSTEP_ADMIN_KEY', `LOCKSTEP_ADMIN_KEY must look like lsk_<id>_<secret> or be ${MIN_FREEFORM_KEY_LENGTH}-512 characters without spaces`);
+  }
+}
+
 /**
  * Makes sure the store can be administered. With `LOCKSTEP_ADMIN_KEY` set, that key is registered
- * (once) as an admin key. Without it, a store that has no active admin key gets a generated one,
- * returned so that the caller prints it once; it cannot be recovered later.
+ * (once) as an admin key, and it becomes the only environment-provided key: every other active key
+ * an earlier LOCKSTEP_ADMIN_KEY registered is revoked, in the same transaction (rotation is
+ * "restart with the new key"; `revoked` lists the old keys' ids). Keys made by `keys create` and a
+ * generated key are not touched. Without it, a store that has no active admin key gets a generated
+ * one, returned so that the caller prints it once; it cannot be recovered later.
  */
-export async function ensureAdminKey(db: Database, adminKey: string | undefined, now: () => number = Date.now): Promise<{ generated?: string }> {
+export async function ensureAdminKey(
+  db: Database,
+  adminKey: string | undefined,
+  now: () => number = Date.now,
+): Promise<{ generated?: string; revoked?: string[] }> {
   if (adminKey !== undefined) {
-    if (!KEY_FORMAT.test(adminKey) && (adminKey.length < MIN_FREEFORM_KEY_LENGTH || adminKey.length > 512 || /\s/.test(adminKey))) {
-      throw validation('LOCKSTEP_ADMIN_KEY', `LOCKSTEP_ADMIN_KEY must look like lsk_<id>_<secret> or be ${MIN_FREEFORM_KEY_LENGTH}-512 characters without spaces`);
-    }
+    checkAdminKeyFormat(adminKey);
     const hash = sha256(adminKey).toString('hex');
-    const existing = await db.get<{ revoked_at: number | null; scope: string }>('SELECT revoked_at, scope FROM api_keys WHERE hash = $1', [hash]);
-    if (existing) {
-      if (existing.revoked_at !== null || existing.scope !== 'admin') {
-        throw validation('LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_ADMIN_KEY is a revoked or non-admin key; choose another');
+    return db.transaction(async (tx) => {
+      const existing = await tx.get<{ revoked_at: number | null; scope: string }>('SELECT revoked_at, scope FROM api_keys WHERE hash = $1', [hash]);
+      if (existing) {
+        if (existing.revoked_at !== null || existing.scope !== 'admin') {
+          throw validation('LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_ADMIN_KEY is a revoked or non-admin key; choose another');
+        }
+        // Registered by hand (keys create with this secret) or before migration 008: it is the
+        // environment's key from now on.
+        await tx.run("UPDATE api_keys SET origin = 'env' WHERE hash = $1", [hash]);
+      } else {
+        const id = KEY_FORMAT.exec(adminKey)?.[1] ?? newKeyId();
+        // A formatted key is found by its embedded id, so that id must be free.
+        if (await tx.get('SELECT id FROM api_keys WHERE id = $1', [id])) {
+          throw validation('LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_ADMIN_KEY has the id of another key; generate a fresh one');
+        }
+        await insertKey(tx, id, adminKey, { scope: 'admin', name: 'LOCKSTEP_ADMIN_KEY', now }, 'env');
       }
-      return {};
-    }
-    const id = KEY_FORMAT.exec(adminKey)?.[1] ?? newKeyId();
-    // A formatted key is found by its embedded id, so that id must be free.
-    if (await db.get('SELECT id FROM api_keys WHERE id = $1', [id])) {
-      throw validation('LOCKSTEP_ADMIN_KEY', 'LOCKSTEP_ADMIN_KEY has the id of another key; generate a fresh one');
-    }
-    await insertKey(db, id, adminKey, { scope: 'admin', name: 'LOCKSTEP_ADMIN_KEY', now });
-    return {};
+      const old = await tx.all<{ id: string }>("SELECT id FROM api_keys WHERE origin = 'env' AND revoked_at IS NULL AND hash <> $1 ORDER BY id", [hash]);
+      if (old.length > 0) await tx.run("UPDATE api_keys SET revoked_at = $1 WHERE origin = 'env' AND revoked_at IS NULL AND hash <> $2", [now(), hash]);
+      return old.length > 0 ? { revoked: old.map((r) => r.id) } : {};
+    });
   }
   const active = await db.get("SELECT id FROM api_keys WHERE scope = 'admin' AND revoked_at IS NULL LIMIT 1");
   if (active) return {};
-  const { key } = await createKey(db, { scope: 'admin', name: 'generated on first start', now });
+  const id = newKeyId();
+  const key = newKeyString(id);
+  await insertKey(db, id, key, { scope: 'admin', name: 'generated on first start', now }, 'generated');
   return { generated: key };
 }

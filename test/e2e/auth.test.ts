@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { authenticate, createKey, ensureAdminKey, revokeKey } from '../../src/api/keys.ts';
 import { LockstepError } from '../../src/domain/errors.ts';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/config.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 import { ADMIN_KEY, expectProblem, ORG, seed, startHarness, type Harness } from './harness.ts';
 
@@ -166,3 +168,54 @@ describeEachEngine('e2e: the admin key on first start', (engine) => {
     }
   });
 });
+
+describeEachEngine('e2e: rotating LOCKSTEP_ADMIN_KEY', (engine) => {
+  it('a restart with K2 revokes K1 (the previous environment key) and leaves created and generated keys alone', async () => {
+    const db = await engine.open();
+    try {
+      const generated = (await ensureAdminKey(db, undefined)).generated!;
+      const created = await createKey(db, { scope: 'admin', name: 'break-glass' });
+      const k1 = 'first-operator-admin-key-of-enough-length-0001';
+      const k2 = 'second-operator-admin-key-of-enough-length-0002';
+      expect(await ensureAdminKey(db, k1)).toEqual({});
+      const k1Id = (await authenticate(db, `Bearer ${k1}`))!.id;
+      // The restart with the new key: K1 is revoked in the same step that registers K2.
+      expect(await ensureAdminKey(db, k2)).toEqual({ revoked: [k1Id] });
+      expect(await authenticate(db, `Bearer ${k1}`)).toBeNull();
+      expect((await authenticate(db, `Bearer ${k2}`))?.scope).toBe('admin');
+      expect((await authenticate(db, `Bearer ${created.key}`))?.scope).toBe('admin');
+      expect((await authenticate(db, `Bearer ${generated}`))?.scope).toBe('admin');
+      // Restarting with K2 again changes nothing; going back to K1 is refused (it is revoked).
+      expect(await ensureAdminKey(db, k2)).toEqual({});
+      await expect(ensureAdminKey(db, k1)).rejects.toMatchObject({ field: 'LOCKSTEP_ADMIN_KEY' });
+      const active = await db.all<{ name: string }>("SELECT name FROM api_keys WHERE origin = 'env' AND revoked_at IS NULL");
+      expect(active).toEqual([{ name: 'LOCKSTEP_ADMIN_KEY' }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('an app restarted with K2 answers 401 to K1 and 200 to K2', async () => {
+    const k1 = 'first-operator-admin-key-of-enough-length-0001';
+    const k2 = 'second-operator-admin-key-of-enough-length-0002';
+    const db = await engine.open();
+    // Two apps over one store, one after the other (the database is handed over, not closed).
+    const handOver = { ...db, close: async () => undefined };
+    try {
+      for (const [key, gone] of [[k1, undefined], [k2, k1]] as const) {
+        const app = createApp(loadConfig({ db: 'unused', port: 0, logLevel: 'silent', adminKey: key, workers: 0, delivery: false }, {}), { database: handOver });
+        const { url } = await app.start();
+        try {
+          const ask = (k: string) => fetch(`${url}/v1/jobs`, { headers: { authorization: `Bearer ${k}` } }).then((r) => r.status);
+          expect(await ask(key)).toBe(200);
+          if (gone !== undefined) expect(await ask(gone)).toBe(401);
+        } finally {
+          await app.stop();
+        }
+      }
+    } finally {
+      await db.close();
+    }
+  });
+});
+
