@@ -1,6 +1,8 @@
 /** `lockstep audit export [--org ORG] [--since ISO]`: the change log as JSON lines on stdout. */
 import type { Command } from 'commander';
 import { exportChanges } from '../audit/export.ts';
+import { notFound } from '../domain/errors.ts';
+import { parseOrgId } from '../domain/model.ts';
 import { addDbOptions, withStore, type DbOptions } from './database.ts';
 import { UsageError } from './errors.ts';
 
@@ -21,6 +23,10 @@ export function registerAudit(program: Command) {
     const since = opts.since === undefined ? 0 : Date.parse(opts.since);
     if (Number.isNaN(since)) throw new UsageError(`--since must be an ISO 8601 time, got '${opts.since}'`);
     await withStore(opts, async (db) => {
+      // An organization that does not exist is an error (exit 5), not an empty export.
+      if (opts.org !== undefined && !(await db.get('SELECT 1 AS x FROM organizations WHERE id = $1', [parseOrgId(opts.org, 'org')]))) {
+        throw notFound('org', 'organization', opts.org);
+      }
       for await (const line of exportChanges(db, { ...(opts.org ? { org: opts.org } : {}), since, now: Date.now() })) {
         if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
       }

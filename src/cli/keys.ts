@@ -50,6 +50,8 @@ export function registerKeys(program: Command) {
       .option('--json', 'print {id, key, scope, org, name} as JSON'),
   ).action(async (opts: DbOptions & { scope: string; org?: string; name?: string; json?: boolean }) => {
     if (opts.scope !== 'admin' && opts.org === undefined) throw new UsageError(`a ${opts.scope} key belongs to one organization: give --org ORG`);
+    // A flag combination, like the line above: a usage error (2), not a validation of data (4).
+    if (opts.scope === 'admin' && opts.org !== undefined) throw new UsageError('an admin key spans every organization: give no --org');
     const created = await withStore(opts, (db) =>
       createKey(db, {
         scope: opts.scope as KeyScope,

@@ -10,9 +10,11 @@ import { createWorker, logTo } from '../propagation/worker.ts';
 import { createDeliverer } from '../delivery/deliverer.ts';
 import { createKeyStore } from '../delivery/signing.ts';
 import { addDbOptions, configFor, openStore, type DbOptions } from './database.ts';
+import { LOG_LEVELS, type LogLevel } from '../config/config.ts';
 import { UsageError } from './errors.ts';
 
 interface WorkerOptions extends DbOptions {
+  logLevel?: string;
   batchSize?: string;
   leaseMs?: string;
   pollMs?: string;
@@ -26,7 +28,10 @@ const int = (name: string, v: string | undefined, min: number, max: number) => {
 };
 
 async function work(opts: WorkerOptions) {
-  const config = configFor(opts);
+  if (opts.logLevel !== undefined && !LOG_LEVELS.includes(opts.logLevel as LogLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const config = configFor(opts, opts.logLevel === undefined ? {} : { logLevel: opts.logLevel as LogLevel });
   const logger = createLogger(config.logLevel);
   const db = openStore(config, opts);
   await db.migrate();
@@ -90,6 +95,7 @@ export function registerWorker(program: Command) {
       .option('--batch-size <n>', 'subjects per batch (default: $LOCKSTEP_BATCH_SIZE or 100)')
       .option('--lease-ms <ms>', 'job lease, renewed by heartbeat (default 15000)')
       .option('--poll-ms <ms>', 'idle poll interval; PostgreSQL NOTIFY wakes it sooner (default 1000)')
-      .option('--drain', 'run until the queue is empty, then exit'),
+      .option('--drain', 'run until the queue is empty, then exit')
+      .option('--log-level <level>', `${LOG_LEVELS.join(' | ')} (default: $LOCKSTEP_LOG_LEVEL or info)`),
   ).action(work);
 }

@@ -29,7 +29,8 @@ export class LockstepError extends Error {
 
 export const validation = (field: string, message: string) => new LockstepError('VALIDATION', message, { field });
 export const notFound = (field: string, what: string, id: string) =>
-  new LockstepError('NOT_FOUND', `${what} '${id}' does not exist in this organization`, { field, meta: { id } });
+  // An organization is not inside one: "organization 'x' does not exist", not "... in this organization".
+  new LockstepError('NOT_FOUND', `${what} '${id}' does not exist${what === 'organization' ? '' : ' in this organization'}`, { field, meta: { id } });
 export const conflict = (field: string, message: string) => new LockstepError('CONFLICT', message, { field });
 
 export const isLockstepError = (e: unknown): e is LockstepError => e instanceof LockstepError;
