@@ -8,11 +8,11 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Lockstep } from '../domain/contract.ts';
-import { LockstepError } from '../domain/errors.ts';
+import { LockstepError, validation } from '../domain/errors.ts';
 import type { Database } from '../storage/database.ts';
 import { installAuth } from './auth.ts';
 import { createLogger } from './logger.ts';
-import { ApiError, PROBLEM_CONTENT_TYPE, toProblem, type Problem } from './problem.ts';
+import { ApiError, PROBLEM_CONTENT_TYPE, problem, toProblem, type Problem } from './problem.ts';
 import { policyRoutes } from './routes/policy.ts';
 import { readRoutes } from './routes/reads.ts';
 import { propagationRoutes } from './routes/propagation.ts';
@@ -43,6 +43,12 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** Longest path parameter the router matches (ids are at most 128 characters; 414 beyond this). */
+export const MAX_PARAM_LENGTH = 512;
+
+async function refuseBody(request: FastifyRequest) {
+  if (request.body !== undefined) throw validation('body', `${request.method} ${request.routeOptions.url ?? ''} takes no request body`);
+}
 
 /** A client's x-request-id is honoured when it is short and plain; otherwise we make one. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -57,8 +63,21 @@ function sendProblem(request: FastifyRequest, reply: FastifyReply, p: Problem) {
   return reply.code(p.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(p));
 }
 
+/** Route templates by method, split in segments: to name the path parameter a too-long URL overflows. */
+type Templates = Map<string, string[][]>;
+function paramAt(templates: Templates, method: string, url: string): string {
+  const segments = (url.split('?')[0] ?? '').split('/');
+  const longest = segments.reduce((best, seg, i) => (seg.length > (segments[best]?.length ?? 0) ? i : best), 0);
+  for (const t of templates.get(method) ?? []) {
+    if (t.length !== segments.length || !t[longest]?.startsWith(':')) continue;
+    if (t.every((seg, i) => i === longest || seg.startsWith(':') || seg === segments[i])) return t[longest]!.slice(1);
+  }
+  return 'path';
+}
+
 export function buildServer(opts: ServerOptions): FastifyInstance {
   const { lockstep, db } = opts;
+  const templates: Templates = new Map();
   const app = Fastify({
     loggerInstance: (opts.logger ?? createLogger('silent')) as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -72,8 +91,37 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
         useDefaults: false,
       },
     },
-    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 512 },
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: MAX_PARAM_LENGTH },
+    // Errors the router raises before any route runs (a path parameter over MAX_PARAM_LENGTH, a
+    // malformed %-escape): problems naming the parameter, never Fastify's body echoing the URL.
+    frameworkErrors: (err, request, reply) => {
+      reply.header('x-request-id', request.id);
+      const p =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? problem('URI_TOO_LONG', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`, request.id, {
+              field: paramAt(templates, request.method, request.url),
+            })
+          : err.code === 'FST_ERR_BAD_URL'
+            ? problem('VALIDATION', 'the path is not a valid URL (a malformed %-escape)', request.id, { field: 'path' })
+            : toProblem(err, request.id);
+      request.log.info({ code: p.code, field: p.field }, 'request rejected');
+      return sendProblem(request, reply, p);
+    },
   });
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      const list = templates.get(method) ?? [];
+      list.push(route.url.split('/'));
+      templates.set(method, list);
+    }
+    // A /v1 write whose schema declares no body takes none: a body sent anyway is refused, not ignored.
+    if (route.url.startsWith('/v1/') && !route.schema?.body && [route.method].flat().some((m) => m !== 'GET' && m !== 'HEAD')) {
+      route.preValidation = [...[route.preValidation ?? []].flat(), refuseBody];
+    }
+  });
+  // Only JSON bodies: without this, Fastify would parse text/plain and answer its bodies with a 400
+  // from the schema instead of the documented 415.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -6,7 +6,7 @@
 import { isLockstepError, type ErrorCode } from '../domain/errors.ts';
 
 /** Errors that exist only at the HTTP edge (authentication, transport). */
-export type ApiErrorCode = 'UNAUTHENTICATED' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'ROUTE_NOT_FOUND';
+export type ApiErrorCode = 'UNAUTHENTICATED' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'URI_TOO_LONG' | 'UNSUPPORTED_MEDIA_TYPE' | 'ROUTE_NOT_FOUND';
 export type ProblemCode = ErrorCode | ApiErrorCode;
 
 export const PROBLEMS: Readonly<Record<ProblemCode, { status: number; title: string }>> = Object.freeze({
@@ -18,6 +18,7 @@ export const PROBLEMS: Readonly<Record<ProblemCode, { status: number; title: str
   CONFLICT: { status: 409, title: 'Conflicts with the current state' },
   GROUP_CYCLE: { status: 409, title: 'The nested groups would have a cycle' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  URI_TOO_LONG: { status: 414, title: 'A path parameter is too long' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   CYCLE: { status: 422, title: 'The resource hierarchy would have a cycle' },
   DEPTH_EXCEEDED: { status: 422, title: 'The resource hierarchy would be too deep' },
@@ -130,9 +131,9 @@ export function toProblem(err: unknown, requestId: string): Problem {
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return problem('PAYLOAD_TOO_LARGE', 'the request body exceeds the size limit', requestId);
+      return problem('PAYLOAD_TOO_LARGE', 'the request body exceeds the size limit', requestId, { field: 'body' });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return problem('UNSUPPORTED_MEDIA_TYPE', 'send request bodies as application/json', requestId);
+      return problem('UNSUPPORTED_MEDIA_TYPE', 'send request bodies as application/json', requestId, { field: 'content-type' });
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return problem('VALIDATION', 'the body is not valid JSON', requestId, { field: 'body', errors: [{ path: 'body', message: 'not valid JSON' }] });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -144,7 +145,9 @@ export function toProblem(err: unknown, requestId: string): Problem {
   // Other client errors Fastify raises itself (bad content length, malformed URL…): their messages
   // describe the request, not our internals.
   if (typeof e.code === 'string' && e.code.startsWith('FST_') && e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
-    return e.statusCode === 413 ? problem('PAYLOAD_TOO_LARGE', 'the request body exceeds the size limit', requestId) : problem('VALIDATION', e.message ?? 'bad request', requestId);
+    return e.statusCode === 413
+      ? problem('PAYLOAD_TOO_LARGE', 'the request body exceeds the size limit', requestId, { field: 'body' })
+      : problem('VALIDATION', e.message ?? 'bad request', requestId);
   }
   return problem('INTERNAL', 'internal error', requestId);
 }

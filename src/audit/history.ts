@@ -5,7 +5,7 @@
  * at T" and "who could do P on R at T" are then asked of that engine. Forensics, not a hot path: the
  * cost is one replay of the log up to T per question.
  */
-import { validation } from '../domain/errors.ts';
+import { parseRfc3339 } from '../domain/time.ts';
 import { SYNC_POLICY } from '../domain/propagation.ts';
 import type { Database, Sql } from '../storage/database.ts';
 import { openSqlite } from '../storage/sqlite-engine.ts';
@@ -63,11 +63,7 @@ async function replay(ls: Lockstep, org: string, kind: string, b: Body): Promise
   }
 }
 
-export function parseAt(at: string): number {
-  const t = Date.parse(at);
-  if (Number.isNaN(t)) throw validation('at', 'at must be an ISO 8601 time');
-  return t;
-}
+export const parseAt = (at: string): number => parseRfc3339(at, 'at');
 
 /** An engine over a scratch database that propagates every change inline, with the given id source and clock. */
 export type ReplayEngine = (db: Database, newId: () => string, now: () => number) => Lockstep;

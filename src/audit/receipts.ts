@@ -2,7 +2,8 @@
  * Receipts and the SLO report, read from the change log: when each change was decided, when it
  * became effective in the read model, its lag against its SLO, and the job that carried it.
  */
-import { notFound, validation } from '../domain/errors.ts';
+import { notFound } from '../domain/errors.ts';
+import { parseRfc3339 } from '../domain/time.ts';
 import { tierOfRank, verifies, type Direction, type RiskTier, type VerifyMode } from '../domain/model.ts';
 import { sql, type Sql } from '../storage/database.ts';
 import type { Change, ChangeQuery, SloRow } from '../domain/contract.ts';
@@ -82,12 +83,7 @@ export async function getReceipt(db: Sql, org: string, revision: number, now: nu
   return toReceipt(row, now, verify);
 }
 
-const parseTime = (v: string | undefined, field: string) => {
-  if (v === undefined) return undefined;
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw validation(field, `${field} must be an ISO 8601 time`);
-  return t;
-};
+const parseTime = (v: string | undefined, field: string) => (v === undefined ? undefined : parseRfc3339(v, field));
 
 /** Newest first; `next` is the cursor for the following page (null on the last). */
 export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: number, verify: VerifyMode = 'always'): Promise<{ changes: Change[]; next: number | null }> {

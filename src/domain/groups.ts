@@ -7,6 +7,7 @@
  * all counted — at most MAX_GROUP_DEPTH long.
  */
 import { LockstepError, validation } from './errors.ts';
+import { rfc3339Millis } from './time.ts';
 
 /**
  * 16 levels: directories nest a handful deep in practice (the 8 the issue asks for, twice over).
@@ -19,15 +20,13 @@ export const MAX_GROUP_DEPTH = 16;
 /** A time-bound item is live strictly before its expiry: from that instant on it is denied. */
 export const isLive = (expiresAt: number | null | undefined, now: number) => expiresAt === null || expiresAt === undefined || now < expiresAt;
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,3})?([Zz]|[+-]\d{2}:\d{2})$/;
-
 /**
  * `expiresAt` of a membership or assignment: absent/null for none, else an RFC 3339 time that must
  * be after `now` (an expiry already past would be a grant that is born revoked: refused).
  */
 export function parseExpiresAt(v: unknown, now: number, field = 'expiresAt'): number | null {
   if (v === undefined || v === null) return null;
-  const t = typeof v === 'string' && RFC3339.test(v) ? Date.parse(v) : NaN;
+  const t = rfc3339Millis(v) ?? NaN;
   if (!Number.isFinite(t)) throw validation(field, `${field} must be an RFC 3339 time such as 2026-12-04T17:00:00Z`);
   if (t <= now) throw validation(field, `${field} ${v} is not in the future (now: ${new Date(now).toISOString()})`);
   return t;

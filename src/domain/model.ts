@@ -71,14 +71,20 @@ export function resourceRef(type: unknown, id: unknown, field = 'resource'): Res
   return `${type as string}:${id as string}` as ResourceRef;
 }
 
-/** Display names: optional, at most 200 characters, no NUL (PostgreSQL text cannot hold it). */
+/**
+ * Display names: optional, at most 200 characters, no NUL (PostgreSQL text cannot hold it), no
+ * unpaired UTF-16 surrogate (both engines store it as U+FFFD, so the same name sent again would
+ * compare unequal to what was stored and commit a new revision each time).
+ */
 export function parseName(v: unknown, field = 'name'): string | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'string' || v.length > 200 || v.includes('\u0000')) {
     throw validation(field, `${field} must be a string of at most 200 characters without NUL`);
   }
+  if (LONE_SURROGATE.test(v)) throw validation(field, `${field} holds an unpaired UTF-16 surrogate (not a character)`);
   return v;
 }
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
 
 export function parseSubjectKind(v: unknown, field = 'kind'): SubjectKind {
   if (!SUBJECT_KINDS.includes(v as SubjectKind)) throw validation(field, `${field} must be one of ${SUBJECT_KINDS.join(', ')}`);

@@ -20,9 +20,9 @@ function deleted(reply: FastifyReply, r: WriteResult) {
   return reply.code(200).header('Lockstep-Revision', String(r.revision)).header('Lockstep-Propagation', r.propagation.status).send(r);
 }
 
-/** Routes whose body is all optional accept a missing body as `{}`. */
+/** Routes whose body is all optional accept a missing body as `{}` (a JSON `null` is a bad body, not none). */
 async function optionalBody(request: FastifyRequest) {
-  if (request.body === undefined || request.body === null) request.body = {};
+  if (request.body === undefined) request.body = {};
 }
 
 export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {

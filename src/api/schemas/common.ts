@@ -3,6 +3,8 @@
  * src/domain/model.ts so that the OpenAPI document states it and bad input is refused before it
  * reaches the engine (which checks it again); test/e2e/schemas.test.ts holds the two together.
  */
+import { RFC3339_PATTERN } from '../../domain/time.ts';
+
 export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
 export const RESOURCE_TYPE_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
 export const ROLE_PATTERN = '^[a-z][a-z0-9_-]{0,63}$';
@@ -17,8 +19,18 @@ export const roleSlug = { type: 'string', pattern: ROLE_PATTERN, description: 'r
 export const permissionSlug = { type: 'string', pattern: PERMISSION_PATTERN, description: 'permission slug, e.g. project.delete' } as const;
 export const resourceRef = { type: 'string', pattern: RESOURCE_REF_PATTERN, description: "resource reference 'type:id'" } as const;
 export const principalRef = { type: 'string', pattern: PRINCIPAL_PATTERN, description: "'subject:ID' or 'group:ID'" } as const;
-// No NUL: PostgreSQL text cannot hold it (SQLite can), so both engines refuse it here alike.
-export const displayName = { type: ['string', 'null'], maxLength: 256, pattern: '^[^\\u0000]*$', description: 'display name (no NUL characters)' } as const;
+// No NUL: PostgreSQL text cannot hold it (SQLite can), so both engines refuse it here alike. No lone
+// surrogate (a JSON "\\ud800"): stored, it becomes U+FFFD, so a repeat of the same name would compare
+// unequal and commit again. Ajv matches patterns with the `u` flag, so a pair (one code point) passes.
+export const NAME_PATTERN = '^[^\\u0000\\ud800-\\udfff]*$';
+export const displayName = {
+  type: ['string', 'null'],
+  maxLength: 256,
+  pattern: NAME_PATTERN,
+  description: 'display name (no NUL characters, no unpaired UTF-16 surrogates)',
+} as const;
+/** An RFC 3339 time (what the domain's parseRfc3339 accepts; it also checks the calendar). */
+export const rfc3339 = (description: string) => ({ type: 'string', maxLength: 40, pattern: RFC3339_PATTERN, description }) as const;
 
 const params = (props: Record<string, unknown>) =>
   ({ type: 'object', properties: props, required: Object.keys(props), additionalProperties: false }) as const;
@@ -38,7 +50,8 @@ export const memberParams = params({
 });
 export const expiresAt = {
   type: ['string', 'null'],
-  maxLength: 64,
+  maxLength: 40,
+  pattern: RFC3339_PATTERN,
   description: 'RFC 3339 time from which this no longer grants anything (must be in the future); null or absent: no expiry',
 } as const;
 export const revisionParams = params({

@@ -1,5 +1,5 @@
 /** Schemas of the read routes: check, listings and receipts. */
-import { bearer, errorResponses, problemSchema, id, idParams, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
+import { bearer, errorResponses, problemSchema, id, idParams, rfc3339, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
 
 export const check = {
   tags: ['checks'],
@@ -56,7 +56,7 @@ export const subjectEffective = {
   querystring: {
     type: 'object',
     additionalProperties: false,
-    properties: { at: { type: 'string', maxLength: 40, description: 'ISO time: what the subject could do then (replayed from the change log)' } },
+    properties: { at: rfc3339('RFC 3339 time: what the subject could do then (replayed from the change log)') },
   },
   response: {
     200: {
@@ -88,7 +88,7 @@ export const resourceAccess = {
     type: 'object',
     required: ['permission'],
     additionalProperties: false,
-    properties: { permission: permissionSlug, at: { type: 'string', maxLength: 40, description: 'ISO time: who could, then (replayed from the change log)' } },
+    properties: { permission: permissionSlug, at: rfc3339('RFC 3339 time: who could, then (replayed from the change log)') },
   },
   response: {
     200: {
@@ -104,7 +104,6 @@ export const resourceAccess = {
   },
 };
 
-const isoTime = { type: 'string', minLength: 10, maxLength: 40, description: 'ISO 8601 time' } as const;
 
 export const receipt = {
   type: 'object',
@@ -172,8 +171,8 @@ export const listChanges = {
     additionalProperties: false,
     properties: {
       direction: { type: 'string', enum: ['grant', 'revoke', 'both', 'none'], description: 'grant and revoke include both' },
-      since: isoTime,
-      until: isoTime,
+      since: rfc3339('RFC 3339 time: changes decided at or after it'),
+      until: rfc3339('RFC 3339 time: changes decided at or before it'),
       before: { type: 'string', pattern: '^[1-9][0-9]{0,14}$', description: 'cursor: the `next` of the previous page' },
       limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$|^1000$' },
     },
