@@ -2,7 +2,7 @@
  * The audit service: receipts and their listing, the SLO report, and access history at a past
  * instant (replayed from the change log through a scratch engine that the composition root supplies).
  */
-import type { AccessEntry, Change, ChangeQuery, EffectivePermission, Lockstep, SloRow } from '../domain/contract.ts';
+import type { AccessEntry, AccessQuery, Change, ChangeQuery, EffectivePermission, EffectiveQuery, Lockstep, SloRow } from '../domain/contract.ts';
 import { LockstepError, notFound } from '../domain/errors.ts';
 import { parseOrgId, type VerifyMode } from '../domain/model.ts';
 import type { Sql } from '../storage/database.ts';
@@ -51,22 +51,28 @@ export function createAuditService(env: AuditEnv) {
       return sloReport(db, org, windowSeconds, now(), verify);
     },
 
-    async subjectEffectiveAt(orgIn: string, subject: string, at: string): Promise<{ revision: number; at: string; permissions: EffectivePermission[] }> {
+    async subjectEffectiveAt(orgIn: string, subject: string, at: string, q: EffectiveQuery = {}): Promise<{ revision: number; at: string; permissions: EffectivePermission[]; next: string | null }> {
       const org = parseOrgId(orgIn);
       const t = parseAt(at);
       await requireOrg(org);
       // A subject that did not exist at T could do nothing then.
-      const r = await replay(org, t, (h) => h.subjectEffective(org, subject).catch(emptyIfMissing({ revision: 0, permissions: [] })));
-      return { revision: r.revision, at: new Date(t).toISOString(), permissions: r.result?.permissions ?? [] };
+      const r = await replay(org, t, (h) => h.subjectEffective(org, subject, q).catch(emptyIfMissing({ revision: 0, permissions: [], next: null })));
+      return { revision: r.revision, at: new Date(t).toISOString(), permissions: r.result?.permissions ?? [], next: r.result?.next ?? null };
     },
 
-    async resourceAccessAt(orgIn: string, resource: string, permission: string, at: string): Promise<{ revision: number; at: string; subjects: AccessEntry[] }> {
+    async resourceAccessAt(
+      orgIn: string,
+      resource: string,
+      permission: string,
+      at: string,
+      q: AccessQuery = {},
+    ): Promise<{ revision: number; at: string; subjects: AccessEntry[]; next: string | null }> {
       const org = parseOrgId(orgIn);
       const t = parseAt(at);
       await requireOrg(org);
       // Nobody could do a permission that did not exist at T on a resource that did not exist at T.
-      const r = await replay(org, t, (h) => h.resourceAccess(org, resource, permission).catch(emptyIfMissing({ revision: 0, subjects: [] })));
-      return { revision: r.revision, at: new Date(t).toISOString(), subjects: r.result?.subjects ?? [] };
+      const r = await replay(org, t, (h) => h.resourceAccess(org, resource, permission, q).catch(emptyIfMissing({ revision: 0, subjects: [], next: null })));
+      return { revision: r.revision, at: new Date(t).toISOString(), subjects: r.result?.subjects ?? [], next: r.result?.next ?? null };
     },
   };
 }

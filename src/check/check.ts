@@ -32,7 +32,8 @@ import {
   type SubjectId,
   type VerifyMode,
 } from '../domain/model.ts';
-import type { AccessEntry, CheckRequest, CheckResult, EffectivePermission, Via } from '../domain/contract.ts';
+import type { AccessEntry, AccessQuery, CheckRequest, CheckResult, EffectivePermission, EffectiveQuery, Via } from '../domain/contract.ts';
+import { decodeCursor, pageLimit, pageOf, type CursorKey } from '../domain/page.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { ancestors, chainTo, desiredOnAncestors, memberGroups, provenAt } from '../derivation/rule.ts';
 import { isLive } from '../domain/groups.ts';
@@ -225,9 +226,13 @@ export function createChecks(env: CheckEnv) {
     },
 
     /** What a subject can do: each (permission, resource) it holds, with the derivation. */
-    async subjectEffective(orgIn: string, subjectIn: string): Promise<{ revision: number; permissions: EffectivePermission[] }> {
+    async subjectEffective(orgIn: string, subjectIn: string, q: EffectiveQuery = {}): Promise<{ revision: number; permissions: EffectivePermission[]; next: string | null }> {
       const org = parseOrgId(orgIn);
       const subject = parseSubjectId(subjectIn, 'id');
+      const permission = q.permission === undefined ? undefined : parsePermissionSlug(q.permission, 'permission');
+      const onResource = q.resource === undefined ? undefined : parseResourceRef(q.resource, 'resource');
+      const limit = pageLimit(q.limit);
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, ['s', 's', 's']);
       const meta = await orgMeta(db, org);
       if (!(await db.get('SELECT 1 AS x FROM subjects WHERE org_id = $1 AND id = $2', [org, subject]))) throw notFound('id', 'subject', subject);
       const now = env.now();
@@ -239,11 +244,17 @@ export function createChecks(env: CheckEnv) {
            JOIN role_permissions rp ON rp.org_id = e.org_id AND rp.role = e.role
            JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
           WHERE e.org_id = ${org} AND e.subject_id = ${subject} AND ${verifiedByTier(sql`p.risk`, flags, now)}
-          ORDER BY e.resource, rp.permission, e.assignment_id`,
+            ${permission === undefined ? sql.empty : sql`AND rp.permission = ${permission}`}
+            ${onResource === undefined ? sql.empty : sql`AND e.resource = ${onResource}`}
+            ${after === undefined ? sql.empty : sql`AND ${keyAfter([sql`e.resource`, sql`rp.permission`, sql`e.assignment_id`], after)}`}
+          ORDER BY e.resource, rp.permission, e.assignment_id
+          ${limit === undefined ? sql.empty : sql`LIMIT ${limit + 1}`}`,
       );
+      const page = pageOf(rows, limit, (r) => [r.resource, r.permission, r.assignment_id]);
       return {
         revision: meta.revision,
-        permissions: rows.map((r) => ({ permission: r.permission, resource: r.resource, role: r.role, risk: tierOfRank(r.risk)!, via: toVia(r) })),
+        permissions: page.items.map((r) => ({ permission: r.permission, resource: r.resource, role: r.role, risk: tierOfRank(r.risk)!, via: toVia(r) })),
+        next: page.next,
       };
     },
 
@@ -259,29 +270,49 @@ export function createChecks(env: CheckEnv) {
     },
 
     /** Who can do P on R, through an assignment on R or any of its ancestors. */
-    async resourceAccess(orgIn: string, resourceIn: string, permissionIn: string): Promise<{ revision: number; subjects: AccessEntry[] }> {
+    async resourceAccess(orgIn: string, resourceIn: string, permissionIn: string, q: AccessQuery = {}): Promise<{ revision: number; subjects: AccessEntry[]; next: string | null }> {
       const org = parseOrgId(orgIn);
       const resource = parseResourceRef(resourceIn);
       const permission = parsePermissionSlug(permissionIn);
+      if (q.via !== undefined && q.via !== 'direct' && q.via !== 'group') throw validation('via', "via must be 'direct' or 'group'");
+      const limit = pageLimit(q.limit);
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, ['s', 'n', 's']);
       const meta = await orgMeta(db, org, permission);
       if (meta.risk === null) throw notFound('permission', 'permission', permission);
       if (!(await db.get('SELECT 1 AS x FROM resources WHERE org_id = $1 AND ref = $2', [org, resource]))) throw notFound('resource', 'resource', resource);
       // From the source of truth: the read model is keyed by subject, and a resource-keyed index on
       // it would slow every backfill (see migrations/001_core.sql); the source answer is exact.
       const now = env.now();
-      const rows = await db.all<ViaRow & { subject_id: SubjectId; member_group: GroupId | null }>(
-        sql`WITH RECURSIVE ${ancestors(org, resource)}
-         SELECT x.subject_id, x.assignment_id, x.group_id, x.role, x.resource, x.member_group FROM (${desiredOnAncestors(org, now)}) x
+      // A page is a set of (subject, depth, assignment) keys — one entry each — with every row of each
+      // key (a subject may reach one assignment through several groups: the shortest chain is kept).
+      // An entry whose only paths are through expired nested edges is dropped after the page is cut,
+      // so a page may hold fewer than `limit` entries; only `next: null` means the end.
+      const via = q.via === undefined ? sql.empty : q.via === 'direct' ? sql`AND x.group_id IS NULL` : sql`AND x.group_id IS NOT NULL`;
+      const keyed = sql`SELECT x.subject_id, x.assignment_id, x.group_id, x.role, x.resource, x.member_group, x.depth FROM (${desiredOnAncestors(org, now)}) x
          CROSS JOIN role_permissions rp
-         WHERE rp.org_id = ${org} AND rp.role = x.role AND rp.permission = ${permission}
-         ORDER BY x.subject_id, x.depth, x.assignment_id`,
+         WHERE rp.org_id = ${org} AND rp.role = x.role AND rp.permission = ${permission} ${via}`;
+      const rows = await db.all<ViaRow & { subject_id: SubjectId; member_group: GroupId | null; depth: number }>(
+        limit === undefined && after === undefined
+          ? sql`WITH RECURSIVE ${ancestors(org, resource)} ${keyed} ORDER BY x.subject_id, x.depth, x.assignment_id`
+          : sql`WITH RECURSIVE ${ancestors(org, resource)}, keyed AS (${keyed}),
+               page AS (SELECT DISTINCT subject_id, depth, assignment_id FROM keyed
+                         ${after === undefined ? sql.empty : sql`WHERE ${keyAfter([sql`subject_id`, sql`depth`, sql`assignment_id`], after)}`}
+                         ORDER BY subject_id, depth, assignment_id ${limit === undefined ? sql.empty : sql`LIMIT ${limit + 1}`})
+               SELECT k.* FROM keyed k CROSS JOIN page p
+                WHERE k.subject_id = p.subject_id AND k.depth = p.depth AND k.assignment_id = p.assignment_id
+                ORDER BY k.subject_id, k.depth, k.assignment_id`,
       );
+      // The page's keys, cut to `limit` (rows come ordered by key, so each key's rows are adjacent):
+      // the rows of an extra key only say that there is a next page.
+      const firsts = rows.filter((r, i) => i === 0 || !sameKey(r, rows[i - 1]!));
+      const cut = pageOf(firsts, limit, (r) => [r.subject_id, Number(r.depth), r.assignment_id]);
+      const kept = cut.next === null ? rows : rows.slice(0, rows.indexOf(firsts[cut.items.length]!));
       // The query went through the closure, which knows no expiry: the nested part of each path is
       // proven here, on the live edges, and a subject reaching the group several ways is listed once.
-      const chains = await chainFinder(db, org, now, rows.some((r) => r.member_group !== null && r.member_group !== r.group_id));
+      const chains = await chainFinder(db, org, now, kept.some((r) => r.member_group !== null && r.member_group !== r.group_id));
       const seen = new Set<string>();
       const subjects: AccessEntry[] = [];
-      for (const r of rows) {
+      for (const r of kept) {
         const chain = r.group_id === null ? null : chains(r.member_group!, r.group_id);
         if (r.group_id !== null && chain === null) continue;
         const key = `${r.subject_id}|${r.assignment_id}`;
@@ -290,9 +321,24 @@ export function createChecks(env: CheckEnv) {
         subjects.push({ subject: r.subject_id, via: toVia({ ...r, chain }) });
       }
       // Shortest chain per (subject, assignment): a later row of the same pair may be shorter.
-      return { revision: meta.revision, subjects: shortestFirst(rows, subjects, chains) };
+      return { revision: meta.revision, subjects: shortestFirst(kept, subjects, chains), next: cut.next };
     },
   };
+}
+
+const sameKey = (a: { subject_id: string; depth: number; assignment_id: string }, b: { subject_id: string; depth: number; assignment_id: string }) =>
+  a.subject_id === b.subject_id && Number(a.depth) === Number(b.depth) && a.assignment_id === b.assignment_id;
+
+/**
+ * `(c1, c2, …) > (k1, k2, …)` in the listing's order, spelled out (both engines, any column types):
+ * the keyset condition of the page after cursor key `k`.
+ */
+function keyAfter(columns: SqlFragment[], key: CursorKey): SqlFragment {
+  const [c, ...rest] = columns;
+  const [k, ...restKey] = key;
+  if (c === undefined) return sql`1 = 0`;
+  if (rest.length === 0) return sql`${c} > ${k}`;
+  return sql`(${c} > ${k} OR (${c} = ${k} AND ${keyAfter(rest, restKey)}))`;
 }
 
 /**

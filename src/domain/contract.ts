@@ -18,7 +18,27 @@ import type {
   SubjectId,
   SubjectKind,
 } from './model.ts';
+import type { PageQuery } from './page.ts';
 import type { PropagationPolicy } from './propagation.ts';
+
+export type { PageQuery } from './page.ts';
+/** `/effective`: a page, optionally only one permission or one resource. */
+export interface EffectiveQuery extends PageQuery {
+  permission?: string;
+  resource?: string;
+}
+/** Who-can: a page, optionally only direct assignments or only through groups. */
+export interface AccessQuery extends PageQuery {
+  via?: 'direct' | 'group';
+}
+/** A group's members: a page, optionally only subjects or only nested groups. */
+export interface MemberQuery extends PageQuery {
+  kind?: 'subject' | 'group';
+}
+export interface GroupMember {
+  member: string;
+  expiresAt: string | null;
+}
 
 /** The closed set of job states (docs/semantics.md). */
 export const JOB_STATES = ['pending', 'running', 'retrying', 'done', 'failed'] as const;
@@ -194,8 +214,11 @@ export interface Lockstep {
   /** `member` is a subject id (`subject:ID` too) or `group:ID` for a nested group; `expiresAt` RFC 3339. */
   addMember(org: string, group: string, member: string, body?: { expiresAt?: string | null }, ctx?: WriteContext): Promise<WriteResult>;
   removeMember(org: string, group: string, member: string, ctx?: WriteContext): Promise<WriteResult>;
-  /** A group's members, subjects (`subject:ID`) and nested groups (`group:ID`), with their expiry. */
-  listMembers(org: string, group: string): Promise<{ member: string; expiresAt: string | null }[]>;
+  /**
+   * A group's members, subjects (`subject:ID`) and nested groups (`group:ID`), with their expiry,
+   * ordered by member; `next` is the cursor of the following page (null: the last, or no limit).
+   */
+  listMembers(org: string, group: string, q?: MemberQuery): Promise<{ members: GroupMember[]; next: string | null }>;
   createAssignment(
     org: string,
     body: { principal: string; role: string; resource: string; expiresAt?: string | null },
@@ -210,17 +233,30 @@ export interface Lockstep {
 
   // — read side —
   check(org: string, req: CheckRequest): Promise<CheckResult>;
-  subjectEffective(org: string, subject: string): Promise<{ revision: number; permissions: EffectivePermission[] }>;
-  resourceAccess(org: string, resource: string, permission: string): Promise<{ revision: number; subjects: AccessEntry[] }>;
+  /** Ordered by (resource, permission, assignment); paged when `q.limit` is given. */
+  subjectEffective(org: string, subject: string, q?: EffectiveQuery): Promise<{ revision: number; permissions: EffectivePermission[]; next: string | null }>;
+  /** Ordered by (subject, distance up the hierarchy, assignment); paged when `q.limit` is given. */
+  resourceAccess(org: string, resource: string, permission: string, q?: AccessQuery): Promise<{ revision: number; subjects: AccessEntry[]; next: string | null }>;
   getChange(org: string, revision: number): Promise<Change>;
   /** Receipts newest first, filtered; `next` is the `before` cursor of the following page. */
   listChanges(org: string, q?: ChangeQuery): Promise<{ changes: Change[]; next: number | null }>;
   /** Per direction × tier over the last `windowSeconds`: count, pending, lag p50/p99/max, breaches. */
   sloReport(org: string, windowSeconds: number): Promise<{ from: string; to: string; windowSeconds: number; truncated: boolean; rows: SloRow[] }>;
   /** What the subject could do at `at` (ISO time), replayed from the change log. */
-  subjectEffectiveAt(org: string, subject: string, at: string): Promise<{ revision: number; at: string; permissions: EffectivePermission[] }>;
+  subjectEffectiveAt(
+    org: string,
+    subject: string,
+    at: string,
+    q?: EffectiveQuery,
+  ): Promise<{ revision: number; at: string; permissions: EffectivePermission[]; next: string | null }>;
   /** Who could do `permission` on `resource` at `at` (ISO time), replayed from the change log. */
-  resourceAccessAt(org: string, resource: string, permission: string, at: string): Promise<{ revision: number; at: string; subjects: AccessEntry[] }>;
+  resourceAccessAt(
+    org: string,
+    resource: string,
+    permission: string,
+    at: string,
+    q?: AccessQuery,
+  ): Promise<{ revision: number; at: string; subjects: AccessEntry[]; next: string | null }>;
   getOrganization(org: string): Promise<Organization>;
   getSubject(org: string, id: string): Promise<Subject>;
   getAssignment(org: string, id: string): Promise<Assignment>;

@@ -10,10 +10,11 @@
  * grant if it had expired and is revived); the expiry job's removal is `membership.expired`, decided
  * at the instant of the expiry.
  */
-import { notFound } from '../domain/errors.ts';
+import { notFound, validation } from '../domain/errors.ts';
 import { assertEdgeAllowed, isLive, parseExpiresAt } from '../domain/groups.ts';
 import { parseGroupId, parseOrgId, parseSubjectId, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
-import type { WriteContext, WriteResult } from '../domain/contract.ts';
+import type { GroupMember, MemberQuery, WriteContext, WriteResult } from '../domain/contract.ts';
+import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { groupAncestors, notDerived, subjectsUnder } from '../derivation/rule.ts';
 import { addEdgeToClosure, loadGroupEdges, removeEdgeFromClosure } from '../derivation/closure.ts';
@@ -61,16 +62,22 @@ export function createMembershipCommands(env: WriteEnv) {
     /** The expiry job's write: removes the membership if its expiry has passed (else changes nothing). */
     expireMembership: (org: string, group: string, member: string) => changeMembership(org, group, member, 'expire', undefined, { actor: EXPIRY_ACTOR }),
     /** Members of a group, both kinds, with their expiry. */
-    async listMembers(orgIn: string, groupIn: string): Promise<{ member: string; expiresAt: string | null }[]> {
+    async listMembers(orgIn: string, groupIn: string, q: MemberQuery = {}): Promise<{ members: GroupMember[]; next: string | null }> {
       const org = parseOrgId(orgIn);
       const group = parseGroupId(groupIn, 'id');
+      if (q.kind !== undefined && q.kind !== 'subject' && q.kind !== 'group') throw validation('kind', "kind must be 'subject' or 'group'");
+      const limit = pageLimit(q.limit);
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, ['s'])[0];
       if (!(await env.db.get(sql`SELECT 1 AS x FROM groups WHERE org_id = ${org} AND id = ${group}`))) throw notFound('id', 'group', group);
+      const subjects = sql`SELECT 'subject:' || subject_id AS member, expires_at FROM memberships WHERE org_id = ${org} AND group_id = ${group}`;
+      const groups = sql`SELECT 'group:' || member_id AS member, expires_at FROM group_members WHERE org_id = ${org} AND group_id = ${group}`;
+      const both = q.kind === 'subject' ? subjects : q.kind === 'group' ? groups : sql`${subjects} UNION ALL ${groups}`;
       const rows = await env.db.all<{ member: string; expires_at: number | null }>(
-        sql`SELECT 'subject:' || subject_id AS member, expires_at FROM memberships WHERE org_id = ${org} AND group_id = ${group}
-            UNION ALL SELECT 'group:' || member_id, expires_at FROM group_members WHERE org_id = ${org} AND group_id = ${group}
-            ORDER BY member`,
+        sql`SELECT member, expires_at FROM (${both}) m ${after === undefined ? sql.empty : sql`WHERE member > ${after}`}
+            ORDER BY member ${limit === undefined ? sql.empty : sql`LIMIT ${limit + 1}`}`,
       );
-      return rows.map((r) => ({ member: r.member, expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at)).toISOString() }));
+      const page = pageOf(rows, limit, (r) => [r.member]);
+      return { members: page.items.map((r) => ({ member: r.member, expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at)).toISOString() })), next: page.next };
     },
   };
 

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Lockstep, WriteContext, WriteResult } from '../../domain/contract.ts';
 import { actorOf } from '../auth.ts';
+import { pageOfQuery } from '../schemas/common.ts';
 import * as s from '../schemas/policy.ts';
 
 type Org = { org: string };
@@ -75,9 +76,11 @@ export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
     { schema: s.putMember, ...write, preValidation: optionalBody },
     (req) => lockstep.addMember(req.params.org, req.params.id, req.params.subject, req.body, ctxOf(req)),
   );
-  app.get<{ Params: WithId }>(`${base}/groups/:id/members`, { schema: s.listMembers, ...write }, async (req) => ({
-    members: await lockstep.listMembers(req.params.org, req.params.id),
-  }));
+  app.get<{ Params: WithId; Querystring: { kind?: 'subject' | 'group'; limit?: string; cursor?: string } }>(
+    `${base}/groups/:id/members`,
+    { schema: s.listMembers, ...write },
+    (req) => lockstep.listMembers(req.params.org, req.params.id, { ...pageOfQuery(req.query), ...(req.query.kind ? { kind: req.query.kind } : {}) }),
+  );
   app.delete<{ Params: MemberParams }>(`${base}/groups/:id/members/:subject`, { schema: s.deleteMember, ...write }, async (req, reply) =>
     deleted(reply, await lockstep.removeMember(req.params.org, req.params.id, req.params.subject, ctxOf(req))),
   );

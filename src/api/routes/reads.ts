@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CheckRequest, Lockstep } from '../../domain/contract.ts';
 import type { Direction } from '../../domain/model.ts';
+import { pageOfQuery } from '../schemas/common.ts';
 import * as s from '../schemas/reads.ts';
 import type { Delivery } from '../../delivery/service.ts';
 
@@ -12,19 +13,26 @@ export function readRoutes(app: FastifyInstance, lockstep: Lockstep, delivery?: 
   const check = { config: { access: 'check' as const } };
 
   app.post<{ Params: Org; Body: CheckRequest }>(`${base}/check`, { schema: s.check, ...check }, (req) => lockstep.check(req.params.org, req.body));
-  app.get<{ Params: Org & { id: string }; Querystring: { at?: string } }>(`${base}/subjects/:id/effective`, { schema: s.subjectEffective, ...check }, (req) =>
-    req.query.at === undefined
-      ? lockstep.subjectEffective(req.params.org, req.params.id)
-      : lockstep.subjectEffectiveAt(req.params.org, req.params.id, req.query.at),
+  type Page = { limit?: string; cursor?: string };
+  app.get<{ Params: Org & { id: string }; Querystring: Page & { at?: string; permission?: string; resource?: string } }>(
+    `${base}/subjects/:id/effective`,
+    { schema: s.subjectEffective, ...check },
+    (req) => {
+      const { at, permission, resource } = req.query;
+      const q = { ...pageOfQuery(req.query), ...(permission ? { permission } : {}), ...(resource ? { resource } : {}) };
+      return at === undefined ? lockstep.subjectEffective(req.params.org, req.params.id, q) : lockstep.subjectEffectiveAt(req.params.org, req.params.id, at, q);
+    },
   );
-  app.get<{ Params: Org & { type: string; id: string }; Querystring: { permission: string; at?: string } }>(
+  app.get<{ Params: Org & { type: string; id: string }; Querystring: Page & { permission: string; at?: string; via?: 'direct' | 'group' } }>(
     `${base}/resources/:type/:id/access`,
     { schema: s.resourceAccess, ...check },
     (req) => {
       const ref = `${req.params.type}:${req.params.id}`;
-      return req.query.at === undefined
-        ? lockstep.resourceAccess(req.params.org, ref, req.query.permission)
-        : lockstep.resourceAccessAt(req.params.org, ref, req.query.permission, req.query.at);
+      const { at, permission, via } = req.query;
+      const q = { ...pageOfQuery(req.query), ...(via ? { via } : {}) };
+      return at === undefined
+        ? lockstep.resourceAccess(req.params.org, ref, permission, q)
+        : lockstep.resourceAccessAt(req.params.org, ref, permission, at, q);
     },
   );
   app.get<{ Params: Org; Querystring: { direction?: Direction; since?: string; until?: string; before?: string; limit?: string } }>(

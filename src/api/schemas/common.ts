@@ -3,6 +3,7 @@
  * src/domain/model.ts so that the OpenAPI document states it and bad input is refused before it
  * reaches the engine (which checks it again); test/e2e/schemas.test.ts holds the two together.
  */
+import { DEFAULT_PAGE } from '../../domain/page.ts';
 import { RFC3339_PATTERN } from '../../domain/time.ts';
 
 export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.@+=~-]{0,127}$';
@@ -59,6 +60,18 @@ export const revisionParams = params({
   // A string pattern rather than an integer: body coercion is off (a JSON "1" is not 1), and the
   // same validator serves path parameters.
   revision: { type: 'string', pattern: '^[1-9][0-9]{0,14}$', description: 'revision number (≥ 1)' },
+});
+
+/** Query parameters of a paged listing (keyset pagination, src/domain/page.ts). */
+export const pageQuery = {
+  limit: { type: 'string', pattern: '^([1-9][0-9]{0,2}|1000)$', description: 'entries per page, 1–1000 (default 100)' },
+  cursor: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^[A-Za-z0-9_-]+$', description: 'the `next` of the previous page, unchanged' },
+} as const;
+export const nextCursor = { type: ['string', 'null'], description: 'the cursor of the following page (pass it as ?cursor=); null on the last page' } as const;
+/** The page parameters as the engine takes them: the HTTP default is DEFAULT_PAGE entries. */
+export const pageOfQuery = (q: { limit?: string; cursor?: string }) => ({
+  limit: q.limit === undefined ? DEFAULT_PAGE : Number(q.limit),
+  ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
 });
 
 export const propagation = {

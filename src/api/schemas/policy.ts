@@ -7,7 +7,9 @@ import {
   expiresAt,
   idParams,
   memberParams,
+  nextCursor,
   orgParams,
+  pageQuery,
   permissionSlug,
   principalRef,
   resourceParams,
@@ -112,14 +114,20 @@ export const putMember = write(
 export const deleteMember = remove('groups', "Remove a subject (or 'group:ID') from a group", memberParams);
 export const listMembers = {
   tags: ['groups'],
-  summary: 'List the members of a group: subjects and nested groups, with their expiry',
+  summary: 'List the members of a group: subjects and nested groups, with their expiry, a page at a time (ordered by member)',
   security: bearer,
   params: idParams('group'),
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { kind: { type: 'string', enum: ['subject', 'group'], description: 'only subjects, or only nested groups' }, ...pageQuery },
+  },
   response: {
     200: {
       type: 'object',
-      required: ['members'],
+      required: ['members', 'next'],
       properties: {
+        next: nextCursor,
         members: {
           type: 'array',
           items: {

@@ -1,5 +1,5 @@
 /** Schemas of the read routes: check, listings and receipts. */
-import { bearer, errorResponses, problemSchema, id, idParams, rfc3339, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
+import { bearer, errorResponses, problemSchema, id, idParams, nextCursor, pageQuery, rfc3339, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
 
 export const check = {
   tags: ['checks'],
@@ -50,21 +50,27 @@ export const check = {
 
 export const subjectEffective = {
   tags: ['checks'],
-  summary: 'Everything a subject can do',
+  summary: 'Everything a subject can do, a page at a time (ordered by resource, permission, assignment)',
   security: bearer,
   params: idParams('subject'),
   querystring: {
     type: 'object',
     additionalProperties: false,
-    properties: { at: rfc3339('RFC 3339 time: what the subject could do then (replayed from the change log)') },
+    properties: {
+      at: rfc3339('RFC 3339 time: what the subject could do then (replayed from the change log)'),
+      permission: { ...permissionSlug, description: 'only this permission' },
+      resource: { ...resourceRef, description: "only entries on this resource 'type:id' (the resource the role is assigned on; descendants inherit it)" },
+      ...pageQuery,
+    },
   },
   response: {
     200: {
       type: 'object',
-      required: ['revision', 'permissions'],
+      required: ['revision', 'permissions', 'next'],
       properties: {
         at: { type: 'string' },
         revision: { type: 'integer' },
+        next: nextCursor,
         permissions: {
           type: 'array',
           items: {
@@ -81,21 +87,27 @@ export const subjectEffective = {
 
 export const resourceAccess = {
   tags: ['checks'],
-  summary: 'Who can do a permission on a resource',
+  summary: 'Who can do a permission on a resource, a page at a time (ordered by subject)',
   security: bearer,
   params: resourceParams,
   querystring: {
     type: 'object',
     required: ['permission'],
     additionalProperties: false,
-    properties: { permission: permissionSlug, at: rfc3339('RFC 3339 time: who could, then (replayed from the change log)') },
+    properties: {
+      permission: permissionSlug,
+      at: rfc3339('RFC 3339 time: who could, then (replayed from the change log)'),
+      via: { type: 'string', enum: ['direct', 'group'], description: 'only direct assignments, or only through groups' },
+      ...pageQuery,
+    },
   },
   response: {
     200: {
       type: 'object',
-      required: ['revision', 'subjects'],
+      required: ['revision', 'subjects', 'next'],
       properties: {
         revision: { type: 'integer' },
+        next: nextCursor,
         at: { type: 'string' },
         subjects: { type: 'array', items: { type: 'object', required: ['subject', 'via'], properties: { subject: { type: 'string' }, via } } },
       },
