@@ -4,15 +4,15 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { DirectoryStore } from '../../directories/directories.ts';
-import { id as idSchema } from '../schemas/common.ts';
+import { id as idSchema, NAME_PATTERN } from '../schemas/common.ts';
 
 type Org = { org: string };
 type WithId = Org & { id: string };
 
-const orgParams = { type: 'object', properties: { org: idSchema('organization id') }, required: ['org'], additionalProperties: false } as const;
+const orgParams = { type: 'object', properties: { org: idSchema('organization id', 'acme') }, required: ['org'], additionalProperties: false } as const;
 const dirParams = {
   type: 'object',
-  properties: { org: idSchema('organization id'), id: { type: 'string', pattern: '^[a-f0-9]{16}$', description: 'directory id' } },
+  properties: { org: idSchema('organization id', 'acme'), id: { type: 'string', pattern: '^[a-f0-9]{16}$', description: 'directory id', examples: ['5f1c2a9be0d34c71'] } },
   required: ['org', 'id'],
   additionalProperties: false,
 } as const;
@@ -21,9 +21,10 @@ const createBody = {
   required: ['name'],
   additionalProperties: false,
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' },
+    name: { type: 'string', minLength: 1, maxLength: 200, pattern: NAME_PATTERN, examples: ['Okta production'] },
     provider: { type: 'string', enum: ['okta', 'entra', 'generic'], description: 'the identity provider; okta gets 200 with the user on PATCH' },
   },
+  examples: [{ name: 'Okta production', provider: 'okta' }],
 } as const;
 
 /** The SCIM base URL of a directory as this request reached the server. */

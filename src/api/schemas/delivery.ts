@@ -5,7 +5,7 @@ const targetParams = {
   type: 'object',
   required: ['org', 'id'],
   additionalProperties: false,
-  properties: { org: id('organization id'), id: { type: 'string', pattern: '^tgt_[A-Za-z0-9_-]{1,64}$', description: 'target id' } },
+  properties: { org: id('organization id', 'acme'), id: { type: 'string', pattern: '^tgt_[A-Za-z0-9_-]{1,64}$', description: 'target id', examples: ['tgt_3kPq8ZsW1xLc7NvA'] } },
 } as const;
 
 const nullableTime = { type: ['string', 'null'], format: 'date-time' } as const;
@@ -56,6 +56,7 @@ export const createTarget = {
       critical: { type: 'boolean' },
       delivery: { type: 'string', enum: ['push'], description: "'push' (the only method so far)" },
     },
+    examples: [{ name: 'gateway', kind: 'webhook', url: 'https://gateway.acme.example/lockstep/events', critical: true }],
   },
   response: { 201: target, ...writeErrorResponses },
 };
@@ -74,7 +75,7 @@ export const replayTarget = {
   summary: 'Re-deliver the events of every revision after fromRevision (new message ids); re-enables a disabled target',
   security: bearer,
   params: targetParams,
-  body: { type: 'object', required: ['fromRevision'], additionalProperties: false, properties: { fromRevision: { type: 'integer', minimum: 0 } } },
+  body: { type: 'object', required: ['fromRevision'], additionalProperties: false, properties: { fromRevision: { type: 'integer', minimum: 0 } }, examples: [{ fromRevision: 10 }] },
   response: { 200: { type: 'object', properties: { id: { type: 'string' }, fromRevision: { type: 'integer' }, queued: { type: 'integer' } } }, ...writeErrorResponses },
 };
 export const rotateSecret = {
@@ -82,7 +83,7 @@ export const rotateSecret = {
   summary: 'Rotate the secret; the previous one stays valid (webhooks signed with both) for graceSeconds (default 86400)',
   security: bearer,
   params: targetParams,
-  body: { type: 'object', additionalProperties: false, properties: { graceSeconds: { type: 'integer', minimum: 0, maximum: 604800 } } },
+  body: { type: 'object', additionalProperties: false, properties: { graceSeconds: { type: 'integer', minimum: 0, maximum: 604800 } }, examples: [{ graceSeconds: 86400 }] },
   response: { 200: target, ...writeErrorResponses },
 };
 export const watch = {
@@ -93,6 +94,6 @@ export const watch = {
   querystring: {
     type: 'object',
     additionalProperties: false,
-    properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$', description: 'revision: events of later revisions only (default: from now)' } },
+    properties: { after: { type: 'string', pattern: '^[0-9]{1,15}$', description: 'revision: events of later revisions only (default: from now)', examples: ['10'] } },
   },
 };

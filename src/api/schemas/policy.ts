@@ -12,6 +12,7 @@ import {
   pageQuery,
   permissionSlug,
   principalRef,
+  RESOURCE_REF_PATTERN,
   resourceParams,
   resourceRef,
   roleSlug,
@@ -20,8 +21,9 @@ import {
   writeResult,
 } from './common.ts';
 
-const body = (properties: Record<string, unknown>, required: string[] = []) =>
-  ({ type: 'object', properties, required, additionalProperties: false }) as const;
+/** A request body of these fields; `example` is the body /docs shows (and a test validates). */
+const body = (properties: Record<string, unknown>, required: string[], example: Record<string, unknown>) =>
+  ({ type: 'object', properties, required, additionalProperties: false, examples: [example] }) as const;
 
 const write = (tag: string, summary: string, params: object, requestBody?: object) => ({
   tags: [tag],
@@ -43,7 +45,7 @@ const remove = (tag: string, summary: string, params: object) => ({
   },
 });
 
-export const putOrganization = write('organizations', 'Create or rename an organization (admin keys only)', orgParams, body({ name: displayName }));
+export const putOrganization = write('organizations', 'Create or rename an organization (admin keys only)', orgParams, body({ name: displayName }, [], { name: 'Acme' }));
 export const getOrganization = {
   tags: ['organizations'],
   summary: 'Read an organization and its current revision',
@@ -63,21 +65,23 @@ export const putPermission = write(
   'permissions',
   'Create a permission or change its risk tier',
   slugParams(permissionSlug),
-  body({ risk: { type: 'string', enum: ['standard', 'high', 'critical'] } }, ['risk']),
+  body({ risk: { type: 'string', enum: ['standard', 'high', 'critical'] } }, ['risk'], { risk: 'critical' }),
 );
 
 export const putRole = write(
   'roles',
   "Create a role or replace its set of permissions (a policy change that fans out to every holder)",
   slugParams(roleSlug),
-  body({ permissions: { type: 'array', items: permissionSlug, maxItems: 1000 } }, ['permissions']),
+  body({ permissions: { type: 'array', items: permissionSlug, maxItems: 1000 } }, ['permissions'], { permissions: ['project.read', 'project.delete'] }),
 );
 
 export const putResource = write(
   'resources',
   'Create a resource or re-parent it',
   resourceParams,
-  body({ parent: { anyOf: [resourceRef, { type: 'null' }], description: "parent 'type:id', or null for a root" } }),
+  body({ parent: { anyOf: [{ type: 'string', pattern: RESOURCE_REF_PATTERN }, { type: 'null' }], description: "parent 'type:id', or null for a root", examples: ['workspace:platform'] } }, [], {
+    parent: 'workspace:platform',
+  }),
 );
 export const deleteResource = remove('resources', 'Delete a resource, its subtree and every assignment on them', resourceParams);
 
@@ -85,7 +89,7 @@ export const putSubject = write(
   'subjects',
   'Create a subject, or activate / deactivate it (kind cannot change)',
   idParams('subject'),
-  body({ kind: { type: 'string', enum: ['user', 'service_account', 'agent'] }, active: { type: 'boolean' } }, ['kind']),
+  body({ kind: { type: 'string', enum: ['user', 'service_account', 'agent'] }, active: { type: 'boolean' } }, ['kind'], { kind: 'user', active: true }),
 );
 export const deleteSubject = remove('subjects', 'Delete a subject, its memberships and direct assignments', idParams('subject'));
 export const getSubject = {
@@ -103,13 +107,13 @@ export const getSubject = {
   },
 };
 
-export const putGroup = write('groups', 'Create or rename a group', idParams('group'), body({ name: displayName }));
+export const putGroup = write('groups', 'Create or rename a group', idParams('group'), body({ name: displayName }, [], { name: 'Engineering' }));
 export const deleteGroup = remove('groups', 'Delete a group, its memberships and its assignments', idParams('group'));
 export const putMember = write(
   'groups',
   "Add a subject (or, as 'group:ID', a nested group) to a group, optionally until expiresAt; again with another expiresAt changes it",
   memberParams,
-  body({ expiresAt }),
+  body({ expiresAt }, [], { expiresAt: '2026-12-31T17:00:00Z' }),
 );
 export const deleteMember = remove('groups', "Remove a subject (or 'group:ID') from a group", memberParams);
 export const listMembers = {
@@ -120,7 +124,7 @@ export const listMembers = {
   querystring: {
     type: 'object',
     additionalProperties: false,
-    properties: { kind: { type: 'string', enum: ['subject', 'group'], description: 'only subjects, or only nested groups' }, ...pageQuery },
+    properties: { kind: { type: 'string', enum: ['subject', 'group'], description: 'only subjects, or only nested groups', examples: ['subject'] }, ...pageQuery(['subject:alice']) },
   },
   response: {
     200: {
@@ -147,7 +151,11 @@ export const postAssignment = {
   summary: 'Assign a role on a resource to a subject or group (idempotent on the natural key)',
   security: bearer,
   params: orgParams,
-  body: body({ principal: principalRef, role: roleSlug, resource: resourceRef, expiresAt }, ['principal', 'role', 'resource']),
+  body: body({ principal: principalRef, role: roleSlug, resource: resourceRef, expiresAt }, ['principal', 'role', 'resource'], {
+    principal: 'group:eng',
+    role: 'editor',
+    resource: 'workspace:platform',
+  }),
   response: {
     ...Object.fromEntries(
       ([

@@ -13,6 +13,7 @@ const policy = {
   description: 'direction × tier → {mode, sloMs}; inlineBudget: effective rows a sync change may touch inline',
   properties: { grant: tiers, revoke: tiers, inlineBudget: { type: 'integer', minimum: 0, maximum: 10_000_000 } },
 } as const;
+const policyBody = { ...policy, examples: [{ grant: { high: { mode: 'async', sloMs: 500 }, standard: { mode: 'async', sloMs: 2000 } }, inlineBudget: 10000 }] } as const;
 
 export const getPolicy = {
   tags: ['propagation'],
@@ -27,7 +28,7 @@ export const putPolicy = {
   summary: 'Replace the propagation policy; settings left out take the default',
   security: bearer,
   params: orgParams,
-  body: policy,
+  body: policyBody,
   response: { 200: { ...writeResult, required: [...writeResult.required, 'policy'], properties: { ...writeResult.properties, policy } }, ...writeErrorResponses },
 };
 
@@ -66,9 +67,9 @@ export const listJobs = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      org: id('organization id (admin keys; others see their own)'),
-      state: { type: 'string', enum: ['pending', 'running', 'retrying', 'done', 'failed'] },
-      limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+      org: id('organization id (admin keys; others see their own)', 'acme'),
+      state: { type: 'string', enum: ['pending', 'running', 'retrying', 'done', 'failed'], examples: ['failed'] },
+      limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$', description: 'jobs, newest first (default 100)', examples: ['100'] },
     },
   },
   response: { 200: { type: 'object', required: ['jobs'], properties: { jobs: { type: 'array', items: job } } }, ...errorResponses },
@@ -78,7 +79,7 @@ export const retryJob = {
   tags: ['propagation'],
   summary: 'Put a failed job back in the queue (admin)',
   security: bearer,
-  params: { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: '^job_[A-Za-z0-9_-]{1,64}$' } } },
+  params: { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: '^job_[A-Za-z0-9_-]{1,64}$', description: 'job id', examples: ['job_wNPVLWMqxsYcwACF'] } } },
   response: { 200: job, ...writeErrorResponses },
 };
 
@@ -96,6 +97,7 @@ export const drift = {
     type: 'object',
     additionalProperties: false,
     properties: { repair: { type: 'boolean' }, limit: { type: 'integer', minimum: 0, maximum: 100_000 } },
+    examples: [{ repair: false, limit: 100 }],
   },
   response: {
     200: {

@@ -11,7 +11,7 @@ export const check = {
     required: ['subject', 'permission', 'resource'],
     additionalProperties: false,
     properties: {
-      subject: id('subject id'),
+      subject: id('subject id', 'alice'),
       permission: permissionSlug,
       resource: resourceRef,
       consistency: {
@@ -24,6 +24,7 @@ export const check = {
         },
       },
     },
+    examples: [{ subject: 'alice', permission: 'project.read', resource: 'project:apollo', consistency: { mode: 'at_least_as_fresh', revision: 11 } }],
   },
   response: {
     200: {
@@ -60,7 +61,7 @@ export const subjectEffective = {
       at: rfc3339('RFC 3339 time: what the subject could do then (replayed from the change log)'),
       permission: { ...permissionSlug, description: 'only this permission' },
       resource: { ...resourceRef, description: "only entries on this resource 'type:id' (the resource the role is assigned on; descendants inherit it)" },
-      ...pageQuery,
+      ...pageQuery(['project:apollo', 'project.read', 'asg_9fQ2xLm4Tz7RkP1c']),
     },
   },
   response: {
@@ -97,8 +98,8 @@ export const resourceAccess = {
     properties: {
       permission: permissionSlug,
       at: rfc3339('RFC 3339 time: who could, then (replayed from the change log)'),
-      via: { type: 'string', enum: ['direct', 'group'], description: 'only direct assignments, or only through groups' },
-      ...pageQuery,
+      via: { type: 'string', enum: ['direct', 'group'], description: 'only direct assignments, or only through groups', examples: ['group'] },
+      ...pageQuery(['alice', 1, 'asg_9fQ2xLm4Tz7RkP1c']),
     },
   },
   response: {
@@ -182,11 +183,11 @@ export const listChanges = {
     type: 'object',
     additionalProperties: false,
     properties: {
-      direction: { type: 'string', enum: ['grant', 'revoke', 'both', 'none'], description: 'grant and revoke include both' },
-      since: rfc3339('RFC 3339 time: changes decided at or after it'),
-      until: rfc3339('RFC 3339 time: changes decided at or before it'),
-      before: { type: 'string', pattern: '^[1-9][0-9]{0,14}$', description: 'cursor: the `next` of the previous page' },
-      limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$|^1000$' },
+      direction: { type: 'string', enum: ['grant', 'revoke', 'both', 'none'], description: 'grant and revoke include both', examples: ['revoke'] },
+      since: rfc3339('RFC 3339 time: changes decided at or after it', '2026-11-29T00:00:00Z'),
+      until: rfc3339('RFC 3339 time: changes decided at or before it', '2026-11-30T00:00:00Z'),
+      before: { type: 'string', pattern: '^[1-9][0-9]{0,14}$', description: 'cursor: the `next` of the previous page', examples: ['120'] },
+      limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$|^1000$', description: 'receipts per page, 1–1000 (default 50)', examples: ['50'] },
     },
   },
   response: {
@@ -203,7 +204,7 @@ export const slo = {
   querystring: {
     type: 'object',
     additionalProperties: false,
-    properties: { window: { type: 'string', pattern: '^[1-9][0-9]{0,6}$', description: 'seconds (default 3600)' } },
+    properties: { window: { type: 'string', pattern: '^[1-9][0-9]{0,6}$', description: 'seconds (default 3600)', examples: ['3600'] } },
   },
   response: {
     200: {
