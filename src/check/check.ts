@@ -60,7 +60,7 @@ interface CheckArgs {
 // probes. Left to itself, SQLite with ANALYZE statistics sometimes scans all of a subject's rows.
 /** Read-model candidates on the resource and its ancestors, nearest first. */
 const candidate = (q: CheckArgs, flags: readonly number[]) => sql`
-  SELECT e.assignment_id, e.group_id, e.role, e.resource, anc.depth, CASE WHEN e.group_id IS NULL THEN NULL ELSE ${chainTo(sql`e.group_id`)} END AS chain
+  SELECT e.assignment_id, e.group_id, e.role, e.resource, anc.depth
     FROM anc
    CROSS JOIN effective_assignments e
    CROSS JOIN role_permissions rp
@@ -78,13 +78,17 @@ const source = (q: CheckArgs) => sql`
    ORDER BY x.depth, x.assignment_id
    LIMIT 1`;
 
+/** The chain of a read-model hit: for the one row found, not for every candidate. */
+const CANDIDATE_CHAIN = sql`CASE WHEN h.group_id IS NULL THEN NULL ELSE ${chainTo(sql`h.group_id`)} END`;
+
 /**
  * One statement — one snapshot, one round trip — returns the organization's revision, the
- * permission's tier and the nearest derivation, if any.
+ * permission's tier and the nearest derivation, if any, with its `chain` (a column of `hit`, or an
+ * expression over `h`).
  */
-const checkStatement = (q: CheckArgs, hit: SqlFragment) => sql`
+const checkStatement = (q: CheckArgs, hit: SqlFragment, chain: SqlFragment) => sql`
   WITH RECURSIVE ${ancestors(q.org, q.resource)}, ${memberGroups(q.org, q.subject, q.now)}
-  SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource, h.chain
+  SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource, ${chain} AS chain
     FROM organizations o
     LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = ${q.permission}
     LEFT JOIN (${hit}) h ON 1 = 1
@@ -191,8 +195,8 @@ export function createChecks(env: CheckEnv) {
         throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
       }
       const q: CheckArgs = { org, resource, subject, permission, now: env.now() };
-      const evaluate = async (hit: SqlFragment) => {
-        const row = await db.get<CheckRow>(checkStatement(q, hit));
+      const evaluate = async (hit: SqlFragment, chain: SqlFragment) => {
+        const row = await db.get<CheckRow>(checkStatement(q, hit, chain));
         if (!row) throw notFound('org', 'organization', org);
         const risk = tierOfRank(row.risk);
         if (risk === null) throw notFound('permission', 'permission', permission);
@@ -216,11 +220,11 @@ export function createChecks(env: CheckEnv) {
       return result;
 
       async function decideCheck(): Promise<CheckResult> {
-        if (requested === 'fully_consistent') return answer(await evaluate(source(q)), requested, true, true);
+        if (requested === 'fully_consistent') return answer(await evaluate(source(q), sql`h.chain`), requested, true, true);
         if (requested === 'at_least_as_fresh') await waitFresh(org, subject, req.consistency?.revision);
-        const fast = await evaluate(candidate(q, flags));
+        const fast = await evaluate(candidate(q, flags), CANDIDATE_CHAIN);
         // Critical permissions are decided on the source unless the caller asked for something else.
-        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(source(q)), 'fully_consistent', true, true);
+        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(source(q), sql`h.chain`), 'fully_consistent', true, true);
         return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
       }
     },

@@ -4,24 +4,24 @@
  * removal, from the rows themselves.
  */
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
-import { desired, ROW_COLUMNS } from './rule.ts';
+import { desired, ROW_COLUMNS, type Anchor } from './rule.ts';
 
-/** Inserts the desired rows matching `where` (a predicate on `d.`-qualified row columns). */
-export function insertDesired(tx: Sql, where: SqlFragment): Promise<number> {
-  return tx.run(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where)} ON CONFLICT DO NOTHING`);
+/** Inserts the desired rows matching `where` (a predicate on `d.`-qualified row columns; `anchor`: see `desired`). */
+export function insertDesired(tx: Sql, where: SqlFragment, anchor?: Anchor): Promise<number> {
+  return tx.run(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where, undefined, anchor)} ON CONFLICT DO NOTHING`);
 }
 
 /** Rows per subject, from `RETURNING subject_id`. */
 const perSubject = (rows: { subject_id: string }[]) => rows.reduce((m, r) => m.set(r.subject_id, (m.get(r.subject_id) ?? 0) + 1), new Map<string, number>());
 
 /** `insertDesired`, counting the rows it added per subject. */
-export async function insertDesiredBySubject(tx: Sql, where: SqlFragment): Promise<Map<string, number>> {
-  return perSubject(await tx.all<{ subject_id: string }>(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where)} ON CONFLICT DO NOTHING RETURNING subject_id`));
+export async function insertDesiredBySubject(tx: Sql, where: SqlFragment, anchor?: Anchor): Promise<Map<string, number>> {
+  return perSubject(await tx.all<{ subject_id: string }>(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where, undefined, anchor)} ON CONFLICT DO NOTHING RETURNING subject_id`));
 }
 
 /** Number of desired rows matching `where` (`d.`-qualified): the fan-out of a change, before it is applied. */
-export async function countDesired(tx: Sql, where: SqlFragment): Promise<number> {
-  const row = await tx.get<{ n: number }>(desired(where, sql`COUNT(*) AS n`));
+export async function countDesired(tx: Sql, where: SqlFragment, anchor?: Anchor): Promise<number> {
+  const row = await tx.get<{ n: number }>(desired(where, sql`COUNT(*) AS n`, anchor));
   return Number(row?.n ?? 0);
 }
 

@@ -28,44 +28,64 @@ export const ROW_COLUMNS = sql.raw('org_id, subject_id, assignment_id, role, res
 /** Item `x` (a table alias with `expires_at`) is live at `now`. */
 export const liveAt = (x: string, now: number): SqlFragment => sql`(${sql.raw(x)}.expires_at IS NULL OR ${sql.raw(x)}.expires_at > ${now})`;
 
-/**
- * Both branches of the rule, unanchored: callers filter from outside and both engines push the
- * filter into each branch. DISTINCT: a subject in two groups under the assignment's group (or in
- * one by two paths) is one derivation.
- */
-const UNANCHORED = sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id
+/** The rule's first branch: an assignment to a subject derives one row for it, if it is active. */
+const DIRECT = sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id
   FROM assignments a
   JOIN subjects s ON s.org_id = a.org_id AND s.id = a.principal_id AND s.active = 1
- WHERE a.principal_type = 'subject'
-UNION ALL
-SELECT DISTINCT a.org_id, m.subject_id, a.id, a.role, a.resource, a.principal_id
-  FROM assignments a
-  JOIN group_closure c ON c.org_id = a.org_id AND c.ancestor_id = a.principal_id
-  JOIN memberships m ON m.org_id = c.org_id AND m.group_id = c.descendant_id
-  JOIN subjects s ON s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1
- WHERE a.principal_type = 'group'`;
+ WHERE a.principal_type = 'subject'`;
+
+/**
+ * The second: an assignment to a group derives a row for every active subject of the group or of a
+ * group nested in it. DISTINCT: a subject in two groups under the assignment's group (or in one by
+ * two paths) is one derivation. `tables` only orders the four tables (see `desired`).
+ */
+const viaGroups = (tables: SqlFragment) => sql`SELECT DISTINCT a.org_id, m.subject_id, a.id, a.role, a.resource, a.principal_id
+  FROM ${tables}
+ WHERE a.principal_type = 'group' AND c.org_id = a.org_id AND c.ancestor_id = a.principal_id
+   AND m.org_id = c.org_id AND m.group_id = c.descendant_id
+   AND s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1`;
+
+/**
+ * Both branches, unanchored: callers filter from outside and both engines push the filter into each
+ * branch. The planner orders the group branch's joins itself (from the assignments, for a group, an
+ * assignment or a whole organization) …
+ */
+const UNANCHORED = sql`${DIRECT} UNION ALL ${viaGroups(sql`assignments a, group_closure c, memberships m, subjects s`)}`;
+
+/**
+ * … except where the filter names the subjects. SQLite, without statistics, still starts from all of
+ * the organization's group assignments (two equalities on an index, as many as on the subject's
+ * memberships) and probes each; from the subjects' memberships up the closure to the assignments
+ * is a handful of probes. CROSS JOIN pins that order on SQLite; PostgreSQL plans freely.
+ */
+const FROM_SUBJECTS = sql`${DIRECT} UNION ALL ${viaGroups(sql`memberships m CROSS JOIN group_closure c CROSS JOIN assignments a CROSS JOIN subjects s`)}`;
+
+/** What a `desired` filter is anchored at: named subjects (`d.subject_id = …`, `IN (…)`), or anything else. */
+export type Anchor = 'subjects' | 'other';
 
 /**
  * The desired rows matching `where` (a predicate on `d.`-qualified row columns), selecting
  * `columns` (default: all of `ROW_COLUMNS`). `WHERE` is always present: SQLite needs it to parse
- * `INSERT … SELECT … ON CONFLICT`.
+ * `INSERT … SELECT … ON CONFLICT`. `anchor: 'subjects'` when `where` names the subjects: the join
+ * order changes, not the rows.
  */
-export function desired(where: SqlFragment, columns: SqlFragment = sql`d.org_id, d.subject_id, d.assignment_id, d.role, d.resource, d.group_id`): SqlFragment {
-  return sql`SELECT ${columns} FROM (${UNANCHORED}) d WHERE ${where}`;
+export function desired(where: SqlFragment, columns: SqlFragment = sql`d.org_id, d.subject_id, d.assignment_id, d.role, d.resource, d.group_id`, anchor: Anchor = 'other'): SqlFragment {
+  return sql`SELECT ${columns} FROM (${anchor === 'subjects' ? FROM_SUBJECTS : UNANCHORED}) d WHERE ${where}`;
 }
 
 /**
  * The groups `subject` is in at `now`, transitively, as a recursive CTE named `up(g, depth, path)`
  * (after `WITH RECURSIVE`): its live memberships, then live nested edges upwards. `path` is the
  * chain from the direct group to `g`, joined by '/' (an id cannot contain one). A group reached by
- * several paths appears once per path; the depth bound caps them.
+ * several paths appears once per path; the depth bound caps them. CROSS JOIN: each step probes the
+ * edges of the groups found (SQLite otherwise scans the organization's edges once per step).
  */
 export const memberGroups = (org: unknown, subject: unknown, now: number): SqlFragment => sql`up(g, depth, path) AS (
     SELECT m.group_id, 1, m.group_id FROM memberships m WHERE m.org_id = ${org} AND m.subject_id = ${subject} AND ${liveAt('m', now)}
     UNION ALL
     SELECT e.group_id, up.depth + 1, up.path || '/' || e.group_id FROM up
-      JOIN group_members e ON e.org_id = ${org} AND e.member_id = up.g AND ${liveAt('e', now)}
-     WHERE up.depth < ${sql.raw(String(MAX_GROUP_DEPTH))})`;
+     CROSS JOIN group_members e
+     WHERE e.org_id = ${org} AND e.member_id = up.g AND ${liveAt('e', now)} AND up.depth < ${sql.raw(String(MAX_GROUP_DEPTH))})`;
 
 /** The shortest chain (from `memberGroups`'s `up`) from the subject to group column `g`. */
 export const chainTo = (g: SqlFragment): SqlFragment => sql`(SELECT up.path FROM up WHERE up.g = ${g} ORDER BY up.depth, up.path LIMIT 1)`;
@@ -102,10 +122,14 @@ export function desiredOnAncestors(org: unknown, now: number, subject?: unknown)
   return sql`${direct} UNION ALL ${viaGroup}`;
 }
 
-/** Group `x.group_id`'s structure still reaches subject `x.subject_id`: a membership of it or of a group nested in it. */
-const reaches = (r: SqlFragment) => sql`EXISTS (SELECT 1 FROM memberships m
+/**
+ * Group `x.group_id`'s structure still reaches subject `x.subject_id`: a membership of it (one
+ * primary-key probe, the common case) or of a group nested in it.
+ */
+const reaches = (r: SqlFragment) => sql`(EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = ${r}.org_id AND m.group_id = ${r}.group_id AND m.subject_id = ${r}.subject_id)
+   OR EXISTS (SELECT 1 FROM memberships m
       JOIN group_closure c ON c.org_id = m.org_id AND c.descendant_id = m.group_id AND c.ancestor_id = ${r}.group_id
-     WHERE m.org_id = ${r}.org_id AND m.subject_id = ${r}.subject_id)`;
+     WHERE m.org_id = ${r}.org_id AND m.subject_id = ${r}.subject_id))`;
 
 /**
  * Provenance: read-model row `x` (a table alias) is still derived — its assignment exists with the
@@ -128,13 +152,17 @@ export function provenAt(x: string, now: number): SqlFragment {
   return derivedBy(r, sql`EXISTS (SELECT 1 FROM up WHERE up.g = ${r}.group_id)`, sql`AND ${liveAt('a', now)}`);
 }
 
+/**
+ * Primary-key probes, each on its own: the row's assignment (with the principal the row implies),
+ * its subject, and for a group row `inGroup`.
+ */
 function derivedBy(r: SqlFragment, inGroup: SqlFragment, more: SqlFragment): SqlFragment {
-  return sql`EXISTS (
-    SELECT 1 FROM assignments a
-      JOIN subjects s ON s.org_id = a.org_id AND s.id = ${r}.subject_id AND s.active = 1
-     WHERE a.org_id = ${r}.org_id AND a.id = ${r}.assignment_id AND a.role = ${r}.role AND a.resource = ${r}.resource ${more}
-       AND ((a.principal_type = 'subject' AND a.principal_id = ${r}.subject_id AND ${r}.group_id IS NULL)
-         OR (a.principal_type = 'group' AND a.principal_id = ${r}.group_id AND ${inGroup})))`;
+  return sql`(EXISTS (SELECT 1 FROM assignments a
+      WHERE a.org_id = ${r}.org_id AND a.id = ${r}.assignment_id AND a.role = ${r}.role AND a.resource = ${r}.resource ${more}
+        AND a.principal_type = CASE WHEN ${r}.group_id IS NULL THEN 'subject' ELSE 'group' END
+        AND a.principal_id = COALESCE(${r}.group_id, ${r}.subject_id))
+    AND EXISTS (SELECT 1 FROM subjects s WHERE s.org_id = ${r}.org_id AND s.id = ${r}.subject_id AND s.active = 1)
+    AND (${r}.group_id IS NULL OR ${inGroup}))`;
 }
 
 /** Rows of `x` the policy no longer derives: what a reconciliation deletes. */

@@ -33,7 +33,7 @@ import { etagOf, loadMembers, loadRow, type Member, type ScimRow } from './scim-
 export const LOGGED_MEMBER_IDS = 100;
 const CRITICAL = 3;
 const groupRoles = (org: string, group: string) => sql`SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id = ${group}`;
-const subjectRoles = (org: string, subject: string) => desired(sql`d.org_id = ${org} AND d.subject_id = ${subject}`, sql`d.role`);
+const subjectRoles = (org: string, subject: string) => desired(sql`d.org_id = ${org} AND d.subject_id = ${subject}`, sql`d.role`, 'subjects');
 
 export interface ScimWriteResult extends WriteResult {
   row: ScimRow;
@@ -111,10 +111,10 @@ export function createScimWrites(env: WriteEnv) {
   }
 
   async function reactivate(tx: Sql, org: string, id: string): Promise<Pick<Outcome, 'grantRank' | 'fanout'>> {
-    const rows = await countDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`);
+    const rows = await countDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`, 'subjects');
     return {
       grantRank: rows > 0 ? await maxRiskOfRoles(tx, org, subjectRoles(org, id)) : null,
-      fanout: { scope: `subject:${id}`, rows, add: [sql`d.org_id = ${org} AND d.subject_id = ${id}`] },
+      fanout: { scope: `subject:${id}`, rows, add: [sql`d.org_id = ${org} AND d.subject_id = ${id}`], anchor: 'subjects' },
     };
   }
 
@@ -221,7 +221,7 @@ export function createScimWrites(env: WriteEnv) {
         ...(removed.length
           ? { remove: [sql`org_id = ${org} AND group_id IN (${above}) AND subject_id IN (${idsFrom(tx, removed)}) AND ${notDerived('effective_assignments')}`] }
           : {}),
-        ...(added.length ? { add: [sql`d.org_id = ${org} AND d.group_id IN (${above}) AND d.subject_id IN (${idsFrom(tx, added)})`] } : {}),
+        ...(added.length ? { add: [sql`d.org_id = ${org} AND d.group_id IN (${above}) AND d.subject_id IN (${idsFrom(tx, added)})`], anchor: 'subjects' as const } : {}),
       },
     };
   }

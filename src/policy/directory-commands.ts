@@ -26,7 +26,7 @@ async function requireGroup(tx: Sql, org: OrgId, id: GroupId, field = 'group') {
 }
 
 const groupRoles = (org: OrgId, group: GroupId) => sql`SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id = ${group}`;
-const subjectRoles = (org: OrgId, subject: SubjectId) => desired(sql`d.org_id = ${org} AND d.subject_id = ${subject}`, sql`d.role`);
+const subjectRoles = (org: OrgId, subject: SubjectId) => desired(sql`d.org_id = ${org} AND d.subject_id = ${subject}`, sql`d.role`, 'subjects');
 
 /** A member's fan-out through a group: one row per group assignment, and their highest tier. */
 async function groupFanout(tx: Sql, org: OrgId, group: GroupId): Promise<{ rows: number; rank: number | null }> {
@@ -41,7 +41,7 @@ async function groupFanout(tx: Sql, org: OrgId, group: GroupId): Promise<{ rows:
 
 /** Everything a subject's rows derive from: what (de)activating or deleting it fans out to. */
 async function subjectFanout(tx: Sql, org: OrgId, id: SubjectId) {
-  const rows = await countDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`);
+  const rows = await countDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`, 'subjects');
   return { rows, rank: rows > 0 ? await maxRiskOfRoles(tx, org, subjectRoles(org, id)) : null };
 }
 
@@ -71,7 +71,7 @@ export function createDirectoryCommands(env: WriteEnv) {
             changed: true,
             kind: 'subject.activate',
             grantRank: f.rank,
-            fanout: { scope: `subject:${id}`, rows: f.rows, add: [sql`d.org_id = ${org} AND d.subject_id = ${id}`] },
+            fanout: { scope: `subject:${id}`, rows: f.rows, add: [sql`d.org_id = ${org} AND d.subject_id = ${id}`], anchor: 'subjects' },
           };
         }
         const f = await subjectFanout(tx, org, id);

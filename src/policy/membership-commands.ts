@@ -178,7 +178,7 @@ export function createMembershipCommands(env: WriteEnv) {
         scope: member.type === 'subject' ? `subject:${member.id}` : `subtree:${member.id}`,
         rows,
         ...(direction === 'grant'
-          ? { add: [sql`d.org_id = ${org} AND d.subject_id IN (${subjects}) AND d.group_id IN (${groups})`] }
+          ? { add: [sql`d.org_id = ${org} AND d.subject_id IN (${subjects}) AND d.group_id IN (${groups})`], anchor: 'subjects' as const }
           : // Another path (a diamond, another membership) may still derive a row: only the rest go.
             { remove: [stale] }),
       },

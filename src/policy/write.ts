@@ -16,6 +16,7 @@ import { decide, parsePolicy, type PropagationPolicy } from '../domain/propagati
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import type { Database, Sql, SqlFragment } from '../storage/database.ts';
 import { deleteEffective, insertDesired } from '../derivation/read-model.ts';
+import type { Anchor } from '../derivation/rule.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
@@ -34,6 +35,8 @@ export interface Fanout {
   rows: number;
   remove?: readonly SqlFragment[];
   add?: readonly SqlFragment[];
+  /** `subjects` where every `add` filter names its subjects (the join order, ../derivation/rule.ts:desired). */
+  anchor?: Anchor;
 }
 
 /**
@@ -111,7 +114,7 @@ async function applyInline(tx: Sql, f: Fanout): Promise<{ added: number; removed
   let removed = 0;
   let added = 0;
   for (const where of f.remove ?? []) removed += await deleteEffective(tx, where);
-  for (const where of f.add ?? []) added += await insertDesired(tx, where);
+  for (const where of f.add ?? []) added += await insertDesired(tx, where, f.anchor);
   return { added, removed };
 }
 

@@ -36,7 +36,7 @@ export async function reconcileRange(tx: Sql, org: string, scope: Scope, first: 
     sql`org_id = ${org} AND subject_id >= ${first} AND subject_id <= ${last} AND ${scopeFilter(scope, 'effective_assignments')}
         AND ${notDerived('effective_assignments')}`,
   );
-  const added = await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id >= ${first} AND d.subject_id <= ${last} AND ${scopeFilter(scope, 'd')}`);
+  const added = await insertDesired(tx, sql`d.org_id = ${org} AND d.subject_id >= ${first} AND d.subject_id <= ${last} AND ${scopeFilter(scope, 'd')}`, scope.kind === 'subject' ? 'subjects' : 'other');
   return { removed, added };
 }
 
@@ -44,7 +44,7 @@ export async function reconcileRange(tx: Sql, org: string, scope: Scope, first: 
 export async function reconcileSubjects(tx: Sql, org: string, subjects: readonly string[]) {
   const these = sql.join(subjects);
   const removed = await deleteEffectiveBySubject(tx, sql`org_id = ${org} AND subject_id IN (${these}) AND ${notDerived('effective_assignments')}`);
-  const added = await insertDesiredBySubject(tx, sql`d.org_id = ${org} AND d.subject_id IN (${these})`);
+  const added = await insertDesiredBySubject(tx, sql`d.org_id = ${org} AND d.subject_id IN (${these})`, 'subjects');
   return { removed, added };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The derivation module (src/derivation/rule.ts) held directly against the oracle: after a random
  * world and random writes (every change left to a job, so the read model holds stale rows),
- *  - `desired` yields exactly the oracle's rows (as a multiset);
+ *  - `desired` yields exactly the oracle's rows (as a multiset), also anchored at subjects (its
+ *    other join order) for each subject and for a list of them;
  *  - `desiredOnAncestors` yields, for every resource, the oracle's rows on its ancestors-or-self,
  *    with their depth — for each subject and for everyone;
  *  - `stillDerived` holds for a candidate row exactly when the oracle derives that row: candidates
@@ -67,6 +68,14 @@ describeEachEngine('derivation rule vs oracle', (engine) => {
         // desired: the whole organization.
         const got = (await db.all<Raw>(desired(sql`d.org_id = ${org}`))).map(toRow);
         expect(keys(got)).toEqual(keys(oracle));
+        // desired anchored at subjects (another join order): each subject's rows, and a list of them.
+        for (const s of SUBJECTS) {
+          const mine = (await db.all<Raw>(desired(sql`d.org_id = ${org} AND d.subject_id = ${s}`, undefined, 'subjects'))).map(toRow);
+          expect(keys(mine), `desired of ${s}`).toEqual(keys(oracle.filter((r) => r.subject === s)));
+        }
+        const some = SUBJECTS.slice(0, 2);
+        const ofSome = (await db.all<Raw>(desired(sql`d.org_id = ${org} AND d.subject_id IN (${sql.join(some)})`, undefined, 'subjects'))).map(toRow);
+        expect(keys(ofSome)).toEqual(keys(oracle.filter((r) => some.includes(r.subject))));
 
         // desiredOnAncestors: every resource, for everyone and for each subject.
         const o = state.orgs.get(org)!;

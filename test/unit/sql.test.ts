@@ -1,6 +1,6 @@
-/** The `sql` tagged template: numbering, nesting, lists, and the guard against hand-numbered text. */
+/** The `sql` tagged template: numbering, nesting, lists, the guard against hand-numbered text, and the compile cache. */
 import { describe, expect, it } from 'vitest';
-import { compileSql, sql } from '../../src/storage/sql.ts';
+import { compiledShapes, compileSql, sql, type SqlFragment } from '../../src/storage/sql.ts';
 
 describe('sql tag', () => {
   it('numbers interpolated values in order', () => {
@@ -30,5 +30,49 @@ describe('sql tag', () => {
     expect(() => sql.raw('a = $1')).toThrow(/hand-numbered/);
     expect(() => sql`a = $1 AND b = ${2}`).toThrow(/hand-numbered/);
     expect(() => sql.join([])).toThrow(/empty/);
+  });
+
+  describe('compile cache (by shape)', () => {
+    const byId = (id: unknown) => sql`SELECT * FROM t WHERE id = ${id} AND x = ${'x'}`;
+
+    it('compiles a template once, whatever its values', () => {
+      const first = compileSql(byId(0));
+      const before = compiledShapes();
+      for (let i = 1; i <= 50; i++) expect(compileSql(byId(i))).toEqual({ text: first.text, params: [i, 'x'] });
+      expect(compiledShapes()).toBe(before);
+    });
+
+    it('tells apart what stands in a slot: nested fragments, raw text, a value', () => {
+      const where = (clause: SqlFragment | number) => sql`SELECT a FROM t WHERE b = ${1} ${clause} AND c = ${2}`;
+      const cases: Array<[SqlFragment | number, string, unknown[]]> = [
+        [sql.empty, 'SELECT a FROM t WHERE b = $1  AND c = $2', [1, 2]],
+        [sql`AND d = ${'d'}`, 'SELECT a FROM t WHERE b = $1 AND d = $2 AND c = $3', [1, 'd', 2]],
+        [sql`AND e IN (${sql`SELECT e FROM u WHERE f = ${'f'} AND g = ${'g'}`})`, 'SELECT a FROM t WHERE b = $1 AND e IN (SELECT e FROM u WHERE f = $2 AND g = $3) AND c = $4', [1, 'f', 'g', 2]],
+        [sql.raw('AND h IS NULL'), 'SELECT a FROM t WHERE b = $1 AND h IS NULL AND c = $2', [1, 2]],
+        [sql.raw('AND i IS NULL'), 'SELECT a FROM t WHERE b = $1 AND i IS NULL AND c = $2', [1, 2]],
+        [7, 'SELECT a FROM t WHERE b = $1 $2 AND c = $3', [1, 7, 2]],
+      ];
+      // Twice round, interleaved: a cached shape must not answer for another.
+      for (let round = 0; round < 2; round++) {
+        for (const [clause, text, params] of cases) expect(compileSql(where(clause))).toEqual({ text, params });
+      }
+    });
+
+    it('tells apart lists of different lengths and separators', () => {
+      const inList = (ids: string[]) => sql`SELECT * FROM t WHERE id IN (${sql.join(ids)})`;
+      for (let round = 0; round < 2; round++) {
+        expect(compileSql(inList(['a']))).toEqual({ text: 'SELECT * FROM t WHERE id IN ($1)', params: ['a'] });
+        expect(compileSql(inList(['a', 'b', 'c']))).toEqual({ text: 'SELECT * FROM t WHERE id IN ($1, $2, $3)', params: ['a', 'b', 'c'] });
+        expect(compileSql(inList(['x', 'y']))).toEqual({ text: 'SELECT * FROM t WHERE id IN ($1, $2)', params: ['x', 'y'] });
+        const either = (sep: SqlFragment) => sql.join([sql`a = ${1}`, sql`b = ${2}`], sep);
+        expect(compileSql(either(sql` OR `)).text).toBe('a = $1 OR b = $2');
+        expect(compileSql(either(sql` AND `)).text).toBe('a = $1 AND b = $2');
+      }
+    });
+
+    it('numbers a fragment used twice in one statement at each place', () => {
+      const live = sql`expires_at > ${5}`;
+      expect(compileSql(sql`SELECT 1 WHERE ${live} AND ${live} AND y = ${6}`)).toEqual({ text: 'SELECT 1 WHERE expires_at > $1 AND expires_at > $2 AND y = $3', params: [5, 5, 6] });
+    });
   });
 });
