@@ -14,30 +14,13 @@ import { notFound } from '../domain/errors.ts';
 import { directionOf, tierOfRank, type OrgId } from '../domain/model.ts';
 import { decide, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
-import type { Database, Sql, SqlFragment } from '../storage/database.ts';
-import { deleteEffective, insertDesired } from '../derivation/read-model.ts';
-import type { Anchor } from '../derivation/rule.ts';
+import type { Database, Sql } from '../storage/database.ts';
+import { applyFanout, type Fanout } from '../derivation/fanout.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
 import type { Combiner } from './combiner.ts';
-
-/**
- * A change's read-model fan-out, as data: the job scope that recomputes the same slice
- * (`subject:S`, `group:G`, `assignment:A|P|R`, `organization:O`), the number of rows it touches
- * (estimated from the source, before the change), and the statements that apply it inline — read-model
- * rows to remove (predicates on `effective_assignments`) and desired rows to add (predicates on
- * `d.`-qualified desired rows, ../derivation/rule.ts). The frame decides which way it goes.
- */
-export interface Fanout {
-  scope: string;
-  rows: number;
-  remove?: readonly SqlFragment[];
-  add?: readonly SqlFragment[];
-  /** `subjects` where every `add` filter names its subjects (the join order, ../derivation/rule.ts:desired). */
-  anchor?: Anchor;
-}
 
 /**
  * What a command did, as data: the frame carries it out (propagation, revision, change log) and
@@ -109,15 +92,6 @@ export async function runWrite<O = undefined>(env: WriteEnv, spec: WriteSpec, co
   }
 }
 
-/** Applies a fan-out inline: removals first, then additions; returns the rows each changed. */
-async function applyInline(tx: Sql, f: Fanout): Promise<{ added: number; removed: number }> {
-  let removed = 0;
-  let added = 0;
-  for (const where of f.remove ?? []) removed += await deleteEffective(tx, where);
-  for (const where of f.add ?? []) added += await insertDesired(tx, where, f.anchor);
-  return { added, removed };
-}
-
 async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>): Promise<Written<O>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
@@ -148,7 +122,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   let removed = 0;
   let jobId: string | null = null;
   if (fanout && decision.mode === 'sync') {
-    ({ added, removed } = await applyInline(tx, fanout));
+    ({ added, removed } = await applyFanout(tx, fanout));
   } else if (fanout) {
     jobId = await enqueueJob(tx, {
       org: spec.org,
