@@ -1,14 +1,15 @@
 /**
  * Import rules (docs/architecture.md): imports point down
  *   cli → app.ts → api → directories → policy-file → audit → check → policy → propagation → delivery
- *   → derivation → storage → observability → config → scim → domain
+ *   → derivation → storage → observability → config → scim → runtime → domain
  * (scim/ is the pure SCIM protocol layer; directories/ maps it onto policy writes; delivery/ sits
- * under propagation and policy: their transactions record its events and outbox rows)
+ * under propagation and policy: their transactions record its events and outbox rows; runtime/ is
+ * the background engines' poll/wake loop)
  * so no folder of src/ imports a folder above it (which also rules out cycles between folders);
  * domain/ imports nothing but itself; dashboard/ imports nothing of src/; src/ never imports bench/.
  * Run by `npm test` (test/unit/dependencies.test.ts) and by hand with `npm run deps`.
  */
-const LAYERS = ['domain', 'scim', 'config', 'observability', 'storage', 'derivation', 'delivery', 'propagation', 'policy', 'check', 'audit', 'policy-file', 'directories', 'api', 'app', 'cli'];
+const LAYERS = ['domain', 'runtime', 'scim', 'config', 'observability', 'storage', 'derivation', 'delivery', 'propagation', 'policy', 'check', 'audit', 'policy-file', 'directories', 'api', 'app', 'cli'];
 const pathOf = (layer) => (layer === 'app' ? '^src/app\\.ts$' : `^src/${layer}/`);
 
 const downOnly = LAYERS.slice(0, -1).map((layer, i) => ({

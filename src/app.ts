@@ -33,13 +33,13 @@ import { openDatabase } from './storage/open.ts';
 import { createDelivery, type Delivery } from './delivery/service.ts';
 import type { DeliveryEvent } from './delivery/deliverer.ts';
 
-/** Failures and disablings at warn; acknowledgements at debug. Never a secret or a body. */
-function logDeliveryEvent(logger: Logger) {
+/** Failures and disablings at warn; acknowledgements at debug; errors with their lane. Never a secret or a body. */
+export function logDeliveryEvent(logger: Logger) {
   return (e: DeliveryEvent) => {
     if (e.type === 'sent') {
       if (e.outcome.kind === 'acked') logger.debug({ target: e.target, revision: e.revision, seq: e.seq, ms: e.ms }, 'delivered');
       else logger.warn({ target: e.target, revision: e.revision, seq: e.seq, outcome: e.outcome }, 'delivery failed');
-    } else if (e.type === 'error') logger.error({ err: e.error }, 'delivery engine error');
+    } else if (e.type === 'error') logger.error({ err: e.error, ...(e.target !== undefined ? { lane: { target: e.target, part: e.part } } : {}) }, 'delivery engine error');
     else logger.warn({ target: e.target, revision: e.revision, seq: e.seq }, `delivery ${e.type}`);
   };
 }

@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { createLogger } from '../api/logger.ts';
+import { logDeliveryEvent } from '../app.ts';
 import { createWorker, logTo } from '../propagation/worker.ts';
 import { createDeliverer } from '../delivery/deliverer.ts';
 import { createKeyStore } from '../delivery/signing.ts';
@@ -56,11 +57,7 @@ async function work(opts: WorkerOptions) {
         issuer: () => config.publicUrl ?? `http://${config.host}:${config.port}`,
         allowPrivate: config.targetsAllowPrivate,
         timeoutMs: config.deliveryTimeoutMs,
-        onEvent: (e) => {
-          if (e.type === 'sent' && e.outcome.kind !== 'acked') logger.warn({ target: e.target, revision: e.revision, outcome: e.outcome }, 'delivery failed');
-          else if (e.type === 'error') logger.error({ err: e.error }, 'delivery engine error');
-          else if (e.type !== 'sent') logger.warn({ target: e.target }, `delivery ${e.type}`);
-        },
+        onEvent: logDeliveryEvent(logger),
       })
     : undefined;
   logger.info({ owner: worker.owner, database: db.description, batchSize, delivery: deliverer !== undefined }, 'worker started');

@@ -21,6 +21,7 @@ import type { KeyStore } from './signing.ts';
 import { sendMessage, type OutMessage, type Outcome } from './send.ts';
 import type { TargetRow } from './targets.ts';
 import type { Lookup } from './url-guard.ts';
+import { pollLoop } from '../runtime/poll-loop.ts';
 
 export interface DeliveryRetry {
   maxAttempts: number;
@@ -54,7 +55,8 @@ export interface DelivererOptions {
 export type DeliveryEvent =
   | { type: 'sent'; target: string; revision: number; seq: number; outcome: Outcome; ms: number }
   | { type: 'parked' | 'disabled' | 'lost'; target: string; revision?: number; seq?: number }
-  | { type: 'error'; error: unknown };
+  /** An error the engine survived; `target` and `part` name the lane it concerned, if any. */
+  | { type: 'error'; error: unknown; target?: string; part?: number };
 
 export interface Deliverer {
   readonly owner: string;
@@ -96,10 +98,8 @@ export function createDeliverer(o: DelivererOptions): Deliverer {
 
   const inflight = new Map<string, number>(); // target → lanes in flight here
   let active = 0;
+  /** Lanes may be claimed: the loop runs, or `drain` does. */
   let running = false;
-  let loop: Promise<void> | undefined;
-  let wakeUp: (() => void) | undefined;
-  let woken = false;
   const lanes = new Set<Promise<void>>();
 
   async function claimLane(): Promise<{ target: string; part: number } | undefined> {
@@ -234,8 +234,8 @@ export function createDeliverer(o: DelivererOptions): Deliverer {
       }
     } finally {
       // Healthy again unless the claim ended on a failure (written by that failure's transaction).
-      if (acked > 0 && backoffUntil === undefined) await db.run('UPDATE targets SET consecutive_failures = 0, last_ack_at = $2 WHERE id = $1', [target, lastAck]).catch((error) => emit({ type: 'error', error }));
-      await release(target, part, backoffUntil).catch((error) => emit({ type: 'error', error }));
+      if (acked > 0 && backoffUntil === undefined) await db.run('UPDATE targets SET consecutive_failures = 0, last_ack_at = $2 WHERE id = $1', [target, lastAck]).catch((error) => emit({ type: 'error', error, target, part }));
+      await release(target, part, backoffUntil).catch((error) => emit({ type: 'error', error, target, part }));
     }
   }
 
@@ -249,7 +249,7 @@ export function createDeliverer(o: DelivererOptions): Deliverer {
       active++;
       inflight.set(lane.target, (inflight.get(lane.target) ?? 0) + 1);
       const p: Promise<void> = runLane(lane.target, lane.part)
-        .catch((error) => emit({ type: 'error', error }))
+        .catch((error) => emit({ type: 'error', error, target: lane.target, part: lane.part }))
         .finally(() => {
           active--;
           const n = (inflight.get(lane.target) ?? 1) - 1;
@@ -263,45 +263,28 @@ export function createDeliverer(o: DelivererOptions): Deliverer {
     return started;
   }
 
+  // Lanes that finish wake the loop, so between claims it sleeps until then or the poll interval.
+  const poller = pollLoop({
+    pollMs,
+    step: async () => {
+      await fill();
+      return false;
+    },
+    onError: (error) => emit({ type: 'error', error }),
+  });
+
   const d: Deliverer = {
     owner,
     start() {
       if (running) return;
       running = true;
-      loop = (async () => {
-        while (running) {
-          try {
-            await fill();
-          } catch (error) {
-            emit({ type: 'error', error });
-          }
-          if (!running) break;
-          if (woken) {
-            woken = false;
-            continue;
-          }
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, pollMs);
-            wakeUp = () => {
-              clearTimeout(t);
-              resolve();
-            };
-          });
-          wakeUp = undefined;
-          woken = false;
-        }
-      })();
+      poller.start();
     },
-    wake() {
-      woken = true;
-      wakeUp?.();
-    },
+    wake: () => poller.wake(),
     async stop() {
       running = false;
-      wakeUp?.();
-      await loop;
+      await poller.stop();
       await Promise.all([...lanes]);
-      loop = undefined;
     },
     async drain() {
       const wasRunning = running;

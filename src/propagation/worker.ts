@@ -11,6 +11,7 @@ import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { claimJobs, DEFAULT_RETRY, failJobs, heartbeat, JOBS_CHANNEL, LeaseLost, pruneDoneJobs, releaseJobs, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch, runSubjectJobs } from './reconcile.ts';
+import { pollLoop } from '../runtime/poll-loop.ts';
 
 
 export interface WorkerOptions {
@@ -105,10 +106,6 @@ export function createWorker(opts: WorkerOptions): Worker {
   const emit = opts.onEvent ?? (() => undefined);
   const report = opts.onError ?? stderrError;
 
-  let running = false;
-  let loop: Promise<void> | undefined;
-  let wakeUp: (() => void) | undefined;
-  let woken = false;
   let unlisten: Promise<() => Promise<void>> | undefined;
   const retentionMs = opts.retentionMs ?? 24 * 3600 * 1000;
   let lastPrune = 0;
@@ -187,7 +184,7 @@ export function createWorker(opts: WorkerOptions): Worker {
           emit({ type: 'done', job });
           return true;
         }
-        if (!running && loop) {
+        if (poller.state === 'stopping') {
           // Stopping: hand the rest to the next owner now rather than when the lease lapses.
           try {
             await releaseJobs(opts.db, [job.id], owner, now());
@@ -211,6 +208,9 @@ export function createWorker(opts: WorkerOptions): Worker {
     }
   }
 
+  // Claiming failed (database unreachable, …): report, back off for the poll interval, retry.
+  const poller = pollLoop({ pollMs, step: runOne, onError: (error) => report({ during: 'claim', jobId: null, error }), whenIdle: pruneIfDue });
+
   const worker: Worker = {
     owner,
     runOne,
@@ -220,51 +220,18 @@ export function createWorker(opts: WorkerOptions): Worker {
       return n;
     },
     start() {
-      if (running) return;
-      running = true;
+      if (poller.state === 'running') return;
       // Other processes' enqueues arrive as notifications (PostgreSQL); a lost listener only means
       // waiting for the poll interval.
       unlisten = opts.db.listen(JOBS_CHANNEL, () => worker.wake()).catch((error) => {
         report({ during: 'listen', jobId: null, error });
         return async () => undefined;
       });
-      loop = (async () => {
-        while (running) {
-          let worked = false;
-          try {
-            worked = await runOne();
-          } catch (error) {
-            // Claiming failed (database unreachable, …): report, back off for the poll interval, retry.
-            report({ during: 'claim', jobId: null, error });
-            worked = false;
-          }
-          if (worked || !running) continue;
-          await pruneIfDue();
-          if (woken) {
-            woken = false;
-            continue;
-          }
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, pollMs);
-            wakeUp = () => {
-              clearTimeout(t);
-              resolve();
-            };
-          });
-          wakeUp = undefined;
-          woken = false;
-        }
-      })();
+      poller.start();
     },
-    wake() {
-      woken = true;
-      wakeUp?.();
-    },
+    wake: () => poller.wake(),
     async stop() {
-      running = false;
-      wakeUp?.();
-      await loop;
-      loop = undefined;
+      await poller.stop();
       await (await unlisten)?.();
       unlisten = undefined;
     },
