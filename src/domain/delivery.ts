@@ -77,7 +77,9 @@ export function buildMessages(
   const byPart = new Map<number, string[]>();
   for (const s of [...new Set(deprovisioned)].sort(cmp)) {
     const p = partitionOf(s);
-    byPart.set(p, [...(byPart.get(p) ?? []), s]);
+    const list = byPart.get(p);
+    if (list) list.push(s);
+    else byPart.set(p, [s]);
   }
   for (const p of [...byPart.keys()].sort((a, b) => a - b)) {
     for (const subjects of chunk(byPart.get(p)!, limits.subjects)) out.push({ type: 'subject.deprovisioned', part: p, subjects, access: [] });
