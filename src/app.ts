@@ -56,19 +56,23 @@ export interface LockstepOptions {
   defaultPolicy?: PropagationPolicy;
   /** Group commit of concurrent writes to one organization on PostgreSQL (default on). */
   groupCommit?: boolean;
+  /** The combiner to share (createApp's, which SCIM writes use too); default: one of its own. */
+  combiner?: Combiner;
   /** How long an `at_least_as_fresh` check waits for the read model before answering UNAVAILABLE. */
   freshnessTimeoutMs?: number;
 }
 
 const defaultId = () => randomBytes(12).toString('base64url');
 
+/** Group commit where a commit costs a WAL flush and writes arrive concurrently (PostgreSQL). */
+const groupCommit = (db: Database, enabled = true): Combiner | undefined => (db.dialect === 'postgres' && enabled ? createCombiner(db) : undefined);
+
 /**
  * The engine over `db`. Group commit where a commit costs a WAL flush and writes arrive
  * concurrently (PostgreSQL).
  */
 export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockstep {
-  const combiner = db.dialect === 'postgres' && opts.groupCommit !== false ? createCombiner(db) : undefined;
-  return compose(db, opts, combiner);
+  return compose(db, opts, opts.combiner ?? groupCommit(db, opts.groupCommit));
 }
 
 /**
@@ -157,17 +161,20 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       },
     }),
   );
+  // One combiner for the process: /v1 and SCIM writes to an organization queue for the same commits.
+  const combiner = groupCommit(db);
   const lockstep = createLockstep(db, {
+    combiner,
     verify: config.verify,
     metrics,
     freshnessTimeoutMs: config.freshnessTimeoutMs,
     onEnqueued: () => workers.forEach((w) => w.wake()),
   });
-  // Directories write through the same write frame; no group commit (one identity provider sends
-  // its requests one after another, and each is a transaction of its own).
+  // Directories write through the same write frame and group commit: an identity provider sends
+  // requests several at a time (Okta up to its rate limit, Entra in parallel), each one write.
   const directories = {
     store: createDirectoryStore(db),
-    writes: createScimWrites({ db, now: Date.now, newId: defaultId, metrics, onEnqueued: () => workers.forEach((w) => w.wake()), defaultPolicy: DEFAULT_POLICY }),
+    writes: createScimWrites({ db, now: Date.now, newId: defaultId, metrics, onEnqueued: () => workers.forEach((w) => w.wake()), defaultPolicy: DEFAULT_POLICY, combiner }),
   };
   const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics, directories, delivery, ...(deps.watch ? { watch: deps.watch } : {}) });
   let stopped: Promise<void> | undefined;

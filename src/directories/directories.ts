@@ -44,6 +44,23 @@ const DIRECTORY_ID = /^[a-f0-9]{16}$/;
 /** Recent errors kept per directory. */
 export const KEPT_ERRORS = 20;
 
+/** What the SCIM route records of one request. */
+export interface RequestRecord {
+  operation: string;
+  status: number;
+  requestId: string;
+  revision?: number;
+  scimType?: string | undefined;
+  detail?: string;
+}
+
+interface QueuedRecord {
+  at: number;
+  req: RequestRecord;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 const newToken = (id: string) => `lsd_${id}_${randomBytes(32).toString('base64url')}`;
 
@@ -69,6 +86,54 @@ interface Row {
 const toDirectory = (r: Row): Directory => ({ id: r.id, org: r.org_id as OrgId, name: r.name, provider: r.provider });
 
 export function createDirectoryStore(db: Database, now: () => number = Date.now) {
+  const recordQueues = new Map<string, QueuedRecord[]>();
+  const recording = new Set<string>();
+
+  async function drainRecords(directoryId: string): Promise<void> {
+    recording.add(directoryId);
+    try {
+      for (;;) {
+        const batch = recordQueues.get(directoryId)?.splice(0) ?? [];
+        if (batch.length === 0) return;
+        await writeRecords(directoryId, batch).then(
+          () => batch.forEach((r) => r.resolve()),
+          (error: unknown) => batch.forEach((r) => r.reject(error)),
+        );
+      }
+    } finally {
+      recording.delete(directoryId);
+      recordQueues.delete(directoryId);
+    }
+  }
+
+  async function writeRecords(directoryId: string, batch: QueuedRecord[]) {
+    const errors = batch.filter((r) => r.req.status >= 400);
+    const last = batch[batch.length - 1]!;
+    const { operation, status, requestId, revision } = last.req;
+    const lastRequest = JSON.stringify({ operation, status, requestId, ...(revision === undefined ? {} : { revision }) });
+    await db.transaction(async (tx: Sql) => {
+      const found = await tx.run('UPDATE directories SET requests = requests + $2, errors = errors + $3, last_request_at = $4, last_request = $5 WHERE id = $1', [
+        directoryId,
+        batch.length,
+        errors.length,
+        last.at,
+        lastRequest,
+      ]);
+      if (found === 0 || errors.length === 0) return;
+      for (const { at, req } of errors) {
+        await tx.run(
+          'INSERT INTO directory_errors (directory_id, at, request_id, operation, status, scim_type, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING',
+          [directoryId, at, req.requestId, req.operation, req.status, req.scimType ?? null, (req.detail ?? '').slice(0, 500)],
+        );
+      }
+      await tx.run(
+        `DELETE FROM directory_errors WHERE directory_id = $1 AND at < (
+           SELECT MIN(at) FROM (SELECT at FROM directory_errors WHERE directory_id = $1 ORDER BY at DESC LIMIT $2) kept)`,
+        [directoryId, KEPT_ERRORS],
+      );
+    });
+  }
+
   async function info(r: Row): Promise<DirectoryInfo> {
     const counts = await db.get<{ users: number; groups: number; memberships: number }>(
       `SELECT (SELECT COUNT(*) FROM scim_resources WHERE directory_id = $1 AND resource_type = 'User') AS users,
@@ -178,31 +243,19 @@ export function createDirectoryStore(db: Database, now: () => number = Date.now)
       return r && equal ? toDirectory(r) : null;
     },
 
-    /** Bookkeeping of one SCIM request (totals, last request, the last errors). */
-    async record(directoryId: string, req: { operation: string; status: number; requestId: string; revision?: number; scimType?: string | undefined; detail?: string }) {
-      const t = now();
-      const isError = req.status >= 400;
-      const last = JSON.stringify({ operation: req.operation, status: req.status, requestId: req.requestId, ...(req.revision === undefined ? {} : { revision: req.revision }) });
-      await db.transaction(async (tx: Sql) => {
-        const found = await tx.run('UPDATE directories SET requests = requests + 1, errors = errors + $2, last_request_at = $3, last_request = $4 WHERE id = $1', [
-          directoryId,
-          isError ? 1 : 0,
-          t,
-          last,
-        ]);
-        if (found === 0 || !isError) return;
-        await tx.run(
-          'INSERT INTO directory_errors (directory_id, at, request_id, operation, status, scim_type, detail) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING',
-          [directoryId, t, req.requestId, req.operation, req.status, req.scimType ?? null, (req.detail ?? '').slice(0, 500)],
-        );
-        await tx.run(
-          `DELETE FROM directory_errors WHERE directory_id = $1 AND at < (
-             SELECT MIN(at) FROM (SELECT at FROM directory_errors WHERE directory_id = $1 ORDER BY at DESC LIMIT $2) kept)`,
-          [directoryId, KEPT_ERRORS],
-        );
+    /**
+     * Bookkeeping of one SCIM request (totals, last request, the last errors). Requests answered
+     * while a directory's bookkeeping is being written share the next transaction (one row lock,
+     * one commit for all of them, in arrival order); each call resolves when its record committed.
+     */
+    record(directoryId: string, req: RequestRecord): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        let queue = recordQueues.get(directoryId);
+        if (!queue) recordQueues.set(directoryId, (queue = []));
+        queue.push({ at: now(), req, resolve, reject });
+        if (!recording.has(directoryId)) void drainRecords(directoryId);
       });
     },
-
   };
 }
 

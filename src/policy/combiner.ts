@@ -7,6 +7,7 @@
  * extra round trips (SAVEPOINT, RELEASE); a busy organization pays one flush per batch.
  */
 import { LockstepError } from '../domain/errors.ts';
+import { ScimError } from '../scim/errors.ts';
 import type { Database, Sql } from '../storage/database.ts';
 
 interface Pending<T> {
@@ -18,6 +19,10 @@ interface Pending<T> {
 export interface Combiner {
   submit<T>(org: string, run: (tx: Sql) => Promise<T>): Promise<T>;
 }
+
+/** An answer about the write itself (a 4xx: /v1's or SCIM's), not about the transaction it shares. */
+const rejected = (e: unknown) =>
+  (e instanceof LockstepError && e.code !== 'INTERNAL' && e.code !== 'UNAVAILABLE') || (e instanceof ScimError && e.status < 500);
 
 export function createCombiner(db: Database, maxBatch = 64): Combiner {
   const queues = new Map<string, Pending<unknown>[]>();
@@ -57,7 +62,7 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
           } catch (error) {
             // A rejected write (bad input, unknown object…) rolls back alone; anything else (a
             // lost connection, a deadlock) aborts the batch and every write in it is retried alone.
-            if (!(error instanceof LockstepError) || error.code === 'INTERNAL' || error.code === 'UNAVAILABLE') throw error;
+            if (!rejected(error)) throw error;
             await tx.run('ROLLBACK TO SAVEPOINT lockstep_write');
             outcomes.push({ ok: false, error });
           }

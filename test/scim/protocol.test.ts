@@ -232,6 +232,17 @@ describeEachEngine('scim: protocol', (engine) => {
     expect((await h.req('GET', `${ORG}/${org}/directories/${dir.id}`)).status).toBe(404);
   });
 
+  it('concurrent requests are each counted, and each refused one is in the recent errors (their bookkeeping shares transactions)', async () => {
+    const dir = await createDirectory(h, org, 'entra', 'concurrent');
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => dir.req('GET', i % 3 === 0 ? '/Users?filter=bad%20filter' : '/Users')));
+    expect(answers.map((r) => r.status).sort()).toEqual([...Array(8).fill(200), ...Array(4).fill(400)]);
+    await expect.poll(async () => (await h.req('GET', `${ORG}/${org}/directories/${dir.id}`)).json.counts.requests).toBe(12);
+    const info = await h.req('GET', `${ORG}/${org}/directories/${dir.id}`);
+    expect(info.json.counts).toMatchObject({ requests: 12, errors: 4 });
+    expect(info.json.recentErrors).toHaveLength(4);
+    expect(info.json.recentErrors.every((e: { status: number; operation: string }) => e.status === 400 && e.operation === 'GET /Users')).toBe(true);
+  });
+
   it('per-directory metrics: requests by operation and status, latency, and enforcement at commit', async () => {
     const dir = await createDirectory(h, org, 'okta', 'metrics');
     const u = await createUser(dir);
