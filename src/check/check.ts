@@ -33,7 +33,8 @@ import {
   type VerifyMode,
 } from '../domain/model.ts';
 import type { AccessEntry, AccessQuery, CheckRequest, CheckResult, EffectivePermission, EffectiveQuery, Via } from '../domain/contract.ts';
-import { decodeCursor, pageLimit, pageOf, type CursorKey } from '../domain/page.ts';
+import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
+import { keyAfter } from '../storage/keyset.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { ancestors, chainTo, desiredOnAncestors, memberGroups, provenAt } from '../derivation/rule.ts';
 import { isLive } from '../domain/groups.ts';
@@ -332,18 +333,6 @@ export function createChecks(env: CheckEnv) {
 
 const sameKey = (a: { subject_id: string; depth: number; assignment_id: string }, b: { subject_id: string; depth: number; assignment_id: string }) =>
   a.subject_id === b.subject_id && Number(a.depth) === Number(b.depth) && a.assignment_id === b.assignment_id;
-
-/**
- * `(c1, c2, …) > (k1, k2, …)` in the listing's order, spelled out (both engines, any column types):
- * the keyset condition of the page after cursor key `k`.
- */
-function keyAfter(columns: SqlFragment[], key: CursorKey): SqlFragment {
-  const [c, ...rest] = columns;
-  const [k, ...restKey] = key;
-  if (c === undefined) return sql`1 = 0`;
-  if (rest.length === 0) return sql`${c} > ${k}`;
-  return sql`(${c} > ${k} OR (${c} = ${k} AND ${keyAfter(rest, restKey)}))`;
-}
 
 /**
  * Shortest live chains between groups, from the organization's edges (loaded only when some path

@@ -58,7 +58,7 @@ export function registerDirectories(program: Command) {
     dirs.command('list').description("List an organization's directories (never their tokens)").requiredOption('--org <org>', 'organization').option(url, urlHelp).option('--json', 'print JSON'),
   ).action(async (opts: DbOptions & UrlOption & { org: string; json?: boolean }) => {
     const rows = await withStore(opts, async (db, _l, config) =>
-      (await createDirectoryStore(db).list(opts.org)).map((d) => ({ ...d, scimBaseUrl: baseOf(opts, config, d.id) })),
+      (await createDirectoryStore(db).list(opts.org)).directories.map((d) => ({ ...d, scimBaseUrl: baseOf(opts, config, d.id) })),
     );
     process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : rows.length === 0 ? '(no directories)\n' : `${table(rows)}\n`);
   });

@@ -40,7 +40,7 @@ export function registerTargets(program: Command) {
 
   addDbOptions(targets.command('list').description('Targets with state, backlog, parked and lag').requiredOption('--org <org>', 'organization').option('--json', 'print JSON')).action(
     async (opts: DbOptions & { org: string; json?: boolean }) => {
-      const rows = await withStore(opts, (db, _ls, config) => createTargets({ db, now: Date.now, allowPrivate: config.targetsAllowPrivate }).list(opts.org));
+      const rows = await withStore(opts, (db, _ls, config) => createTargets({ db, now: Date.now, allowPrivate: config.targetsAllowPrivate }).list(opts.org)).then((r) => r.targets);
       process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : rows.length === 0 ? '(no targets)\n' : `${table(rows)}\n`);
     },
   );

@@ -7,7 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { LockstepError, notFound, validation } from '../domain/errors.ts';
 import { PARTITIONS } from '../domain/delivery.ts';
 import { parseName, parseOrgId } from '../domain/model.ts';
-import type { Database, Sql } from '../storage/database.ts';
+import { sql, type Database, type Sql } from '../storage/database.ts';
+import { keyAfter } from '../storage/keyset.ts';
+import { decodeCursor, pageLimit, pageOf, type PageQuery } from '../domain/page.ts';
 import { newPollToken, newWebhookSecret } from './signing.ts';
 import { checkTargetUrl, type Lookup } from './url-guard.ts';
 
@@ -179,11 +181,18 @@ export function createTargets(env: TargetEnv) {
       return { ...(await describe(db, await getRow(db, org, id), now())), secret };
     },
 
-    async list(orgIn: string): Promise<Target[]> {
+    /** Oldest first; paged when `q.limit` is given (`next`: the cursor of the following page). */
+    async list(orgIn: string, q: PageQuery = {}): Promise<{ targets: Target[]; next: string | null }> {
       const org = parseOrgId(orgIn);
+      const limit = pageLimit(q.limit);
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, ['n', 's']);
       if (!(await db.get('SELECT 1 AS x FROM organizations WHERE id = $1', [org]))) throw notFound('org', 'organization', org);
-      const rows = await db.all<TargetRow>('SELECT * FROM targets WHERE org_id = $1 ORDER BY created_at, id', [org]);
-      return Promise.all(rows.map((r) => describe(db, r, now())));
+      const rows = await db.all<TargetRow>(
+        sql`SELECT * FROM targets WHERE org_id = ${org} ${after === undefined ? sql.empty : sql`AND ${keyAfter([sql`created_at`, sql`id`], after)}`}
+             ORDER BY created_at, id ${limit === undefined ? sql.empty : sql`LIMIT ${limit + 1}`}`,
+      );
+      const page = pageOf(rows, limit, (r) => [Number(r.created_at), r.id]);
+      return { targets: await Promise.all(page.items.map((r) => describe(db, r, now()))), next: page.next };
     },
 
     async get(orgIn: string, idIn: string): Promise<Target> {

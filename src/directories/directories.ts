@@ -10,7 +10,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { notFound, validation } from '../domain/errors.ts';
 import { parseName, parseOrgId, type OrgId } from '../domain/model.ts';
-import type { Database, Sql } from '../storage/database.ts';
+import { sql, type Database, type Sql } from '../storage/database.ts';
+import { keyAfter } from '../storage/keyset.ts';
+import { decodeCursor, pageLimit, pageOf, type PageQuery } from '../domain/page.ts';
 
 export const PROVIDERS = ['okta', 'entra', 'generic'] as const;
 export type Provider = (typeof PROVIDERS)[number];
@@ -194,11 +196,18 @@ export function createDirectoryStore(db: Database, now: () => number = Date.now)
       return { id, org, name, provider, token };
     },
 
-    async list(orgIn: string): Promise<DirectoryInfo[]> {
+    /** Oldest first; paged when `q.limit` is given (`next`: the cursor of the following page). */
+    async list(orgIn: string, q: PageQuery = {}): Promise<{ directories: DirectoryInfo[]; next: string | null }> {
       const org = parseOrgId(orgIn);
+      const limit = pageLimit(q.limit);
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, ['n', 's']);
       if (!(await db.get('SELECT 1 AS x FROM organizations WHERE id = $1', [org]))) throw notFound('org', 'organization', org);
-      const rows = await db.all<Row>('SELECT * FROM directories WHERE org_id = $1 ORDER BY created_at, id', [org]);
-      return Promise.all(rows.map(info));
+      const rows = await db.all<Row>(
+        sql`SELECT * FROM directories WHERE org_id = ${org} ${after === undefined ? sql.empty : sql`AND ${keyAfter([sql`created_at`, sql`id`], after)}`}
+             ORDER BY created_at, id ${limit === undefined ? sql.empty : sql`LIMIT ${limit + 1}`}`,
+      );
+      const page = pageOf(rows, limit, (r) => [Number(r.created_at), r.id]);
+      return { directories: await Promise.all(page.items.map(info)), next: page.next };
     },
 
     async get(orgIn: string, idIn: string): Promise<DirectoryInfo> {

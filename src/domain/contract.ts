@@ -267,7 +267,14 @@ export interface Lockstep {
   getPropagationPolicy(org: string): Promise<{ policy: PropagationPolicy; custom: boolean }>;
   /** Replaces the organization's policy; settings left out take the engine's default. */
   putPropagationPolicy(org: string, body: unknown, ctx?: WriteContext): Promise<WriteResult & { policy: PropagationPolicy }>;
+  /** Jobs: running, retrying, pending, failed, then done; by priority, newest first; at most `limit` (100). */
   listJobs(opts?: { org?: string; states?: readonly JobState[]; limit?: number }): Promise<Job[]>;
+  /**
+   * The same listing a page at a time (`limit` 1…1000, `cursor` the previous page's `next`). A job
+   * whose state changes between two pages may be listed twice or not at all: filter by one settled
+   * state (`done`, `failed`) for a stable walk.
+   */
+  listJobsPage(opts?: { org?: string; states?: readonly JobState[]; limit?: number; cursor?: string }): Promise<{ jobs: Job[]; next: string | null }>;
   /** Puts a failed job back in the queue; it resumes at its checkpoint. */
   retryJob(id: string): Promise<Job>;
   /** Jobs per state and the age of the oldest unfinished one (the queue gauges). */

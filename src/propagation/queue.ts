@@ -8,6 +8,8 @@ import { JOB_STATES, type JobState, type QueueStats } from '../domain/contract.t
 import { LockstepError } from '../domain/errors.ts';
 import type { Direction } from '../domain/model.ts';
 import { sql, type Database, type Sql } from '../storage/database.ts';
+import { keyAfter } from '../storage/keyset.ts';
+import { decodeCursor, pageOf } from '../domain/page.ts';
 import { parseScope, totalMembers } from './scope.ts';
 
 
@@ -322,16 +324,26 @@ export async function pruneDoneJobs(db: Database, before: number, limit = 1000):
   });
 }
 
-export async function listJobs(db: Sql, opts: { org?: string; states?: readonly JobState[]; limit?: number } = {}): Promise<JobRow[]> {
+const STATE_RANK: Record<string, number> = { running: 0, retrying: 1, pending: 2, failed: 3, done: 4 };
+const stateRank = sql`CASE state WHEN 'running' THEN 0 WHEN 'retrying' THEN 1 WHEN 'pending' THEN 2 WHEN 'failed' THEN 3 ELSE 4 END`;
+
+/** A page of jobs in listing order (state rank, priority, newest first, id) after `cursor`. */
+export async function listJobs(
+  db: Sql,
+  opts: { org?: string; states?: readonly JobState[]; limit?: number; cursor?: string } = {},
+): Promise<{ rows: JobRow[]; next: string | null }> {
   const states = opts.states ?? JOB_STATES;
+  const limit = opts.limit ?? 100;
+  const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, ['n', 'n', 'n', 's']);
   const org = opts.org ? sql`org_id = ${opts.org} AND ` : sql``;
   const rows = await db.all<JobRow>(
     sql`SELECT * FROM jobs WHERE ${org}state IN (${sql.join(states)})
-      ORDER BY CASE state WHEN 'running' THEN 0 WHEN 'retrying' THEN 1 WHEN 'pending' THEN 2 WHEN 'failed' THEN 3 ELSE 4 END,
-               priority, created_at DESC, id
-      LIMIT ${opts.limit ?? 100}`,
+      ${after === undefined ? sql.empty : sql`AND ${keyAfter([stateRank, sql`priority`, { expr: sql`created_at`, desc: true }, sql`id`], after)}`}
+      ORDER BY ${stateRank}, priority, created_at DESC, id
+      LIMIT ${limit + 1}`,
   );
-  return rows.map(normalize);
+  const page = pageOf(rows.map(normalize), limit, (j) => [STATE_RANK[j.state] ?? 4, Number(j.priority), Number(j.created_at), j.id]);
+  return { rows: page.items, next: page.next };
 }
 
 export async function queueStats(db: Sql, now: number): Promise<QueueStats> {

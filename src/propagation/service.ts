@@ -6,6 +6,7 @@ import type { DriftReport, Job, QueueStats } from '../domain/contract.ts';
 import type { JobState } from '../domain/contract.ts';
 import { notFound } from '../domain/errors.ts';
 import { parseOrgId } from '../domain/model.ts';
+import { DEFAULT_PAGE, pageLimit } from '../domain/page.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Database } from '../storage/database.ts';
 import { auditDrift } from './drift.ts';
@@ -52,7 +53,12 @@ export function createPropagationService(env: PropagationEnv) {
   const { db, now } = env;
   return {
     async listJobs(o: { org?: string; states?: readonly JobState[]; limit?: number } = {}): Promise<Job[]> {
-      return (await listJobs(db, o)).map(toJob);
+      return (await listJobs(db, o)).rows.map(toJob);
+    },
+
+    async listJobsPage(o: { org?: string; states?: readonly JobState[]; limit?: number; cursor?: string } = {}): Promise<{ jobs: Job[]; next: string | null }> {
+      const page = await listJobs(db, { ...o, limit: pageLimit(o.limit ?? DEFAULT_PAGE) ?? DEFAULT_PAGE });
+      return { jobs: page.rows.map(toJob), next: page.next };
     },
 
     async retryJob(id: string): Promise<Job> {

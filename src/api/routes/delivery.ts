@@ -11,6 +11,7 @@ import { ensureStream } from '../../delivery/targets.ts';
 import { SSF_EVENTS } from '../../delivery/signing.ts';
 import type { Database } from '../../storage/database.ts';
 import * as s from '../schemas/delivery.ts';
+import { pageOfQuery } from '../schemas/common.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -56,7 +57,9 @@ export function deliveryRoutes(app: FastifyInstance, delivery: Delivery, db: Dat
     delivery.deliverer.wake();
     return reply.code(201).send(created);
   });
-  app.get<{ Params: Org }>(`${base}/targets`, { schema: s.listTargets, ...write }, async (req) => ({ targets: await t.list(req.params.org) }));
+  app.get<{ Params: Org; Querystring: { limit?: string; cursor?: string } }>(`${base}/targets`, { schema: s.listTargets, ...write }, (req) =>
+    t.list(req.params.org, pageOfQuery(req.query)),
+  );
   app.get<{ Params: TargetParams }>(`${base}/targets/:id`, { schema: s.getTarget, ...write }, (req) => t.get(req.params.org, req.params.id));
   app.delete<{ Params: TargetParams }>(`${base}/targets/:id`, { schema: s.deleteTarget, ...write }, (req) => t.remove(req.params.org, req.params.id));
   app.post<{ Params: TargetParams; Body: { fromRevision?: unknown } }>(`${base}/targets/:id/replay`, { schema: s.replayTarget, ...write }, async (req) => {

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { DirectoryStore } from '../../directories/directories.ts';
-import { id as idSchema, NAME_PATTERN } from '../schemas/common.ts';
+import { id as idSchema, NAME_PATTERN, pageOfQuery, pageQuery } from '../schemas/common.ts';
 
 type Org = { org: string };
 type WithId = Org & { id: string };
@@ -39,9 +39,14 @@ export function directoryRoutes(app: FastifyInstance, directories: DirectoryStor
     const d = await directories.create(request.params.org, request.body);
     return reply.code(201).send({ id: d.id, name: d.name, provider: d.provider, scimBaseUrl: scimBaseUrl(request, d.id), token: d.token });
   });
-  app.get<{ Params: Org }>(base, { schema: { tags, params: orgParams }, ...write }, async (request) => ({
-    directories: (await directories.list(request.params.org)).map((d) => ({ ...d, scimBaseUrl: scimBaseUrl(request, d.id) })),
-  }));
+  app.get<{ Params: Org; Querystring: { limit?: string; cursor?: string } }>(
+    base,
+    { schema: { tags, params: orgParams, querystring: { type: 'object', additionalProperties: false, properties: pageQuery([1764410000000, '5f1c2a9be0d34c71']) } }, ...write },
+    async (request) => {
+      const page = await directories.list(request.params.org, pageOfQuery(request.query));
+      return { directories: page.directories.map((d) => ({ ...d, scimBaseUrl: scimBaseUrl(request, d.id) })), next: page.next };
+    },
+  );
   app.get<{ Params: WithId }>(`${base}/:id`, { schema: { tags, params: dirParams }, ...write }, async (request) => {
     const d = await directories.get(request.params.org, request.params.id);
     return { ...d, scimBaseUrl: scimBaseUrl(request, d.id) };

@@ -5,6 +5,7 @@ import type { Metrics } from '../../observability/metrics.ts';
 import { actorOf } from '../auth.ts';
 import { ApiError } from '../problem.ts';
 import * as s from '../schemas/propagation.ts';
+import { pageOfQuery } from '../schemas/common.ts';
 import type { Delivery } from '../../delivery/service.ts';
 
 type Org = { org: string };
@@ -25,18 +26,17 @@ export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metr
     lockstep.auditDrift(req.params.org, req.body ?? {}),
   );
 
-  app.get<{ Querystring: { org?: string; state?: JobState; limit?: string } }>('/v1/jobs', { schema: s.listJobs, ...write }, async (req) => {
+  app.get<{ Querystring: { org?: string; state?: JobState; limit?: string; cursor?: string } }>('/v1/jobs', { schema: s.listJobs, ...write }, async (req) => {
     const key = req.apiKey!;
     if (key.scope !== 'admin' && req.query.org !== undefined && req.query.org !== key.org) {
       throw new ApiError('FORBIDDEN', 'this API key belongs to another organization', 'org');
     }
     const org = key.scope === 'admin' ? req.query.org : (key.org ?? undefined);
-    const jobs = await lockstep.listJobs({
+    return lockstep.listJobsPage({
       ...(org !== undefined ? { org } : {}),
       ...(req.query.state ? { states: [req.query.state] } : {}),
-      limit: req.query.limit ? Number(req.query.limit) : 100,
+      ...pageOfQuery(req.query),
     });
-    return { jobs };
   });
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/retry', { schema: s.retryJob, config: { access: 'admin' } }, (req) => lockstep.retryJob(req.params.id));
 

@@ -1,5 +1,5 @@
 /** Schemas of the target, watch and SSF routes (the source of their OpenAPI description). */
-import { bearer, errorResponses, id, orgParams, writeErrorResponses } from './common.ts';
+import { bearer, errorResponses, id, nextCursor, orgParams, pageQuery, writeErrorResponses } from './common.ts';
 
 const targetParams = {
   type: 'object',
@@ -61,7 +61,14 @@ export const createTarget = {
   response: { 201: target, ...writeErrorResponses },
 };
 
-export const listTargets = { tags: ['targets'], summary: 'Targets with state, backlog, lag and last error', security: bearer, params: orgParams, response: { 200: { type: 'object', properties: { targets: { type: 'array', items: target } } }, ...errorResponses } };
+export const listTargets = {
+  tags: ['targets'],
+  summary: 'Targets with state, backlog, lag and last error, a page at a time (oldest first)',
+  security: bearer,
+  params: orgParams,
+  querystring: { type: 'object', additionalProperties: false, properties: pageQuery([1764410000000, 'tgt_3kPq8ZsW1xLc7NvA']) },
+  response: { 200: { type: 'object', required: ['targets', 'next'], properties: { targets: { type: 'array', items: target }, next: nextCursor } }, ...errorResponses },
+};
 export const getTarget = { tags: ['targets'], summary: 'One target', security: bearer, params: targetParams, response: { 200: target, ...errorResponses } };
 export const deleteTarget = {
   tags: ['targets'],

@@ -1,5 +1,5 @@
 /** Schemas of the propagation routes: policy, jobs, drift, metrics. */
-import { bearer, errorResponses, id, orgParams, writeErrorResponses, writeResult } from './common.ts';
+import { bearer, errorResponses, id, nextCursor, orgParams, pageQuery, writeErrorResponses, writeResult } from './common.ts';
 
 const rule = {
   type: 'object',
@@ -61,7 +61,7 @@ const job = {
 
 export const listJobs = {
   tags: ['propagation'],
-  summary: 'Reconciliation jobs with checkpoint progress (an organization-scoped key sees its organization only)',
+  summary: 'Reconciliation jobs with checkpoint progress, a page at a time (an organization-scoped key sees its organization only)',
   security: bearer,
   querystring: {
     type: 'object',
@@ -69,10 +69,10 @@ export const listJobs = {
     properties: {
       org: id('organization id (admin keys; others see their own)', 'acme'),
       state: { type: 'string', enum: ['pending', 'running', 'retrying', 'done', 'failed'], examples: ['failed'] },
-      limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$', description: 'jobs, newest first (default 100)', examples: ['100'] },
+      ...pageQuery([4, 1, 1764410000000, 'job_wNPVLWMqxsYcwACF']),
     },
   },
-  response: { 200: { type: 'object', required: ['jobs'], properties: { jobs: { type: 'array', items: job } } }, ...errorResponses },
+  response: { 200: { type: 'object', required: ['jobs', 'next'], properties: { jobs: { type: 'array', items: job }, next: nextCursor } }, ...errorResponses },
 };
 
 export const retryJob = {
