@@ -86,8 +86,9 @@ async function applyOrganization(ls: Lockstep, file: PolicyFile, org: Organizati
     }
     revision = result.revision;
     let outcome: keyof KindCounts = 'unchanged';
-    if (result.created !== undefined) outcome = result.created ? 'created' : 'unchanged';
-    else if (result.changed && kind === 'memberships') outcome = 'created';
+    // An existing assignment or membership written with another expiry is an update.
+    if (result.created !== undefined) outcome = result.created ? 'created' : result.changed ? 'updated' : 'unchanged';
+    else if (result.changed && kind === 'memberships') outcome = (await ls.getChange(org.id, result.revision)).kind === 'membership.update' ? 'updated' : 'created';
     // The change log says whether a PUT created or updated its object.
     else if (result.changed) outcome = (await ls.getChange(org.id, result.revision)).kind.endsWith('.create') ? 'created' : 'updated';
     counts[kind][outcome]++;
@@ -111,11 +112,15 @@ async function applyOrganization(ls: Lockstep, file: PolicyFile, org: Organizati
   }
   for (const g of org.groups) await write('groups', g.path, () => ls.putGroup(org.id, g.id, { name: g.name }, ctx));
   for (const g of org.groups) {
-    for (const m of g.members) await write('memberships', m.path, () => ls.addMember(org.id, g.id, m.subject, {}, ctx));
+    // Nested groups: every group of the file exists by now, so edges can go in any order; a cycle
+    // with the store's edges is refused by the engine (GROUP_CYCLE) at the member's place.
+    for (const m of g.members) {
+      await write('memberships', m.path, () => ls.addMember(org.id, g.id, m.member, { expiresAt: m.expiresAt }, ctx), (f) => (f === 'expiresAt' ? ['expiresAt'] : undefined));
+    }
   }
   for (const a of org.assignments) {
-    await write('assignments', a.path, () => ls.createAssignment(org.id, { principal: a.principal, role: a.role, resource: a.resource }, ctx), (f) =>
-      ['principal', 'role', 'resource'].includes(f) ? [f] : undefined,
+    await write('assignments', a.path, () => ls.createAssignment(org.id, { principal: a.principal, role: a.role, resource: a.resource, expiresAt: a.expiresAt }, ctx), (f) =>
+      ['principal', 'role', 'resource', 'expiresAt'].includes(f) ? [f] : undefined,
     );
   }
   return { id: org.id, revision, counts };

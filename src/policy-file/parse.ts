@@ -24,7 +24,8 @@ import {
 } from '../domain/model.ts';
 import { formatPath, lineOf, type Path } from './path.ts';
 import { DEFAULT_POLICY, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
-import { sortResources } from './topo.ts';
+import { parseExpiresAt } from '../domain/groups.ts';
+import { findGroupCycle, sortResources } from './topo.ts';
 
 export interface Located {
   path: Path;
@@ -33,9 +34,10 @@ export interface PermissionSpec extends Located { slug: string; risk: RiskTier }
 export interface RoleSpec extends Located { slug: string; permissions: string[] }
 export interface ResourceSpec extends Located { ref: string; type: string; id: string; parent: string | null }
 export interface SubjectSpec extends Located { id: string; kind: SubjectKind; active: boolean }
-export interface MemberSpec extends Located { subject: string }
+/** A member of a group: `subject:ID` or `group:ID` (a nested group), optionally until `expiresAt`. */
+export interface MemberSpec extends Located { member: string; expiresAt: string | null }
 export interface GroupSpec extends Located { id: string; name: string | null; members: MemberSpec[] }
-export interface AssignmentSpec extends Located { principal: string; role: string; resource: string }
+export interface AssignmentSpec extends Located { principal: string; role: string; resource: string; expiresAt: string | null }
 
 export interface OrganizationSpec extends Located {
   id: string;
@@ -78,7 +80,13 @@ export function policyFileError(source: string, problems: Problem[]): LockstepEr
   return new LockstepError('VALIDATION', message, { field: first.path, meta: { file: source, line: first.line, problems } });
 }
 
-export function parsePolicyFile(text: string, source = 'policy file'): PolicyFile {
+export interface ParseOptions {
+  /** The clock an `expiresAt` must be after (default: now). */
+  now?: number;
+}
+
+export function parsePolicyFile(text: string, source = 'policy file', opts: ParseOptions = {}): PolicyFile {
+  const now = opts.now ?? Date.now();
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: true });
   const at = (path: Path) => lineOf(doc, counter, path);
@@ -201,12 +209,13 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
     const seen = new Map<string, Path>();
     listAt([...op, 'assignments'], body.assignments, 'assignments').forEach((a, i) => {
       const path = [...op, 'assignments', i];
-      if (!keysOf(path, a, ['principal', 'role', 'resource'], ['principal', 'role', 'resource'])) return;
+      if (!keysOf(path, a, ['principal', 'role', 'resource', 'expiresAt'], ['principal', 'role', 'resource'])) return;
       const principal = valid([...path, 'principal'], () => parsePrincipal(a.principal), a.principal, true);
       const role = valid([...path, 'role'], () => parseRoleSlug(a.role), a.role, true);
       const resource = valid([...path, 'resource'], () => parseResourceRef(a.resource), a.resource, true);
-      if (!principal || !role || !resource) return;
-      const spec = { path, principal: `${principal.type}:${principal.id}`, role, resource };
+      const expiresAt = expiry([...path, 'expiresAt'], a.expiresAt);
+      if (!principal || !role || !resource || expiresAt === undefined) return;
+      const spec = { path, principal: `${principal.type}:${principal.id}`, role, resource, expiresAt };
       if (once(seen, `${spec.principal}|${role}|${resource}`, path, 'this assignment')) assignments.push(spec);
     });
     return { permissions, roles, resources: 'sorted' in sorted ? sorted.sorted : resources, assignments };
@@ -233,13 +242,34 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
       const seenMembers = new Map<string, Path>();
       listAt([...path, 'members'], g.members, 'members').forEach((m, j) => {
         const mp = [...path, 'members', j];
-        const subject = valid(mp, () => parseSubjectId(m, 'member'));
-        if (subject && once(seenMembers, subject, mp, `member '${subject}'`)) members.push({ path: mp, subject });
+        // `ID` / `subject:ID` / `group:ID`, or `{ member: …, expiresAt: RFC 3339 }`
+        let ref: unknown = m;
+        let expiresAt: string | null | undefined = null;
+        if (isObj(m)) {
+          if (!keysOf(mp, m, ['member', 'expiresAt'], ['member'])) return;
+          if (m.member === undefined) return;
+          ref = m.member;
+          expiresAt = expiry([...mp, 'expiresAt'], m.expiresAt);
+        }
+        const member = valid(isObj(m) ? [...mp, 'member'] : mp, () => parseMemberRef(ref));
+        if (member && expiresAt !== undefined && once(seenMembers, member, mp, `member '${member}'`)) members.push({ path: mp, member, expiresAt });
       });
       const name = stringOrNull([...path, 'name'], g.name, 'name');
       if (id && once(seenGroups, id, path, `group '${id}'`)) groups.push({ path, id, name, members });
     });
+    const cycle = findGroupCycle(groups.flatMap((g) => g.members.filter((m) => m.member.startsWith('group:')).map((m) => ({ parent: g.id, child: m.member.slice(6), path: m.path }))));
+    if (cycle) {
+      const last = cycle.at(-1)!;
+      problem(last.path, `group '${last.child}' in group '${last.parent}' makes a cycle of nested groups: ${[...cycle.map((e) => e.parent), cycle[0]!.parent].join(' ⊃ ')}`);
+    }
     return { subjects, groups };
+  }
+
+  /** An `expiresAt`: absent (null), or an RFC 3339 time after `now`; undefined after a problem. */
+  function expiry(path: Path, v: unknown): string | null | undefined {
+    if (v === undefined || v === null) return null;
+    const ms = valid(path, () => parseExpiresAt(v, now, 'expiresAt'));
+    return ms === undefined || ms === null ? undefined : (v as string);
   }
 
   if (problems.length > 0) throw policyFileError(source, problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
@@ -250,6 +280,12 @@ export function parsePolicyFile(text: string, source = 'policy file'): PolicyFil
     0,
   );
   return { source, organizations, writes, lineOf: at };
+}
+
+/** `ID` or `subject:ID` is a subject, `group:ID` a nested group; normalized to `type:ID`. */
+function parseMemberRef(v: unknown): string {
+  if (typeof v === 'string' && v.startsWith('group:')) return `group:${parseGroupId(v.slice(6), 'member')}`;
+  return `subject:${parseSubjectId(typeof v === 'string' && v.startsWith('subject:') ? v.slice(8) : v, 'member')}`;
 }
 
 export async function readPolicyFile(file: string): Promise<PolicyFile> {

@@ -31,3 +31,38 @@ export function sortResources<T extends Node>(resources: readonly T[]): { sorted
   }
   return { sorted };
 }
+
+export interface Edge {
+  parent: string;
+  child: string;
+}
+
+/**
+ * A cycle among nested-group edges (`child` is a member of `parent`), as the edges that make it in
+ * order — each one's child is the next one's parent, the last one's child the first one's parent —
+ * or null. The last edge is the one that closes the cycle in file order. Iterative.
+ */
+export function findGroupCycle<T extends Edge>(edges: readonly T[]): T[] | null {
+  // Add edges in file order; before each (parent P ⊃ child C), look for a chain C ⊃ … ⊃ P so far.
+  const below = new Map<string, T[]>();
+  for (const e of edges) {
+    const reachedBy = new Map<string, T | null>([[e.child, null]]);
+    const todo = [e.child];
+    while (todo.length) {
+      const g = todo.pop()!;
+      if (g === e.parent) {
+        const chain: T[] = [];
+        for (let x = reachedBy.get(g); x; x = reachedBy.get(x.parent)) chain.unshift(x);
+        return [...chain, e];
+      }
+      for (const next of below.get(g) ?? []) {
+        if (!reachedBy.has(next.child)) {
+          reachedBy.set(next.child, next);
+          todo.push(next.child);
+        }
+      }
+    }
+    below.set(e.parent, [...(below.get(e.parent) ?? []), e]);
+  }
+  return null;
+}
