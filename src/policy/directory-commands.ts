@@ -6,7 +6,7 @@
 import { conflict, notFound } from '../domain/errors.ts';
 import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
-import { sql, type Sql } from '../storage/database.ts';
+import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { countDesired, countGroupRows, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { desired, groupAncestors, notDerived, subjectsUnder } from '../derivation/rule.ts';
 import { addGroupToClosure, loadGroupEdges, removeEdgeFromClosure, removeGroupFromClosure } from '../derivation/closure.ts';
@@ -130,6 +130,20 @@ export function createDirectoryCommands(env: WriteEnv) {
   };
 }
 
+/**
+ * Predicates (in chunks of 500 subjects) on the group rows of `subjects` that are not through `group`
+ * and no longer derived, with how many rows each matches now; none when there are none.
+ */
+async function staleGroupRows(tx: Sql, org: string, group: string, subjects: string[]): Promise<{ where: SqlFragment; n: number }[]> {
+  const out: { where: SqlFragment; n: number }[] = [];
+  for (let i = 0; i < subjects.length; i += 500) {
+    const where = sql`org_id = ${org} AND subject_id IN (${sql.join(subjects.slice(i, i + 500))}) AND group_id IS NOT NULL AND group_id <> ${group} AND ${notDerived('effective_assignments')}`;
+    const n = Number((await tx.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM effective_assignments WHERE ${where}`))?.n ?? 0);
+    if (n > 0) out.push({ where, n });
+  }
+  return out;
+}
+
 /** The group's assignments, memberships and nested edges both ways (uncounted from the closure), then the group. */
 async function deleteGroupRows(tx: Sql, org: string, id: string, edges: { group_id: string; member_id: string }[], also?: () => Promise<unknown>) {
   await tx.run("DELETE FROM assignments WHERE org_id = $1 AND principal_type = 'group' AND principal_id = $2", [org, id]);
@@ -154,8 +168,15 @@ export async function deleteGroupOutcome(tx: Sql, orgIn: string, idIn: string, a
   if (edges.length === 0) {
     const rows = await countGroupRows(tx, org, id);
     const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, groupRoles(org, id)) : null;
+    const members = (await tx.all<{ subject_id: string }>('SELECT subject_id FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id])).map((r) => r.subject_id);
     await deleteGroupRows(tx, org, id, [], also);
-    return { changed: true, revokeRank, fanout: { scope: `group:${id}`, rows, remove: [sql`org_id = ${org} AND group_id = ${id}`] } };
+    // A member may still hold rows through groups the group was cut out of whose clean-up job is
+    // still queued: that job walks everyone under the group — nobody, once it is gone. Such rows are
+    // no longer derived; they go with this change (and then only an organization-wide pass finds
+    // their subjects, as for a nested group).
+    const stale = await staleGroupRows(tx, org, id, members);
+    if (stale.length === 0) return { changed: true, revokeRank, fanout: { scope: `group:${id}`, rows, remove: [sql`org_id = ${org} AND group_id = ${id}`] } };
+    return { changed: true, revokeRank, fanout: { scope: `organization:${org}`, rows: rows + stale.reduce((n, p) => n + p.n, 0), remove: [sql`org_id = ${org} AND group_id = ${id}`, ...stale.map((p) => p.where)] } };
   }
   // Nested: everyone under the group loses what it and every group above it granted (unless
   // another path remains). Counted, and the subjects listed, before the edges go: afterwards

@@ -147,3 +147,51 @@ describeEachEngine('drift audit with nested groups', (engine) => {
     expect(await rows(org)).toEqual(['d@top']);
   });
 });
+
+/**
+ * Regression (found by the reconciler property test's edge-crash step): a group cut out of its
+ * parent with the clean-up queued (subtree job), then deleted before the job ran. The job walks
+ * everyone under the deleted group — nobody any more — so the group's former members kept the rows
+ * the cut had made stale, after every job drained. Deleting the group must reach them itself.
+ */
+describeEachEngine('deleting a group whose cut-off clean-up is still queued', (engine) => {
+  let db: Database;
+  let ls: Lockstep;
+  beforeAll(async () => {
+    db = await engine.open();
+    ls = createLockstep(db);
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  for (const own of [false, true]) {
+    it(`leaves no stale row after draining (the deleted group ${own ? 'holds an assignment of its own: an async delete' : 'holds nothing: a sync delete'})`, async () => {
+      const org = `ngd${own ? 1 : 0}x${++orgCounter}`;
+      await ls.putOrganization(org, {});
+      await ls.putPermission(org, 'doc.read', { risk: 'standard' });
+      await ls.putRole(org, 'viewer', { permissions: ['doc.read'] });
+      await ls.putResource(org, 'doc', '1', {});
+      await ls.putResource(org, 'doc', '2', {});
+      for (const s of ['s1', 's2']) await ls.putSubject(org, s, { kind: 'user' });
+      for (const g of ['top', 'mid']) await ls.putGroup(org, g, {});
+      await ls.addMember(org, 'mid', 's1');
+      await ls.addMember(org, 'top', 's2');
+      await ls.addMember(org, 'top', 'group:mid');
+      await ls.createAssignment(org, { principal: 'group:top', role: 'viewer', resource: 'doc:1' });
+      if (own) await ls.createAssignment(org, { principal: 'group:mid', role: 'viewer', resource: 'doc:2' });
+      await createWorker({ db }).drain();
+      expect((await ls.readModel(org)).map((r) => `${r.subject}@${r.group}`).sort()).toEqual(own ? ['s1@mid', 's1@top', 's2@top'] : ['s1@top', 's2@top']);
+      await ls.putPropagationPolicy(org, { revoke: { standard: { mode: 'async' } }, inlineBudget: 0 });
+
+      const cut = await ls.removeMember(org, 'top', 'group:mid');
+      expect(cut.propagation.status).toBe('pending');
+      const del = await ls.deleteGroup(org, 'mid');
+      expect(del.changed).toBe(true);
+      expect(await ls.check(org, { subject: 's1', permission: 'doc.read', resource: 'doc:1' })).toMatchObject({ allowed: false });
+      await createWorker({ db }).drain();
+      expect((await ls.readModel(org)).map((r) => `${r.subject}@${r.group}`).sort()).toEqual(['s2@top']);
+      expect(await ls.auditDrift(org)).toMatchObject({ missing: 0, extra: 0 });
+    });
+  }
+});
