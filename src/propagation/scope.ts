@@ -12,7 +12,8 @@
  *                                  nested edge C → P added or removed (who is under C does not change
  *                                  with it, so the walk finds the same subjects afterwards)
  *   organization:O                 everything (drift repair, resource deletion, deleting a group
- *                                  that had nested edges)
+ *                                  that had nested edges, or whose members still hold rows a
+ *                                  queued clean-up of an earlier cut would have removed)
  *
  * The read model keeps only indexes that fill in subject order (its primary key and the group
  * index); the streams and predicates are written to use them. Rows that a walk does not reach (say,
