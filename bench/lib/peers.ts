@@ -41,13 +41,19 @@ definition project {
 }
 `;
 
-const obj = (ref: string) => {
+/**
+ * The same model with nested groups: a group's members may be the members of another group
+ * (`group:parent#member@group:child#member`), as SpiceDB's own nested-groups example has it.
+ */
+export const SPICEDB_NESTED_SCHEMA = SPICEDB_SCHEMA.replace('relation member: user\n', 'relation member: user | group#member\n');
+
+export const obj = (ref: string) => {
   const i = ref.indexOf(':');
   return v1.ObjectReference.create({ objectType: ref.slice(0, i), objectId: ref.slice(i + 1) });
 };
-const userRef = (s: string) => v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: 'user', objectId: s }) });
-const groupRef = (g: string) => v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: 'group', objectId: g }), optionalRelation: 'member' });
-const rel = (resource: string, relation: string, subject: v1.SubjectReference) => v1.Relationship.create({ resource: obj(resource), relation, subject });
+export const userRef = (s: string) => v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: 'user', objectId: s }) });
+export const groupRef = (g: string) => v1.SubjectReference.create({ object: v1.ObjectReference.create({ objectType: 'group', objectId: g }), optionalRelation: 'member' });
+export const rel = (resource: string, relation: string, subject: v1.SubjectReference) => v1.Relationship.create({ resource: obj(resource), relation, subject });
 const PERM = (p: string) => p.slice(p.indexOf('.') + 1); // project.read → read
 
 export interface SpiceSystem extends System {
@@ -65,8 +71,9 @@ export function datasetRelationships(ds: Dataset): v1.Relationship[] {
   return out;
 }
 
-export async function startSpiceDB(ds: Dataset, mode: SpiceMode): Promise<SpiceSystem> {
-  const spicedb = await EmbeddedSpiceDB.start(SPICEDB_SCHEMA, []);
+/** `schema`: another schema over the same definitions (the nested scenario's); `extra`: more relationships to load. */
+export async function startSpiceDB(ds: Dataset, mode: SpiceMode, opts: { schema?: string; extra?: v1.Relationship[] } = {}): Promise<SpiceSystem> {
+  const spicedb = await EmbeddedSpiceDB.start(opts.schema ?? SPICEDB_SCHEMA, []);
   const perms = spicedb.permissions().promises;
   const sys: SpiceSystem = {
     spicedb,
@@ -104,7 +111,7 @@ export async function startSpiceDB(ds: Dataset, mode: SpiceMode): Promise<SpiceS
       spicedb.close();
     },
   };
-  await sys.write(datasetRelationships(ds).map((relationship) => v1.RelationshipUpdate.create({ operation: v1.RelationshipUpdate_Operation.TOUCH, relationship })));
+  await sys.write([...datasetRelationships(ds), ...(opts.extra ?? [])].map((relationship) => v1.RelationshipUpdate.create({ operation: v1.RelationshipUpdate_Operation.TOUCH, relationship })));
   return sys;
 }
 

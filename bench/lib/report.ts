@@ -179,6 +179,43 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
     ),
   );
   md.push('');
+
+  // 7 — nested groups
+  md.push('## 7. Nested groups', '');
+  const nc = s.nested?.checks ?? [];
+  const ne = s.nested?.edges ?? [];
+  md.push(
+    `Checks by nesting depth: an allowed project.read inherited from the workspace, of a subject whose own group is the given number of nested levels below the group holding viewer (flat: its own group holds it; ${num(res.sizes.nestedMembers)} subjects at the bottom of each chain). Lockstep: minimize_latency with verification (the proof walks the membership path up from the subject), default policy; SpiceDB embedded (memdb) on the same groups as \`group#member\` relationships. In-process: sequential calls; HTTP: autocannon, ${num(res.sizes.httpConnections)} connections, ${res.sizes.httpSeconds} s; "vs flat": p50 of the flat case / p50 at this depth.`,
+    '',
+  );
+  const depthLabel = (d: number) => (d === 0 ? 'flat' : String(d));
+  const flatOf = (r: { system: string; engine: string; via: string }) => nc.find((x) => x.system === r.system && x.engine === r.engine && x.via === r.via && x.depth === 0 && !x.notRun);
+  md.push(
+    table(
+      ['system', 'via', 'depth', 'n', 'p50', 'p99', 'max', 'req/s', 'p50 vs flat'],
+      nc.map((r) =>
+        r.notRun
+          ? [name(r), r.via, depthLabel(r.depth), NR(r), '', '', '', '', '']
+          : [name(r), r.via, depthLabel(r.depth), num(r.n), ms(r.p50), ms(r.p99), ms(r.max), r.via === 'http' ? num(r.perSecond) : '–', r.depth === 0 ? '1×' : ratio(flatOf(r)?.p50, r.p50)],
+      ),
+    ),
+  );
+  md.push(
+    '',
+    `A mid-level edge over ${(res.sizes.nestedSubjects ?? []).map((n) => num(n)).join(' and ')} subjects (top ⊃ mid ⊃ 4 teams; viewer for top): the edge mid → top removed, then added back. "until" runs from the write's start until a check of the last subject under the edge (the one a clean-up job reaches last) answers as the write says; "first check" is what the first check after the write's answer said — for a verified revocation it must be "as written", making "until" the write's own latency plus one check ("not yet": the old answer, e.g. an asynchronous grant still pending). "unverified" is the same for a reader with verification never (it waits for the read model); "converged" until no job of the organization is open.`,
+    '',
+  );
+  md.push(
+    table(
+      ['system', 'subjects', 'op', 'write', 'mode', 'until', 'first check', 'unverified until', 'converged'],
+      ne.map((r) =>
+        r.notRun
+          ? [name(r), num(r.subjects), r.op, NR(r), '', '', '', '', '']
+          : [name(r), num(r.subjects), r.op, ms(r.writeMs), r.mode ?? '–', ms(r.untilMs), r.firstCheck ?? '–', ms(r.untilUnverifiedMs), ms(r.convergedMs)],
+      ),
+    ),
+  );
+  md.push('');
   return { md: md.join('\n') + '\n', svgs };
 }
 

@@ -6,6 +6,7 @@ import type { LargeGroupRow } from '../scenarios/large-group.ts';
 import type { MembershipRow } from '../scenarios/membership.ts';
 import type { PropagationRow } from '../scenarios/propagation.ts';
 import type { DirectoryRow } from '../scenarios/directories.ts';
+import type { NestedCheckRow, NestedEdgeRow } from '../scenarios/nested.ts';
 
 export interface BenchResults {
   mode: Mode;
@@ -22,5 +23,7 @@ export interface BenchResults {
     checks: { inProcess: CheckRow[]; http: HttpCheckRow[] };
     crash: CrashRow[];
     directories: DirectoryRow[];
+    /** absent in results written before scenario 7 */
+    nested?: { checks: NestedCheckRow[]; edges: NestedEdgeRow[] };
   };
 }

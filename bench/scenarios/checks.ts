@@ -201,6 +201,6 @@ export async function checks(ctx: Ctx): Promise<{ inProcess: CheckRow[]; http: H
 }
 
 /** The app closes the database it is given; the scenario closes it itself (and drops the schema). */
-function wrapNoClose<T extends { close(): Promise<void> }>(db: T): T {
+export function wrapNoClose<T extends { close(): Promise<void> }>(db: T): T {
   return new Proxy(db, { get: (t, k, r) => (k === 'close' ? async () => undefined : Reflect.get(t, k, r)) });
 }
