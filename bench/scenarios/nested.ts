@@ -32,7 +32,7 @@ import type { Database } from '../../src/storage/database.ts';
 import type { Ctx } from '../lib/context.ts';
 import { openStore, type Engine, type Store } from '../lib/lockstep.ts';
 import { PERMISSIONS, ROLES, project, type Dataset } from '../lib/model.ts';
-import { groupRef, rel, SPICEDB_NESTED_SCHEMA, startSpiceDB, type SpiceMode, type SpiceSystem } from '../lib/peers.ts';
+import { groupRef, obj, rel, SPICEDB_NESTED_SCHEMA, startSpiceDB, type SpiceMode, type SpiceSystem } from '../lib/peers.ts';
 import { notRun } from '../lib/system.ts';
 import { round, sleep, summarize } from '../stats.ts';
 import { wrapNoClose } from './checks.ts';
@@ -209,6 +209,7 @@ export async function nested(ctx: Ctx): Promise<{ checks: NestedCheckRow[]; edge
       const app = createApp(loadConfig({ db: ':memory:', host: '127.0.0.1', port: 0, logLevel: 'silent', adminKey: ADMIN_KEY, workers: 0, verify: 'always' }, {}), { database: wrapNoClose(db) });
       try {
         const { url } = await app.start();
+        await autocannon({ url: `${url}/v1/organizations/${CHECK_ORG}/check`, method: 'POST', connections: size.httpConnections, duration: 1, headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` }, body: JSON.stringify({ subject: chainSubject(0, 0), permission: PERM, resource: RESOURCE }) });
         for (const d of DEPTHS) {
           ctx.log(`nested: ${engine} checks over HTTP, ${depthName(d)}`);
           try {
@@ -264,6 +265,12 @@ export async function nested(ctx: Ctx): Promise<{ checks: NestedCheckRow[]; edge
       ctx.log(`nested: ${system}`);
       spice = await startSpiceDB(spiceDataset(size.nestedMembers, size.nestedSubjects), mode, { schema: SPICEDB_NESTED_SCHEMA, extra: spiceEdges(size.nestedSubjects) });
       const sp = spice;
+      // minimize_latency reads a recent snapshot (SpiceDB's quantization window): wait until it has the
+      // loaded relationships (the last written are the nested edges) before measuring
+      const probes: Array<[string, string]> = [...DEPTHS.map((d): [string, string] => [chainSubject(d, 0), RESOURCE]), ...size.nestedSubjects.map((n): [string, string] => [edgeSubject(n, n - 1), spiceEdgeProject(n)])];
+      for (const [subject, resource] of probes) {
+        if (Number.isNaN(await timeUntil(() => sp.check(subject, PERM, resource), performance.now(), 30_000))) throw new Error(`the loaded relationships never became visible to ${subject}`);
+      }
       for (const d of DEPTHS) {
         try {
           const r = await latency(size.checks, size.checkSeconds, (i) => sp.check(chainSubject(d, Math.abs(i) % size.nestedMembers), PERM, project(Math.abs(i) % PROJECTS)));
@@ -276,6 +283,7 @@ export async function nested(ctx: Ctx): Promise<{ checks: NestedCheckRow[]; edge
       server.post<{ Body: { subject: string; permission: string; resource: string } }>('/check', async (req) => ({ allowed: await sp.check(req.body.subject, req.body.permission, req.body.resource) }));
       try {
         const url = await server.listen({ host: '127.0.0.1', port: 0 });
+        await autocannon({ url: `${url}/check`, method: 'POST', connections: size.httpConnections, duration: 1, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ subject: chainSubject(0, 0), permission: PERM, resource: RESOURCE }) });
         for (const d of DEPTHS) {
           try {
             checks.push({ system, engine: 'memdb', depth: d, via: 'http', ...(await load(`${url}/check`, {}, { subject: chainSubject(d, 7 % size.nestedMembers), permission: PERM, resource: RESOURCE })) });
@@ -295,8 +303,8 @@ export async function nested(ctx: Ctx): Promise<{ checks: NestedCheckRow[]; edge
             const t0 = performance.now();
             await sp.write([v1.RelationshipUpdate.create({ operation: op === 'remove' ? v1.RelationshipUpdate_Operation.DELETE : v1.RelationshipUpdate_Operation.TOUCH, relationship: edge })]);
             const writeMs = performance.now() - t0;
-            const firstCheck = (await sp.check(last, PERM, RESOURCE)) === want ? ('as written' as const) : ('not yet' as const);
-            const untilMs = firstCheck === 'as written' ? performance.now() - t0 : await timeUntil(async () => (await sp.check(last, PERM, RESOURCE)) === want, t0, 15_000);
+            const firstCheck = (await sp.check(last, PERM, spiceEdgeProject(n))) === want ? ('as written' as const) : ('not yet' as const);
+            const untilMs = firstCheck === 'as written' ? performance.now() - t0 : await timeUntil(async () => (await sp.check(last, PERM, spiceEdgeProject(n))) === want, t0, 15_000);
             edges.push({ system, engine: 'memdb', subjects: n, op, writeMs: round(writeMs, 3), untilMs: round(untilMs, 3), firstCheck });
           } catch (e) {
             edges.push({ system, engine: 'memdb', subjects: n, op, ...notRun(e) });
@@ -313,6 +321,8 @@ export async function nested(ctx: Ctx): Promise<{ checks: NestedCheckRow[]; edge
   return { checks, edges };
 }
 
+const spiceEdgeProject = (n: number) => `project:e${n}`;
+
 /** The chains and the edge workloads as a SpiceDB data set (one namespace: ids are distinct). */
 function spiceDataset(members: number, sizes: number[]): Dataset {
   const groups: Dataset['groups'] = {};
@@ -322,7 +332,8 @@ function spiceDataset(members: number, sizes: number[]): Dataset {
     for (let i = 0; i < members; i++) out.push([chainGroup(d, d), chainSubject(d, i)]);
   }
   for (const n of sizes) {
-    groups[`e${n}_top`] = [['viewer', 'workspace:ws']];
+    // its own workspace, as its own organization in Lockstep: the chains' workspace carries only them
+    groups[`e${n}_top`] = [['viewer', `workspace:e${n}`]];
     for (const t of [1, 2, 3, 4]) groups[`e${n}_team${t}`] = [];
     for (let i = 0; i < n; i++) out.push([`e${n}_team${1 + (i % 4)}`, edgeSubject(n, i)]);
   }
@@ -334,6 +345,7 @@ function spiceEdges(sizes: number[]): v1.Relationship[] {
   const out: v1.Relationship[] = [];
   for (const d of DEPTHS) for (let l = 1; l <= d; l++) out.push(rel(`group:${chainGroup(d, l - 1)}`, 'member', groupRef(chainGroup(d, l))));
   for (const n of sizes) {
+    out.push(rel(spiceEdgeProject(n), 'parent', v1.SubjectReference.create({ object: obj(`workspace:e${n}`) })));
     out.push(rel(`group:e${n}_top`, 'member', groupRef(`e${n}_mid`)));
     for (const t of [1, 2, 3, 4]) out.push(rel(`group:e${n}_mid`, 'member', groupRef(`e${n}_team${t}`)));
   }

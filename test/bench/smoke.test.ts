@@ -58,7 +58,7 @@ describe('lockstep bench --smoke', () => {
       expect(md).toContain(`](${svg})`);
       expect(readFileSync(join(dir, svg), 'utf8')).toMatch(/^<svg [\s\S]*<\/svg>$/);
     }
-  }, 420_000);
+  }, 300_000);
 
   it('lists every system with its status: ran, or not run with a reason', () => {
     for (const { system, engines } of SYSTEMS) {
