@@ -135,7 +135,7 @@ describeEachEngine('policy files: nested groups and expiry, applied', (engine) =
     expect(first.changed).toBe(first.writes);
     expect(first.organizations[0]!.counts.memberships).toEqual({ created: 6, updated: 0, unchanged: 0 });
     // what the file says, read back
-    const members = async (g: string) => (await ls.listMembers('acme', g)).map((m) => [m.member, m.expiresAt]);
+    const members = async (g: string) => (await ls.listMembers('acme', g)).members.map((m) => [m.member, m.expiresAt]);
     expect(await members('org')).toEqual([['group:eng', null]]);
     expect(await members('eng')).toEqual([['group:contractors', LATER], ['group:platform', null]]);
     expect(await members('platform')).toEqual([['subject:ann', null], ['subject:bob', null]]);
