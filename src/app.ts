@@ -15,7 +15,7 @@ import { ensureAdminKey } from './api/keys.ts';
 import { createLogger } from './api/logger.ts';
 import { REPLAY_POLICY } from './audit/history.ts';
 import { createAuditService } from './audit/service.ts';
-import { createChecks } from './check/check.ts';
+import { createChecks, readSnapshot } from './check/check.ts';
 import type { Config } from './config/config.ts';
 import type { Lockstep } from './domain/contract.ts';
 import type { VerifyMode } from './domain/model.ts';
@@ -90,7 +90,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
     ...policy,
     // the scheduled expiry job (serve runs it on a timer; tests call it with their clock)
     expireDue: (o = {}) => expireDue(db, policy, now, o),
-    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics }),
+    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db) }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
     ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always' }),
     transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined))),

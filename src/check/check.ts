@@ -14,6 +14,7 @@
 import { LockstepError, notFound, validation } from '../domain/errors.ts';
 import {
   CONSISTENCY_MODES,
+  MAX_RESOURCE_DEPTH,
   parseOrgId,
   parsePermissionSlug,
   parseResourceRef,
@@ -32,11 +33,13 @@ import {
   type SubjectId,
   type VerifyMode,
 } from '../domain/model.ts';
-import type { AccessEntry, AccessQuery, CheckRequest, CheckResult, EffectivePermission, EffectiveQuery, Via } from '../domain/contract.ts';
+import type {
+  AccessEntry, AccessQuery, CheckBatchRequest, CheckBatchResult, CheckRequest, CheckResult, EffectivePermission, EffectiveQuery, LookupQuery, Via,
+} from '../domain/contract.ts';
 import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { keyAfter } from '../storage/keyset.ts';
-import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
-import { ancestors, chainTo, desiredOnAncestors, memberGroups, provenAt } from '../derivation/rule.ts';
+import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
+import { ancestors, chainTo, desiredOnAncestors, liveAt, memberGroups, provenAt } from '../derivation/rule.ts';
 import { isLive } from '../domain/groups.ts';
 import { loadGroupEdges } from '../derivation/closure.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -128,7 +131,34 @@ export interface CheckEnv {
   now: () => number;
   freshnessTimeoutMs?: number | undefined;
   metrics?: Metrics | undefined;
+  /**
+   * Runs `fn` in one snapshot of the database (what a batch of checks reads): a read-only
+   * REPEATABLE READ transaction on PostgreSQL, a transaction on SQLite. Absent: `fn(db)`.
+   */
+  snapshot?: (<T>(fn: (tx: Sql) => Promise<T>) => Promise<T>) | undefined;
 }
+
+/** The most checks one `checkBatch` takes. */
+export const MAX_BATCH = 100;
+
+/** A snapshot of `db` for reads that must agree on one revision (CheckEnv.snapshot). */
+export function readSnapshot(db: Database): <T>(fn: (tx: Sql) => Promise<T>) => Promise<T> {
+  return (fn) =>
+    db.transaction(async (tx) => {
+      if (db.dialect === 'postgres') await tx.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      return fn(tx);
+    });
+}
+
+/** `err` with its field (or none) prefixed by `checks[i]`, so that a batch's problem names the item. */
+function ofItem(i: number, err: unknown): unknown {
+  if (!(err instanceof LockstepError)) return err;
+  const field = `checks[${i}]${err.field === undefined ? '' : `.${err.field}`}`;
+  return new LockstepError(err.code, `checks[${i}]: ${err.message}`, { field, meta: { ...err.meta }, cause: err });
+}
+
+/** The resources reachable from the granting ones, down the hierarchy (UNION: each once, cycles end). */
+const DEPTH_BOUND = sql.raw(String(MAX_RESOURCE_DEPTH));
 
 /**
  * Changes up to $2 not yet in the read model that can concern subject $3: those carried by the
@@ -185,7 +215,7 @@ export function createChecks(env: CheckEnv) {
     }
   }
 
-  return {
+  const checks = {
     async check(orgIn: string, req: CheckRequest): Promise<CheckResult> {
       const org = parseOrgId(orgIn);
       const subject = parseSubjectId(req.subject);
@@ -328,7 +358,96 @@ export function createChecks(env: CheckEnv) {
       // Shortest chain per (subject, assignment): a later row of the same pair may be shorter.
       return { revision: meta.revision, subjects: shortestFirst(kept, subjects, chains), next: cut.next };
     },
+
+    /**
+     * Which resources `subject` can do `permission` on (SpiceDB's LookupResources): the resources of
+     * live assignments granting it — to the subject, or to a group it reaches by live memberships and
+     * nested edges — and every resource below them. From the source tables, so exact at its revision;
+     * only an active subject has any.
+     */
+    async lookupResources(orgIn: string, subjectIn: string, q: LookupQuery): Promise<{ revision: number; resources: ResourceRef[]; next: string | null }> {
+      const org = parseOrgId(orgIn);
+      const subject = parseSubjectId(subjectIn, 'id');
+      const permission = parsePermissionSlug(q.permission, 'permission');
+      const type = q.type === undefined ? undefined : parseResourceType(q.type);
+      const limit = pageLimit(q.limit);
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, ['s']);
+      const meta = await orgMeta(db, org, permission);
+      if (meta.risk === null) throw notFound('permission', 'permission', permission);
+      const now = env.now();
+      const rows = await db.all<{ ref: ResourceRef }>(sql`
+        WITH RECURSIVE ${memberGroups(org, subject, now)},
+        granted(ref) AS (
+          SELECT a.resource FROM assignments a CROSS JOIN role_permissions rp
+           WHERE a.org_id = ${org} AND ${liveAt('a', now)}
+             AND ((a.principal_type = 'subject' AND a.principal_id = ${subject})
+               OR (a.principal_type = 'group' AND a.principal_id IN (SELECT g FROM up)))
+             AND rp.org_id = ${org} AND rp.role = a.role AND rp.permission = ${permission}
+             AND EXISTS (SELECT 1 FROM subjects s WHERE s.org_id = ${org} AND s.id = ${subject} AND s.active = 1)),
+        reach(ref, depth) AS (
+          SELECT DISTINCT ref, 0 FROM granted
+          UNION
+          SELECT r.ref, reach.depth + 1 FROM reach JOIN resources r ON r.org_id = ${org} AND r.parent = reach.ref
+           WHERE reach.depth < ${DEPTH_BOUND})
+        SELECT DISTINCT ref FROM reach
+         WHERE 1 = 1
+           ${type === undefined ? sql.empty : sql`AND substr(ref, 1, ${type.length + 1}) = ${`${type}:`}`}
+           ${after === undefined ? sql.empty : sql`AND ${keyAfter([sql`ref`], after)}`}
+         ORDER BY ref ${limit === undefined ? sql.empty : sql`LIMIT ${limit + 1}`}`);
+      const page = pageOf(rows, limit, (r) => [r.ref]);
+      return { revision: meta.revision, resources: page.items.map((r) => r.ref), next: page.next };
+    },
   };
+
+  return {
+    ...checks,
+
+    /**
+     * Up to MAX_BATCH checks in one snapshot: one revision for all. `at_least_as_fresh` waits for
+     * every subject of the batch before the snapshot is taken. An item's error names its index.
+     */
+    async checkBatch(orgIn: string, req: CheckBatchRequest): Promise<CheckBatchResult> {
+      const org = parseOrgId(orgIn);
+      const items = req?.checks;
+      if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH) {
+        throw validation('checks', `checks must be an array of 1 to ${MAX_BATCH} checks`);
+      }
+      const subjects = items.map((c, i) => {
+        try {
+          parsePermissionSlug(c?.permission);
+          parseResourceRef(c?.resource);
+          return parseSubjectId(c?.subject);
+        } catch (e) {
+          throw ofItem(i, e);
+        }
+      });
+      const consistency = req.consistency;
+      if (consistency?.mode !== undefined && !CONSISTENCY_MODES.includes(consistency.mode)) {
+        throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
+      }
+      await orgMeta(db, org);
+      if (consistency?.mode === 'at_least_as_fresh') for (const s of new Set(subjects)) await waitFresh(org, s, consistency.revision);
+      const snapshot = env.snapshot ?? ((fn) => fn(db));
+      return snapshot(async (tx) => {
+        const inner = tx === db ? checks : createChecks({ ...env, db: tx, snapshot: undefined });
+        const results: CheckResult[] = [];
+        for (const [i, c] of items.entries()) {
+          try {
+            results.push(await inner.check(org, { subject: c.subject, permission: c.permission, resource: c.resource, ...(consistency ? { consistency } : {}) }));
+          } catch (e) {
+            throw ofItem(i, e);
+          }
+        }
+        return { revision: results[0]!.revision, results };
+      });
+    },
+  };
+}
+
+const RESOURCE_TYPE = /^[a-z][a-z0-9_]{0,63}$/;
+function parseResourceType(v: unknown): string {
+  if (typeof v !== 'string' || !RESOURCE_TYPE.test(v)) throw validation('type', `type must be a resource type of lower-case letters, digits or _, got ${JSON.stringify(v)?.slice(0, 80)}`);
+  return v;
 }
 
 const sameKey = (a: { subject_id: string; depth: number; assignment_id: string }, b: { subject_id: string; depth: number; assignment_id: string }) =>

@@ -128,6 +128,24 @@ export interface CheckRequest {
   consistency?: { mode: ConsistencyMode; revision?: number };
 }
 
+/** Many checks answered at one revision: the batch's `consistency` applies to every item. */
+export interface CheckBatchRequest {
+  checks: readonly { subject: string; permission: string; resource: string }[];
+  consistency?: { mode: ConsistencyMode; revision?: number };
+}
+export interface CheckBatchResult {
+  /** The one revision every result was evaluated at. */
+  revision: number;
+  /** In the order of `checks`. */
+  results: CheckResult[];
+}
+/** Which resources a subject can do a permission on (LookupResources). */
+export interface LookupQuery extends PageQuery {
+  permission: string;
+  /** Only resources of this type. */
+  type?: string;
+}
+
 export interface CheckResult {
   allowed: boolean;
   /** The organization revision the answer is at least as fresh as. */
@@ -233,6 +251,14 @@ export interface Lockstep {
 
   // — read side —
   check(org: string, req: CheckRequest): Promise<CheckResult>;
+  /** Up to MAX_BATCH checks in one snapshot of the database: every result is at the same revision. */
+  checkBatch(org: string, req: CheckBatchRequest): Promise<CheckBatchResult>;
+  /**
+   * The resources (of `q.type`, if given) on which `subject` holds `q.permission` — through a
+   * direct or group assignment (nested groups included) on the resource or any ancestor — from the
+   * source tables, ordered by reference; paged when `q.limit` is given.
+   */
+  lookupResources(org: string, subject: string, q: LookupQuery): Promise<{ revision: number; resources: ResourceRef[]; next: string | null }>;
   /** Ordered by (resource, permission, assignment); paged when `q.limit` is given. */
   subjectEffective(org: string, subject: string, q?: EffectiveQuery): Promise<{ revision: number; permissions: EffectivePermission[]; next: string | null }>;
   /** Ordered by (subject, distance up the hierarchy, assignment); paged when `q.limit` is given. */

@@ -1,6 +1,6 @@
 /** Checks, listings and receipts: what `check` keys may call. */
 import type { FastifyInstance } from 'fastify';
-import type { CheckRequest, Lockstep } from '../../domain/contract.ts';
+import type { CheckBatchRequest, CheckRequest, Lockstep } from '../../domain/contract.ts';
 import type { Direction } from '../../domain/model.ts';
 import { pageOfQuery } from '../schemas/common.ts';
 import * as s from '../schemas/reads.ts';
@@ -13,7 +13,16 @@ export function readRoutes(app: FastifyInstance, lockstep: Lockstep, delivery?: 
   const check = { config: { access: 'check' as const } };
 
   app.post<{ Params: Org; Body: CheckRequest }>(`${base}/check`, { schema: s.check, ...check }, (req) => lockstep.check(req.params.org, req.body));
+  app.post<{ Params: Org; Body: CheckBatchRequest }>(`${base}/check/batch`, { schema: s.checkBatch, ...check }, (req) => lockstep.checkBatch(req.params.org, req.body));
   type Page = { limit?: string; cursor?: string };
+  app.get<{ Params: Org & { id: string }; Querystring: Page & { permission: string; type?: string } }>(
+    `${base}/subjects/:id/resources`,
+    { schema: s.lookupResources, ...check },
+    (req) => {
+      const { permission, type } = req.query;
+      return lockstep.lookupResources(req.params.org, req.params.id, { ...pageOfQuery(req.query), permission, ...(type ? { type } : {}) });
+    },
+  );
   app.get<{ Params: Org & { id: string }; Querystring: Page & { at?: string; permission?: string; resource?: string } }>(
     `${base}/subjects/:id/effective`,
     { schema: s.subjectEffective, ...check },

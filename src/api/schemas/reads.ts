@@ -1,5 +1,5 @@
 /** Schemas of the read routes: check, listings and receipts. */
-import { bearer, errorResponses, problemSchema, id, idParams, nextCursor, pageQuery, rfc3339, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
+import { RESOURCE_TYPE_PATTERN, bearer, errorResponses, problemSchema, id, idParams, nextCursor, pageQuery, rfc3339, orgParams, permissionSlug, resourceParams, resourceRef, revisionParams, via } from './common.ts';
 
 export const check = {
   tags: ['checks'],
@@ -46,6 +46,89 @@ export const check = {
       headers: { 'Retry-After': { type: 'integer', description: 'seconds' } },
       content: { 'application/problem+json': { schema: problemSchema } },
     },
+  },
+};
+
+const consistency = check.body.properties.consistency;
+const checkResult = check.response[200];
+
+export const checkBatch = {
+  tags: ['checks'],
+  summary: 'Many checks at one revision (1–100; the batch consistency applies to every item)',
+  description:
+    'Every result is evaluated in one snapshot of the database, so all carry the same `revision`. A bad item answers 400 (or 404 for an unknown permission) with `field` naming it, e.g. `checks[3].resource`; nothing is partially answered.',
+  security: bearer,
+  params: orgParams,
+  body: {
+    type: 'object',
+    required: ['checks'],
+    additionalProperties: false,
+    properties: {
+      checks: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 100,
+        items: {
+          type: 'object',
+          required: ['subject', 'permission', 'resource'],
+          additionalProperties: false,
+          properties: { subject: id('subject id', 'alice'), permission: permissionSlug, resource: resourceRef },
+        },
+      },
+      consistency,
+    },
+    examples: [
+      {
+        checks: [
+          { subject: 'alice', permission: 'project.read', resource: 'project:apollo' },
+          { subject: 'bob', permission: 'project.delete', resource: 'project:apollo' },
+        ],
+        consistency: { mode: 'fully_consistent' },
+      },
+    ],
+  },
+  response: {
+    200: {
+      type: 'object',
+      required: ['revision', 'results'],
+      properties: {
+        revision: { type: 'integer', description: 'the one revision every result was evaluated at' },
+        results: { type: 'array', items: checkResult, description: 'in the order of `checks`' },
+      },
+    },
+    ...errorResponses,
+    503: check.response[503],
+  },
+};
+
+export const lookupResources = {
+  tags: ['checks'],
+  summary: 'Which resources a subject can do a permission on, through the hierarchy and nested groups (LookupResources), a page at a time (ordered by reference)',
+  description:
+    'A resource is listed when the subject holds the permission on it or on any ancestor, through a direct assignment or one to a group it reaches by live memberships and nested edges. Read from the source tables: exact at `revision`.',
+  security: bearer,
+  params: idParams('subject'),
+  querystring: {
+    type: 'object',
+    required: ['permission'],
+    additionalProperties: false,
+    properties: {
+      permission: permissionSlug,
+      type: { type: 'string', pattern: RESOURCE_TYPE_PATTERN, description: 'only resources of this type', examples: ['project'] },
+      ...pageQuery(['project:apollo']),
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      required: ['revision', 'resources', 'next'],
+      properties: {
+        revision: { type: 'integer' },
+        next: nextCursor,
+        resources: { type: 'array', items: { type: 'string' }, examples: [['project:apollo', 'project:hermes']] },
+      },
+    },
+    ...errorResponses,
   },
 };
 
