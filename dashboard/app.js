@@ -328,6 +328,8 @@ async function runDrift() {
       h('dl', { class: 'compact' },
         h('dt', {}, 'missing rows'), h('dd', { class: 'num' }, d.missing),
         h('dt', {}, 'extra rows'), h('dd', { class: 'num' }, d.extra),
+        // Queued propagation, not drift: rows unfinished jobs will still write or delete.
+        d.pending ? [h('dt', {}, 'pending in jobs'), h('dd', { class: 'num' }, d.pending.missing + d.pending.extra)] : null,
         h('dt', {}, 'checked'), h('dd', {}, `${fmtTime(d.checkedAt)}`),
         d.repairJob ? [h('dt', {}, 'repair job'), h('dd', { class: 'mono' }, d.repairJob)] : null),
       clean ? null : h('p', { class: 'sub' }, 'The read model differs from the policy. Repair with POST …/drift {"repair": true} (write key).'),

@@ -1,6 +1,6 @@
 /**
  * `lockstep drift --org ORG [--repair]`: recompute the organization from scratch and report every
- * read-model row that differs; `--repair` queues a priority organization job and runs it here,
+ * read-model row that differs, queued propagation (rows unfinished jobs will write) apart from drift; `--repair` queues a priority organization job and runs it here,
  * through the same batch machinery the workers use, with progress.
  */
 import type { Command } from 'commander';
@@ -51,11 +51,15 @@ export function registerDrift(program: Command) {
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     } else {
       const r = result.report;
-      process.stdout.write(`organization ${r.org} at ${r.checkedAt}: ${r.missing} missing rows, ${r.extra} extra rows\n`);
+      process.stdout.write(`organization ${r.org} at ${r.checkedAt}: ${r.missing} missing rows, ${r.extra} extra rows${r.missing + r.extra === 0 ? ' (no drift)' : ''}\n`);
+      if (r.pending.missing + r.pending.extra > 0 || r.pending.jobs > 0) {
+        process.stdout.write(`pending (not drift): ${r.pending.missing} rows to add and ${r.pending.extra} to remove by ${r.pending.jobs} unfinished jobs\n`);
+      }
       for (const row of r.rows.missing) process.stdout.write(`  missing  ${row.subject}  ${row.role} on ${row.resource}  (assignment ${row.assignment}${row.group ? `, group ${row.group}` : ''})\n`);
       for (const row of r.rows.extra) process.stdout.write(`  extra    ${row.subject}  ${row.role} on ${row.resource}  (assignment ${row.assignment}${row.group ? `, group ${row.group}` : ''})\n`);
       if (result.after) process.stdout.write(`repaired by ${r.repairJob}: now ${result.after.missing} missing, ${result.after.extra} extra\n`);
     }
+    // Drift only: rows that queued jobs will write are propagation in progress, exit 0.
     if ((result.after ?? result.report).missing + (result.after ?? result.report).extra > 0) process.exitCode = EXIT.DRIFT;
   });
 }

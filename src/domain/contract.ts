@@ -46,11 +46,13 @@ export type JobState = (typeof JOB_STATES)[number];
 
 export interface DriftReport {
   org: string;
-  /** Rows the policy derives that the read model lacks (late grants). */
+  /** Drift: rows the policy derives that the read model lacks, and no unfinished job will write. */
   missing: number;
-  /** Rows the read model holds that the policy no longer derives (revocations not yet cleaned). */
+  /** Drift: rows the read model holds that the policy no longer derives, and no unfinished job will delete. */
   extra: number;
-  /** Up to `limit` differing rows of each kind. */
+  /** Queued propagation, not drift: differing rows an unfinished job (pending/running/retrying) covers. */
+  pending: { missing: number; extra: number; jobs: number };
+  /** Up to `limit` drifting rows of each kind (pending rows are not listed). */
   rows: { missing: EffectiveRow[]; extra: EffectiveRow[] };
   checkedAt: string;
 }

@@ -73,16 +73,20 @@ export function createPropagationService(env: PropagationEnv) {
 
     async auditDrift(orgIn: string, o: { repair?: boolean; limit?: number } = {}): Promise<DriftReport & { repairJob: string | null }> {
       const org = parseOrgId(orgIn);
-      const report = await db.transaction(async (tx) => {
-        const cur = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
+      // Read from a snapshot, outside any write transaction: on SQLite a write transaction is the
+      // process's only one, and an audit of a large organization held every other organization's
+      // writes behind it (issue 10). Only a repair writes, in a short transaction of its own.
+      const { r, revision } = await db.snapshot(async (tx) => {
+        const cur = await tx.get<{ revision: number }>('SELECT revision FROM organizations WHERE id = $1', [org]);
         if (!cur) throw notFound('org', 'organization', org);
-        const r = await auditDrift(tx, org, o.limit ?? 100, now());
-        const repairJob =
-          o.repair && r.missing + r.extra > 0
-            ? await enqueueJob(tx, { org, scope: `organization:${org}`, direction: 'both', priority: 0, revision: Number(cur.revision), now: now(), newId: env.newId })
-            : null;
-        return { ...r, repairJob };
+        return { r: await auditDrift(tx, org, o.limit ?? 100, now()), revision: Number(cur.revision) };
       });
+      // Pending rows are left to their jobs: only drift is repaired.
+      const repairJob =
+        o.repair && r.missing + r.extra > 0
+          ? await db.transaction((tx) => enqueueJob(tx, { org, scope: `organization:${org}`, direction: 'both', priority: 0, revision, now: now(), newId: env.newId }))
+          : null;
+      const report = { ...r, repairJob };
       env.metrics?.driftRows.set({ org, kind: 'missing' }, report.missing);
       env.metrics?.driftRows.set({ org, kind: 'extra' }, report.extra);
       if (report.repairJob) env.onEnqueued?.();

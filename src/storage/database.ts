@@ -33,6 +33,15 @@ export interface Database extends Sql {
    */
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
   /**
+   * Runs `fn`'s reads on one consistent snapshot without taking the write lock: writers (of any
+   * organization) neither wait for it nor show it their uncommitted rows. PostgreSQL: a REPEATABLE
+   * READ, READ ONLY transaction on the read pool. SQLite: a deferred read transaction on a second,
+   * read-only connection to the same file (WAL keeps its snapshot while the writer commits); an
+   * in-memory database has no second connection and takes the write transaction instead. `fn` must
+   * not write.
+   */
+  snapshot<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /**
    * Calls `fn` whenever another connection (or process) signals `channel` — LISTEN on PostgreSQL;
    * on SQLite, one process, there is no one else to hear from. Resolves to an unsubscribe function.
    */
@@ -57,6 +66,7 @@ export function joinTransaction(db: Database, tx: Sql): Database {
     notifySql: db.notifySql,
     listen: (channel, fn) => db.listen(channel, fn),
     transaction: (fn) => fn(tx),
+    snapshot: (fn) => fn(tx),
     migrate: () => Promise.reject(new Error('cannot migrate inside a transaction')),
     close: () => Promise.resolve(),
   };

@@ -125,6 +125,26 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
         client.release();
       }
     },
+    async snapshot<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (e) {
+        wrapStorageError(e);
+      }
+      try {
+        // One snapshot for every statement; no row locks, so no writer waits for it.
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const result = await fn(sqlOn(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      } finally {
+        client.release();
+      }
+    },
     notifySql: 'SELECT pg_notify($1, $2)',
     async listen(channel, fn) {
       if (!/^[a-z_]+$/.test(channel)) throw new Error(`bad channel ${channel}`);

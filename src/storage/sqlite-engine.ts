@@ -79,6 +79,39 @@ export function openSqlite(path: string): Database {
   };
 
   const base = { dialect: 'sqlite' as const, forUpdate: '', skipLocked: '' };
+
+  // The read-only second connection of `snapshot` (file databases only), opened on first use.
+  let reader: { db: BetterSqlite3.Database; sql: Sql } | undefined;
+  let reading: Promise<unknown> = Promise.resolve();
+  function openReader() {
+    const rdb = new BetterSqlite3(path, { readonly: true });
+    rdb.pragma('busy_timeout = 5000');
+    rdb.pragma('cache_size = -65536');
+    const stmts = new Map<string, { stmt: Statement; order: number[] }>();
+    const allOn = <T,>(statement: Query, values?: readonly unknown[]): T[] => {
+      const { text, params } = compileStatement(statement, values);
+      let hit = stmts.get(text);
+      try {
+        if (!hit) {
+          const c = compile(text);
+          hit = { stmt: rdb.prepare(c.text) as Statement, order: c.order };
+          stmts.set(text, hit);
+        }
+        return hit.stmt.all(...args(hit.order, params)) as T[];
+      } catch (e) {
+        wrapStorageError(e);
+      }
+    };
+    const sqlOnReader: Sql = {
+      ...base,
+      all: async (q, p) => allOn(q, p),
+      get: async (q, p) => allOn(q, p)[0] as never,
+      run: async () => {
+        throw new Error('a snapshot is read-only');
+      },
+    };
+    return { db: rdb, sql: sqlOnReader };
+  }
   const inTx: Sql = {
     ...base,
     all: async (sql, params) => allNow(sql, params),
@@ -120,6 +153,26 @@ export function openSqlite(path: string): Database {
       current = next;
       return next;
     },
+    snapshot<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+      // No second connection sees an in-memory database: the write transaction is its snapshot.
+      if (path === ':memory:') return database.transaction(fn);
+      const run = async (): Promise<T> => {
+        reader ??= openReader();
+        const r = reader;
+        // Deferred: the snapshot starts at the first read and lasts until COMMIT, whatever the
+        // writer connection commits meanwhile (WAL).
+        r.db.exec('BEGIN');
+        try {
+          return await fn(r.sql);
+        } finally {
+          if (r.db.inTransaction) r.db.exec('COMMIT');
+        }
+      };
+      // Snapshots share the reader connection one at a time; writers do not wait for them.
+      const next = reading.catch(() => undefined).then(run);
+      reading = next;
+      return next;
+    },
     notifySql: null,
     async listen() {
       return async () => undefined;
@@ -140,6 +193,8 @@ export function openSqlite(path: string): Database {
     },
     async close() {
       await idle();
+      await reading.catch(() => undefined);
+      reader?.db.close();
       db.close();
     },
   };

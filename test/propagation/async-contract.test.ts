@@ -256,6 +256,28 @@ describeEachEngine('asynchronous propagation contract', (engine) => {
     expect((await ls.readModel(org)).map(effectiveKey).sort()).toEqual(before);
   });
 
+  it('the drift audit reports queued propagation as pending, not drift, and repairs only drift (issue 10)', async () => {
+    const { org } = await seed();
+    // owner holds a critical permission: its grant is sync, dave's row is in the read model at once.
+    await ls.createAssignment(org, { principal: 'subject:dave', role: 'owner', resource: 'doc:1' });
+    // Standard grants are async: two memberships leave jobs pending (no worker runs here).
+    await ls.addMember(org, 'eng', 'alice');
+    await ls.addMember(org, 'eng', 'bob');
+    const queued = await ls.auditDrift(org, { repair: true });
+    const jobs = (await ls.listJobs({ org, states: ['pending'] })).length;
+    expect(jobs).toBeGreaterThan(0);
+    expect(queued).toMatchObject({ missing: 0, extra: 0, pending: { missing: 2, extra: 0, jobs }, rows: { missing: [], extra: [] }, repairJob: null });
+
+    // Real drift next to it: dave's row is lost, and no job covers dave.
+    await db.run("DELETE FROM effective_assignments WHERE org_id = $1 AND subject_id = 'dave'", [org]);
+    const both = await ls.auditDrift(org, { repair: true });
+    expect(both).toMatchObject({ missing: 1, extra: 0, pending: { missing: 2, extra: 0, jobs } });
+    expect(both.rows.missing.map((r) => r.subject)).toEqual(['dave']);
+    expect(both.repairJob).toEqual(expect.any(String));
+    await drain();
+    expect(await ls.auditDrift(org)).toMatchObject({ missing: 0, extra: 0, pending: { missing: 0, extra: 0, jobs: 0 } });
+  });
+
   it('putPropagationPolicy rejects bad settings naming the field, and changes nothing', async () => {
     const { org } = await seed();
     const cases: [unknown, string][] = [

@@ -106,6 +106,11 @@ export const drift = {
         org: { type: 'string' },
         missing: { type: 'integer' },
         extra: { type: 'integer' },
+        pending: {
+          type: 'object',
+          description: 'queued propagation, not drift: differing rows that an unfinished job (pending, running, retrying) will write or delete',
+          properties: { missing: { type: 'integer' }, extra: { type: 'integer' }, jobs: { type: 'integer' } },
+        },
         rows: { type: 'object', properties: { missing: { type: 'array', items: driftRow }, extra: { type: 'array', items: driftRow } } },
         checkedAt: { type: 'string' },
         repairJob: { type: ['string', 'null'] },
