@@ -176,7 +176,17 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     store: createDirectoryStore(db),
     writes: createScimWrites({ db, now: Date.now, newId: defaultId, metrics, onEnqueued: () => workers.forEach((w) => w.wake()), defaultPolicy: DEFAULT_POLICY, combiner }),
   };
-  const server = buildServer({ lockstep, db, logger, bodyLimit: config.bodyLimit, metrics, directories, delivery, ...(deps.watch ? { watch: deps.watch } : {}) });
+  const server = buildServer({
+    lockstep,
+    db,
+    logger,
+    bodyLimit: config.bodyLimit,
+    metrics,
+    directories,
+    delivery,
+    authFailureLimit: { max: config.authFailureLimit, windowMs: config.authFailureWindowMs },
+    ...(deps.watch ? { watch: deps.watch } : {}),
+  });
   let stopped: Promise<void> | undefined;
   // The scheduled expiry job: checks deny from an expiry's instant already; this writes its
   // change-log entry and cleans the read model, within a second or so of the instant.

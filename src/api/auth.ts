@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Database } from '../storage/database.ts';
+import { createFailureLimiter, type AuthFailureLimit } from './auth-limit.ts';
 import { authenticate, type ApiKey, type KeyScope } from './keys.ts';
 import { ApiError } from './problem.ts';
 
@@ -21,13 +22,25 @@ declare module 'fastify' {
 // admin ⊃ write ⊃ check: a write key may also check and list in its organization.
 const RANK: Record<KeyScope, number> = { check: 1, write: 2, admin: 3 };
 
-export function installAuth(app: FastifyInstance, db: Database) {
+/** The default limit on failed authentication per client address (docs/errors.md, README). */
+export const DEFAULT_AUTH_FAILURE_LIMIT: AuthFailureLimit = { max: 20, windowMs: 60_000 };
+
+export function installAuth(app: FastifyInstance, db: Database, limit: AuthFailureLimit = DEFAULT_AUTH_FAILURE_LIMIT) {
+  const failures = createFailureLimiter(limit);
   app.decorateRequest('apiKey', undefined);
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const access = request.routeOptions.config.access;
     if (access === undefined) return;
     const key = await authenticate(db, request.headers.authorization);
-    if (!key) throw new ApiError('UNAUTHENTICATED', 'send a valid API key as Authorization: Bearer <key>');
+    if (!key) {
+      const f = failures.fail(request.ip);
+      if (f.limited) {
+        // One warning per address and window; the rest of its failures are not logged at info.
+        if (f.firstOver) request.log.warn({ client: request.ip, failures: f.failures, windowMs: limit.windowMs }, 'failed authentications over the limit: answering 429');
+        throw new ApiError('RATE_LIMITED', `too many failed authentications from this address; retry in ${f.retryAfterSeconds} s`, undefined, f.retryAfterSeconds);
+      }
+      throw new ApiError('UNAUTHENTICATED', 'send a valid API key as Authorization: Bearer <key>');
+    }
     const org = (request.params as { org?: string } | undefined)?.org;
     if (key.scope !== 'admin' && org !== undefined && key.org !== org) {
       throw new ApiError('FORBIDDEN', 'this API key belongs to another organization', 'org');

@@ -5,12 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Lockstep } from '../domain/contract.ts';
 import { LockstepError, validation } from '../domain/errors.ts';
 import type { Database } from '../storage/database.ts';
 import { installAuth } from './auth.ts';
+import type { AuthFailureLimit } from './auth-limit.ts';
 import { createLogger } from './logger.ts';
 import { ApiError, PROBLEM_CONTENT_TYPE, problem, toProblem, type Problem } from './problem.ts';
 import { policyRoutes } from './routes/policy.ts';
@@ -40,6 +41,26 @@ export interface ServerOptions {
   /** Targets, watch, SSF documents and ?confirm= (absent: those routes are not served). */
   delivery?: Delivery;
   watch?: WatchOptions;
+  /** Failed authentications allowed per client address and window (default: auth.ts's). */
+  authFailureLimit?: AuthFailureLimit;
+}
+
+/**
+ * Fastify's own per-request lines ("incoming request", "request completed", both info) at debug for
+ * 401 and 429 answers, and "incoming request" at debug for all: one info line per request at most,
+ * none for a failed authentication. (10k bad-key requests wrote 30k info lines.)
+ */
+class QuietAuthFailures extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (!error && (reply.statusCode === 401 || reply.statusCode === 429)) {
+      reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+      return;
+    }
+    super.requestCompleted(error, request, reply);
+  }
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -80,6 +101,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   const templates: Templates = new Map();
   const app = Fastify({
     loggerInstance: (opts.logger ?? createLogger('silent')) as FastifyBaseLogger,
+    logController: new QuietAuthFailures(),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     requestIdHeader: false,
     genReqId: (req) => requestIdOf(req.headers['x-request-id']),
@@ -129,10 +151,14 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
 
   app.setErrorHandler((err, request, reply) => {
     const p = toProblem(err, request.id);
+    if (err instanceof ApiError && err.retryAfterSeconds !== undefined) reply.header('Retry-After', String(err.retryAfterSeconds));
     // An error meant for the caller (an at_least_as_fresh timeout) is expected under load: a warning
     // with its text, no stack.
     if (p.status >= 500 && p.detail !== p.code) request.log.warn({ code: p.code, field: p.field, detail: p.detail }, 'request not served');
     else if (p.status >= 500) request.log.error({ err }, 'request failed');
+    // Failed authentication is what a key-guessing client produces by the thousand: debug only
+    // (the limiter warns once per address when it starts answering 429).
+    else if (p.code === 'UNAUTHENTICATED' || p.code === 'RATE_LIMITED') request.log.debug({ code: p.code }, 'request rejected');
     else request.log.info({ code: p.code, field: p.field }, 'request rejected');
     return sendProblem(request, reply, p);
   });
@@ -155,7 +181,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
 
   // Routes live in a child plugin registered after swagger, so its onRoute hook sees them all.
   app.register(async (api) => {
-    installAuth(api, db);
+    installAuth(api, db, opts.authFailureLimit);
     api.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
     api.get('/healthz', { schema: healthz }, async () => {
       try {

@@ -6,7 +6,7 @@
 import { isLockstepError, type ErrorCode } from '../domain/errors.ts';
 
 /** Errors that exist only at the HTTP edge (authentication, transport). */
-export type ApiErrorCode = 'UNAUTHENTICATED' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'URI_TOO_LONG' | 'UNSUPPORTED_MEDIA_TYPE' | 'ROUTE_NOT_FOUND';
+export type ApiErrorCode = 'UNAUTHENTICATED' | 'FORBIDDEN' | 'PAYLOAD_TOO_LARGE' | 'URI_TOO_LONG' | 'UNSUPPORTED_MEDIA_TYPE' | 'ROUTE_NOT_FOUND' | 'RATE_LIMITED';
 export type ProblemCode = ErrorCode | ApiErrorCode;
 
 export const PROBLEMS: Readonly<Record<ProblemCode, { status: number; title: string }>> = Object.freeze({
@@ -21,6 +21,7 @@ export const PROBLEMS: Readonly<Record<ProblemCode, { status: number; title: str
   URI_TOO_LONG: { status: 414, title: 'A path parameter is too long' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   CYCLE: { status: 422, title: 'The resource hierarchy would have a cycle' },
+  RATE_LIMITED: { status: 429, title: 'Too many failed authentications' },
   DEPTH_EXCEEDED: { status: 422, title: 'The resource hierarchy would be too deep' },
   GROUP_DEPTH_EXCEEDED: { status: 422, title: 'The nested groups would be too deep' },
   INTERNAL: { status: 500, title: 'Internal error' },
@@ -36,6 +37,8 @@ export class ApiError extends Error {
     readonly code: ApiErrorCode,
     message: string,
     readonly field?: string,
+    /** Sent as Retry-After (RATE_LIMITED). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }

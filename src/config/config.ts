@@ -36,6 +36,9 @@ export interface Config {
   readonly deliveryTimeoutMs: number;
   /** Run the delivery engine in this process (serve and worker). */
   readonly delivery: boolean;
+  /** Failed authentications per client address per window before 429 (0: no limit). */
+  readonly authFailureLimit: number;
+  readonly authFailureWindowMs: number;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -55,6 +58,8 @@ export const DEFAULTS: Config = Object.freeze({
   confirmMaxMs: 10_000,
   deliveryTimeoutMs: 5000,
   delivery: true,
+  authFailureLimit: 20,
+  authFailureWindowMs: 60_000,
 });
 
 export class ConfigError extends Error {
@@ -118,6 +123,8 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     confirmMaxMs: pick('confirmMaxMs', 'LOCKSTEP_CONFIRM_MAX_MS', (v) => int('LOCKSTEP_CONFIRM_MAX_MS', v, 0, 60_000)),
     deliveryTimeoutMs: pick('deliveryTimeoutMs', 'LOCKSTEP_DELIVERY_TIMEOUT_MS', (v) => int('LOCKSTEP_DELIVERY_TIMEOUT_MS', v, 100, 120_000)),
     delivery: pick('delivery', 'LOCKSTEP_DELIVERY', (v) => bool('LOCKSTEP_DELIVERY', v)),
+    authFailureLimit: pick('authFailureLimit', 'LOCKSTEP_AUTH_FAILURE_LIMIT', (v) => int('LOCKSTEP_AUTH_FAILURE_LIMIT', v, 0, 1_000_000)),
+    authFailureWindowMs: pick('authFailureWindowMs', 'LOCKSTEP_AUTH_FAILURE_WINDOW_MS', (v) => int('LOCKSTEP_AUTH_FAILURE_WINDOW_MS', v, 1000, 86_400_000)),
   };
   return Object.freeze(cfg);
 }

@@ -219,3 +219,37 @@ describeEachEngine('e2e: rotating LOCKSTEP_ADMIN_KEY', (engine) => {
   });
 });
 
+
+describeEachEngine('e2e: failed authentication is limited and quiet (issue 10)', (engine) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(engine, { authFailureLimit: 5, authFailureWindowMs: 600_000, logLevel: 'debug' });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('after the limit, bad keys answer 429 problem+json with Retry-After; good keys still work; 401s log nothing at info', async () => {
+    const bad = 'lsk_0123456789abcdef_' + 'x'.repeat(43);
+    const statuses: number[] = [];
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await h.req('GET', '/v1/jobs', { key: i % 2 === 0 ? bad : 'not-a-key-at-all', headers: { 'x-request-id': `guess-${i}` } });
+      statuses.push(r.status);
+      ids.push(`guess-${i}`);
+      if (r.status === 429) {
+        expectProblem(r, 429, 'RATE_LIMITED');
+        expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      }
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    // A valid key from the same address is not locked out by the failures.
+    expect((await h.req('GET', '/v1/jobs')).status).toBe(200);
+    expect((await h.req('GET', '/v1/jobs', { key: null })).status).toBe(429);
+    const lines = h.logs.map((l) => JSON.parse(l) as { level: number; reqId?: string; msg: string });
+    const ofGuesses = lines.filter((l) => l.reqId !== undefined && ids.includes(l.reqId));
+    // Every line of the 12 attempts is at debug, but one warning when the limit began to answer.
+    expect(ofGuesses.filter((l) => l.level >= 30)).toEqual([expect.objectContaining({ level: 40, reqId: 'guess-5', msg: 'failed authentications over the limit: answering 429' })]);
+    expect(ofGuesses.length).toBeGreaterThan(12);
+  });
+});

@@ -165,6 +165,7 @@ export const errorResponses = {
   401: problemResponse('missing or invalid API key (UNAUTHENTICATED)'),
   403: problemResponse('the key may not do this, or not in this organization (FORBIDDEN)'),
   404: problemResponse('an object named by the request does not exist (NOT_FOUND)'),
+  429: problemResponse('too many failed authentications from this address; see Retry-After (RATE_LIMITED)'),
 } as const;
 export const writeErrorResponses = {
   ...errorResponses,
