@@ -13,7 +13,8 @@ import type { Logger } from 'pino';
 import { buildServer } from './api/build-server.ts';
 import { ensureAdminKey } from './api/keys.ts';
 import { createLogger } from './api/logger.ts';
-import { REPLAY_POLICY } from './audit/history.ts';
+import { REPLAY_POLICY, type HistoryRunner } from './audit/history.ts';
+import { createHistoryPool, type HistoryPool } from './audit/history-pool.ts';
 import { createAuditService } from './audit/service.ts';
 import { createChecks, readSnapshot } from './check/check.ts';
 import type { Config } from './config/config.ts';
@@ -60,6 +61,8 @@ export interface LockstepOptions {
   combiner?: Combiner;
   /** How long an `at_least_as_fresh` check waits for the read model before answering UNAVAILABLE. */
   freshnessTimeoutMs?: number;
+  /** Where access-history replays run (the server: worker threads); default: in the caller's thread. */
+  history?: HistoryRunner;
 }
 
 const defaultId = () => randomBytes(12).toString('base64url');
@@ -92,7 +95,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
     expireDue: (o = {}) => expireDue(db, policy, now, o),
     ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db) }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
-    ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always' }),
+    ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always', history: opts.history }),
     transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined))),
     close: () => db.close(),
   };
@@ -119,6 +122,8 @@ export interface App {
   delivery: Delivery;
   db: Database;
   logger: Logger;
+  /** The worker threads of access history (ADR 0005). */
+  history: HistoryPool;
   /**
    * Migrates, ensures an admin key and listens. `adminKey` is set only when one was generated: the
    * caller prints it once; it is not stored in clear anywhere.
@@ -163,10 +168,13 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   );
   // One combiner for the process: /v1 and SCIM writes to an organization queue for the same commits.
   const combiner = groupCommit(db);
+  // Access history replays off the event loop, a bounded number at a time (ADR 0005).
+  const history = createHistoryPool({ entry: new URL('./history-worker.ts', import.meta.url), size: config.historyWorkers, queue: config.historyQueue });
   const lockstep = createLockstep(db, {
     combiner,
     verify: config.verify,
     metrics,
+    history,
     freshnessTimeoutMs: config.freshnessTimeoutMs,
     onEnqueued: () => workers.forEach((w) => w.wake()),
   });
@@ -204,6 +212,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     delivery,
     db,
     logger,
+    history,
     async start() {
       const applied = await db.migrate();
       if (applied.length > 0) logger.info({ applied, database: db.description }, 'migrations applied');
@@ -229,7 +238,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       stopped ??= server
         .close()
         .then(() => expiring)
-        .then(() => Promise.all([...workers.map((w) => w.stop()), delivery.deliverer.stop()]))
+        .then(() => Promise.all([...workers.map((w) => w.stop()), delivery.deliverer.stop(), history.close()]))
         .then(() => lockstep.close());
       return stopped;
     },

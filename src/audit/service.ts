@@ -2,11 +2,11 @@
  * The audit service: receipts and their listing, the SLO report, and access history at a past
  * instant (replayed from the change log through a scratch engine that the composition root supplies).
  */
-import type { AccessEntry, AccessQuery, Change, ChangeQuery, EffectivePermission, EffectiveQuery, Lockstep, SloRow } from '../domain/contract.ts';
-import { LockstepError, notFound } from '../domain/errors.ts';
+import type { AccessEntry, AccessQuery, Change, ChangeQuery, EffectivePermission, EffectiveQuery, SloRow } from '../domain/contract.ts';
+import { notFound } from '../domain/errors.ts';
 import { parseOrgId, type VerifyMode } from '../domain/model.ts';
 import type { Sql } from '../storage/database.ts';
-import { atTime, parseAt, type ReplayEngine } from './history.ts';
+import { ask, atTime, parseAt, type HistoryQuestion, type HistoryRunner, type ReplayEngine } from './history.ts';
 import { getReceipt, listReceipts, sloReport } from './receipts.ts';
 
 export interface AuditEnv {
@@ -16,15 +16,9 @@ export interface AuditEnv {
   replayEngine: ReplayEngine;
   /** The checks' verification mode: a verified revocation is enforced at its commit. */
   verify?: VerifyMode;
+  /** Runs replays elsewhere (the server's worker threads); absent: in this thread. */
+  history?: HistoryRunner | undefined;
 }
-
-/** Turns a NOT_FOUND into `empty` (malformed input still fails). */
-const emptyIfMissing =
-  <T,>(empty: T) =>
-  (e: unknown): T => {
-    if (e instanceof LockstepError && e.code === 'NOT_FOUND') return empty;
-    throw e;
-  };
 
 export function createAuditService(env: AuditEnv) {
   const { db, now } = env;
@@ -32,7 +26,8 @@ export function createAuditService(env: AuditEnv) {
   const requireOrg = async (org: string) => {
     if (!(await db.get('SELECT 1 AS x FROM organizations WHERE id = $1', [org]))) throw notFound('org', 'organization', org);
   };
-  const replay = <T,>(org: string, t: number, fn: (ls: Lockstep) => Promise<T>) => atTime(db, env.replayEngine, org, t, fn);
+  const replay = async <T,>(org: string, t: number, q: HistoryQuestion) =>
+    (env.history ? await env.history.run(db, org, t, q) : await atTime(db, env.replayEngine, org, t, ask(org, q))) as { revision: number; result: T | null };
 
   return {
     getChange(orgIn: string, revision: number): Promise<Change> {
@@ -55,8 +50,7 @@ export function createAuditService(env: AuditEnv) {
       const org = parseOrgId(orgIn);
       const t = parseAt(at);
       await requireOrg(org);
-      // A subject that did not exist at T could do nothing then.
-      const r = await replay(org, t, (h) => h.subjectEffective(org, subject, q).catch(emptyIfMissing({ revision: 0, permissions: [], next: null })));
+      const r = await replay<{ permissions: EffectivePermission[]; next: string | null }>(org, t, { kind: 'subject', subject, query: { ...q } });
       return { revision: r.revision, at: new Date(t).toISOString(), permissions: r.result?.permissions ?? [], next: r.result?.next ?? null };
     },
 
@@ -70,8 +64,7 @@ export function createAuditService(env: AuditEnv) {
       const org = parseOrgId(orgIn);
       const t = parseAt(at);
       await requireOrg(org);
-      // Nobody could do a permission that did not exist at T on a resource that did not exist at T.
-      const r = await replay(org, t, (h) => h.resourceAccess(org, resource, permission, q).catch(emptyIfMissing({ revision: 0, subjects: [], next: null })));
+      const r = await replay<{ subjects: AccessEntry[]; next: string | null }>(org, t, { kind: 'resource', resource, permission, query: { ...q } });
       return { revision: r.revision, at: new Date(t).toISOString(), subjects: r.result?.subjects ?? [], next: r.result?.next ?? null };
     },
   };

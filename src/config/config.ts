@@ -39,6 +39,10 @@ export interface Config {
   /** Failed authentications per client address per window before 429 (0: no limit). */
   readonly authFailureLimit: number;
   readonly authFailureWindowMs: number;
+  /** Access-history replays run at once, each in a worker thread. */
+  readonly historyWorkers: number;
+  /** Access-history replays that may wait for a worker; more answer 503 with Retry-After. */
+  readonly historyQueue: number;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -60,6 +64,8 @@ export const DEFAULTS: Config = Object.freeze({
   delivery: true,
   authFailureLimit: 20,
   authFailureWindowMs: 60_000,
+  historyWorkers: 2,
+  historyQueue: 4,
 });
 
 export class ConfigError extends Error {
@@ -125,6 +131,8 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     delivery: pick('delivery', 'LOCKSTEP_DELIVERY', (v) => bool('LOCKSTEP_DELIVERY', v)),
     authFailureLimit: pick('authFailureLimit', 'LOCKSTEP_AUTH_FAILURE_LIMIT', (v) => int('LOCKSTEP_AUTH_FAILURE_LIMIT', v, 0, 1_000_000)),
     authFailureWindowMs: pick('authFailureWindowMs', 'LOCKSTEP_AUTH_FAILURE_WINDOW_MS', (v) => int('LOCKSTEP_AUTH_FAILURE_WINDOW_MS', v, 1000, 86_400_000)),
+    historyWorkers: pick('historyWorkers', 'LOCKSTEP_HISTORY_WORKERS', (v) => int('LOCKSTEP_HISTORY_WORKERS', v, 1, 64)),
+    historyQueue: pick('historyQueue', 'LOCKSTEP_HISTORY_QUEUE', (v) => int('LOCKSTEP_HISTORY_QUEUE', v, 0, 10_000)),
   };
   return Object.freeze(cfg);
 }
