@@ -8,8 +8,11 @@ import { createWorker } from '../propagation/worker.ts';
 import { addDbOptions, withStore, type DbOptions } from './database.ts';
 import { createProgress, type Progress } from './progress.ts';
 import { EXIT } from './errors.ts';
+import { addRemoteOptions, remote, type RemoteOptions } from './remote.ts';
+import { driftRemote } from './drift-remote.ts';
 
-interface DriftOptions extends DbOptions {
+interface DriftOptions extends DbOptions, RemoteOptions {
+  waitMs?: string;
   org: string;
   repair?: boolean;
   limit?: string;
@@ -17,17 +20,20 @@ interface DriftOptions extends DbOptions {
 }
 
 export function registerDrift(program: Command) {
-  addDbOptions(
+  addRemoteOptions(addDbOptions(
     program
       .command('drift')
       .description('Audit the read model against the policy; --repair fixes it through a reconciliation job')
       .requiredOption('--org <org>', 'organization id')
       .option('--repair', 'queue an organization job and run it to completion')
       .option('--limit <n>', 'differing rows to list of each kind (default 100; 0: counts only)')
+      .option('--wait-ms <ms>', 'with --url --repair: how long to follow the server-run repair job (default 600000)')
       .option('--json', 'print JSON'),
-  ).action(async (opts: DriftOptions) => {
+  )).action(async (opts: DriftOptions) => {
     const limit = opts.limit === undefined ? 100 : Number(opts.limit);
-    const result = await withStore(opts, async (db, ls, config) => {
+    // --url: the server audits and its workers repair (drift-remote.ts)
+    const client = remote(opts);
+    const result = client ? await driftRemote(client, { ...opts, limit }) : await withStore(opts, async (db, ls, config) => {
       const report = await ls.auditDrift(opts.org, { repair: opts.repair === true, limit });
       if (!report.repairJob) return { report, after: null };
       let progress: Progress | undefined;

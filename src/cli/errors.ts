@@ -6,8 +6,11 @@ import { CommanderError } from 'commander';
 import { ConfigError } from '../config/config.ts';
 import { LockstepError, type ErrorCode } from '../domain/errors.ts';
 import { isTransient } from '../storage/errors.ts';
+import { LockstepError as HttpError } from '../../packages/client/src/index.ts';
 
 export const EXIT = {
+  /** --url: the server refused the key (401) or its scope (403). */
+  AUTH: 12,
   OK: 0,
   INTERNAL: 1,
   USAGE: 2,
@@ -33,6 +36,21 @@ const BY_CODE: Record<ErrorCode, number> = {
   UNAVAILABLE: EXIT.UNAVAILABLE,
   INTERNAL: EXIT.INTERNAL,
 };
+
+/** A server's problem codes (--url) that are not the engine's own. */
+const BY_HTTP_CODE: Record<string, number> = {
+  UNAUTHENTICATED: EXIT.AUTH,
+  FORBIDDEN: EXIT.AUTH,
+  ROUTE_NOT_FOUND: EXIT.NOT_FOUND,
+  PAYLOAD_TOO_LARGE: EXIT.VALIDATION,
+  URI_TOO_LONG: EXIT.VALIDATION,
+  UNSUPPORTED_MEDIA_TYPE: EXIT.VALIDATION,
+};
+
+/** --url: the server did not answer at all (refused, unresolvable, reset). */
+export class Unreachable extends Error {
+  override readonly name = 'Unreachable';
+}
 
 /** A problem with how the command was invoked (bad flag value, missing argument). */
 export class UsageError extends Error {
@@ -68,6 +86,17 @@ export function reportError(e: unknown, out: (line: string) => void): number {
     }
     printCauses(e.cause, out);
     return BY_CODE[e.code] ?? EXIT.INTERNAL;
+  }
+  if (e instanceof HttpError) {
+    // The server's problem+json: the same line as an engine error, and the request id to quote.
+    out(`${e.code}: ${e.detail}${where(e.field, undefined)}`);
+    for (const p of e.problem.errors ?? []) if (p.path !== e.field) out(`  ${p.path}: ${p.message}`);
+    if (e.requestId !== undefined) out(`  request id: ${e.requestId}`);
+    return (BY_CODE as Record<string, number>)[e.code] ?? BY_HTTP_CODE[e.code] ?? EXIT.INTERNAL;
+  }
+  if (e instanceof Unreachable) {
+    out(`UNAVAILABLE: ${e.message}`);
+    return EXIT.UNAVAILABLE;
   }
   // A driver error that escaped the storage seam unwrapped: still say "retry" when it is transient.
   if (isTransient(e)) {

@@ -13,6 +13,7 @@ import { registerServe } from './serve.ts';
 import { registerWorker } from './worker.ts';
 import { registerJobs } from './jobs.ts';
 import { registerDrift } from './drift.ts';
+import { registerChanges } from './changes.ts';
 import { registerAudit } from './audit.ts';
 import { registerBench } from './bench.ts';
 import { registerDirectories } from './directories.ts';
@@ -35,6 +36,7 @@ export function createProgram(): Command {
   registerWorker(program);
   registerJobs(program);
   registerDrift(program);
+  registerChanges(program);
   registerAudit(program);
   registerBench(program);
   registerDirectories(program);
