@@ -188,6 +188,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         /** Create or rename an organization (admin keys only) */
@@ -389,6 +411,28 @@ export interface paths {
                 };
                 /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -647,6 +691,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         post?: never;
@@ -867,6 +933,28 @@ export interface paths {
                 };
                 /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1133,6 +1221,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         post?: never;
@@ -1354,6 +1464,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -1470,6 +1602,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1715,6 +1869,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         post?: never;
@@ -1911,6 +2087,28 @@ export interface paths {
                 };
                 /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2170,6 +2368,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         post?: never;
@@ -2366,6 +2586,28 @@ export interface paths {
                 };
                 /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2630,6 +2872,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         post?: never;
@@ -2851,6 +3115,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -2987,6 +3273,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3298,6 +3606,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -3417,6 +3747,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3654,6 +4006,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -3836,6 +4210,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
                 /** @description at_least_as_fresh: the read model had not applied the revision for this subject within LOCKSTEP_FRESHNESS_TIMEOUT_MS (UNAVAILABLE, field consistency.revision; Retry-After: 1). Retry, or ask for fully_consistent; also answered when the database is busy */
                 503: {
                     headers: {
@@ -3862,6 +4258,445 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{org}/check/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Many checks at one revision (1–100; the batch consistency applies to every item)
+         * @description Every result is evaluated in one snapshot of the database, so all carry the same `revision`. A bad item answers 400 (or 404 for an unknown permission) with `field` naming it, e.g. `checks[3].resource`; nothing is partially answered.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /**
+                     * @description organization id
+                     * @example acme
+                     */
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "checks": [
+                     *         {
+                     *           "subject": "alice",
+                     *           "permission": "project.read",
+                     *           "resource": "project:apollo"
+                     *         },
+                     *         {
+                     *           "subject": "bob",
+                     *           "permission": "project.delete",
+                     *           "resource": "project:apollo"
+                     *         }
+                     *       ],
+                     *       "consistency": {
+                     *         "mode": "fully_consistent"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        checks: {
+                            /**
+                             * @description subject id
+                             * @example alice
+                             */
+                            subject: string;
+                            /**
+                             * @description permission slug, e.g. project.delete
+                             * @example project.read
+                             */
+                            permission: string;
+                            /**
+                             * @description resource reference 'type:id'
+                             * @example project:apollo
+                             */
+                            resource: string;
+                        }[];
+                        consistency?: {
+                            /** @enum {string} */
+                            mode: "minimize_latency" | "at_least_as_fresh" | "fully_consistent";
+                            /** @description with at_least_as_fresh: the revision to wait for */
+                            revision?: number;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the one revision every result was evaluated at */
+                            revision: number;
+                            /** @description in the order of `checks` */
+                            results: {
+                                allowed: boolean;
+                                revision: number;
+                                /** @enum {string} */
+                                evaluatedAgainst: "read_model" | "source";
+                                consistency: string;
+                                /** @description whether read-model candidates were verified against the source tables */
+                                verified: boolean;
+                                via?: {
+                                    assignment: string;
+                                    group: string | null;
+                                    role: string;
+                                    resource: string;
+                                    /** @description group rows: the groups from the subject's own up to `group` */
+                                    chain?: string[];
+                                };
+                            }[];
+                        };
+                    };
+                };
+                /** @description invalid input (VALIDATION) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description missing or invalid API key (UNAUTHENTICATED) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the key may not do this, or not in this organization (FORBIDDEN) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description an object named by the request does not exist (NOT_FOUND) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description at_least_as_fresh: the read model had not applied the revision for this subject within LOCKSTEP_FRESHNESS_TIMEOUT_MS (UNAVAILABLE, field consistency.revision; Retry-After: 1). Retry, or ask for fully_consistent; also answered when the database is busy */
+                503: {
+                    headers: {
+                        /** @description seconds */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{org}/subjects/{id}/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Which resources a subject can do a permission on, through the hierarchy and nested groups (LookupResources), a page at a time (ordered by reference)
+         * @description A resource is listed when the subject holds the permission on it or on any ancestor, through a direct assignment or one to a group it reaches by live memberships and nested edges. Read from the source tables: exact at `revision`.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /**
+                     * @description permission slug, e.g. project.delete
+                     * @example project.read
+                     */
+                    permission: string;
+                    /**
+                     * @description only resources of this type
+                     * @example project
+                     */
+                    type?: string;
+                    /**
+                     * @description entries per page, 1–1000 (default 100)
+                     * @example 100
+                     */
+                    limit?: string;
+                    /**
+                     * @description the `next` of the previous page, unchanged
+                     * @example WyJwcm9qZWN0OmFwb2xsbyJd
+                     */
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    /**
+                     * @description organization id
+                     * @example acme
+                     */
+                    org: string;
+                    /**
+                     * @description subject id
+                     * @example alice
+                     */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            revision: number;
+                            /** @description the cursor of the following page (pass it as ?cursor=); null on the last page */
+                            next: string | null;
+                            /**
+                             * @example [
+                             *       "project:apollo",
+                             *       "project:hermes"
+                             *     ]
+                             */
+                            resources: string[];
+                        };
+                    };
+                };
+                /** @description invalid input (VALIDATION) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description missing or invalid API key (UNAUTHENTICATED) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the key may not do this, or not in this organization (FORBIDDEN) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description an object named by the request does not exist (NOT_FOUND) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -4018,6 +4853,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4200,6 +5057,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4440,6 +5319,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -4572,6 +5473,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4788,6 +5711,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -4938,6 +5883,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5258,6 +6225,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         post?: never;
@@ -5315,6 +6304,12 @@ export interface paths {
                             org?: string;
                             missing?: number;
                             extra?: number;
+                            /** @description queued propagation, not drift: differing rows that an unfinished job (pending, running, retrying) will write or delete */
+                            pending?: {
+                                missing?: number;
+                                extra?: number;
+                                jobs?: number;
+                            };
                             rows?: {
                                 missing?: {
                                     subject?: string;
@@ -5490,6 +6485,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -5641,6 +6658,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5886,6 +6925,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -6081,6 +7142,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6345,6 +7428,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -6516,6 +7621,28 @@ export interface paths {
                         };
                     };
                 };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -6622,6 +7749,28 @@ export interface paths {
                 };
                 /** @description an object named by the request does not exist (NOT_FOUND) */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6837,6 +7986,28 @@ export interface paths {
                 };
                 /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -7087,6 +8258,28 @@ export interface paths {
                 };
                 /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
