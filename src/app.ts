@@ -132,6 +132,28 @@ export interface App {
   stop(): Promise<void>;
 }
 
+/**
+ * The startup summary, one structured line: engine, where the data lives (credentials masked),
+ * the listen address, the schema's migrations, how changes propagate and are delivered.
+ */
+async function startupSummary(db: Database, config: Config, url: string, applied: number[]) {
+  const rows = await db.all<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+  return {
+    url,
+    engine: db.dialect,
+    database: db.description,
+    migrations: { current: rows.length === 0 ? null : Number(rows[rows.length - 1]!.version), count: rows.length, appliedNow: applied },
+    propagation: {
+      inProcessWorkers: config.workers,
+      mode: config.workers > 0 ? 'in-process workers' : 'external workers (lockstep worker)',
+      expectWorkers: config.expectWorkers,
+      batchSize: config.batchSize,
+    },
+    delivery: config.delivery,
+    verify: config.verify,
+  };
+}
+
 /** How often `serve` (with workers) runs the expiry job. */
 const EXPIRY_INTERVAL_MS = 1000;
 
@@ -193,6 +215,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     directories,
     delivery,
     authFailureLimit: { max: config.authFailureLimit, windowMs: config.authFailureWindowMs },
+    readiness: { expectWorkers: config.expectWorkers },
     ...(deps.watch ? { watch: deps.watch } : {}),
   });
   let stopped: Promise<void> | undefined;
@@ -229,7 +252,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       for (const w of workers) w.start();
       if (config.delivery) delivery.deliverer.start();
       if (config.workers > 0) expiryTimer = setInterval(sweep, EXPIRY_INTERVAL_MS);
-      logger.info({ url, database: db.description, verify: config.verify }, 'lockstep listening');
+      logger.info(await startupSummary(db, config, url, applied), 'lockstep listening');
       return generated === undefined ? { url } : { url, adminKey: generated };
     },
     stop() {

@@ -25,7 +25,9 @@ import type { ScimWrites } from '../directories/scim-write.ts';
 import { confirmHooks, deliveryRoutes, type WatchOptions } from './routes/delivery.ts';
 import type { Delivery } from '../delivery/service.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { healthz } from './schemas/reads.ts';
+import { healthz, readyz } from './schemas/reads.ts';
+import { liveWorkers } from '../propagation/presence.ts';
+import { loadMigrations } from '../storage/migrations.ts';
 
 export interface ServerOptions {
   lockstep: Lockstep;
@@ -43,6 +45,8 @@ export interface ServerOptions {
   watch?: WatchOptions;
   /** Failed authentications allowed per client address and window (default: auth.ts's). */
   authFailureLimit?: AuthFailureLimit;
+  /** /readyz: workers that must be heartbeating (0 or absent: not checked), and the clock. */
+  readiness?: { expectWorkers: number; now?: () => number };
 }
 
 /**
@@ -190,6 +194,30 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
         throw new LockstepError('UNAVAILABLE', 'the database did not answer', { cause: e });
       }
       return { status: 'ok', database: db.dialect };
+    });
+    const expectWorkers = opts.readiness?.expectWorkers ?? 0;
+    const clock = opts.readiness?.now ?? Date.now;
+    const versions = loadMigrations(db.dialect).map((m) => m.version);
+    api.get('/readyz', { schema: readyz }, async () => {
+      const notReady: string[] = [];
+      let migrations = { applied: 0, expected: versions.length, pending: versions };
+      let workers = { expected: expectWorkers, live: 0 };
+      try {
+        const applied = new Set((await db.all<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+        const pending = versions.filter((v) => !applied.has(v));
+        migrations = { applied: applied.size, expected: versions.length, pending };
+        if (pending.length > 0) notReady.push(`migrations not applied: ${pending.join(', ')} (run lockstep migrate)`);
+        if (expectWorkers > 0) {
+          workers = { expected: expectWorkers, live: await liveWorkers(db, clock()) };
+          if (workers.live < expectWorkers) notReady.push(`workers: ${workers.live} of ${expectWorkers} expected are heartbeating (LOCKSTEP_EXPECT_WORKERS)`);
+        }
+      } catch (e) {
+        throw new LockstepError('UNAVAILABLE', 'not ready: the database did not answer', { cause: e, field: 'database', meta: { expose: true } });
+      }
+      if (notReady.length > 0) {
+        throw new LockstepError('UNAVAILABLE', `not ready: ${notReady.join('; ')}`, { field: migrations.pending.length > 0 ? 'migrations' : 'workers', meta: { expose: true } });
+      }
+      return { status: 'ready', database: db.dialect, migrations: { applied: migrations.applied, expected: migrations.expected }, workers };
     });
     if (opts.delivery) confirmHooks(api, opts.delivery);
     policyRoutes(api, lockstep);

@@ -43,6 +43,8 @@ export interface Config {
   readonly historyWorkers: number;
   /** Access-history replays that may wait for a worker; more answer 503 with Retry-After. */
   readonly historyQueue: number;
+  /** /readyz answers 503 while fewer workers than this (in-process or `lockstep worker`) heartbeat (0: not checked). */
+  readonly expectWorkers: number;
 }
 
 export const DEFAULTS: Config = Object.freeze({
@@ -66,6 +68,7 @@ export const DEFAULTS: Config = Object.freeze({
   authFailureWindowMs: 60_000,
   historyWorkers: 2,
   historyQueue: 4,
+  expectWorkers: 0,
 });
 
 export class ConfigError extends Error {
@@ -133,6 +136,7 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     authFailureWindowMs: pick('authFailureWindowMs', 'LOCKSTEP_AUTH_FAILURE_WINDOW_MS', (v) => int('LOCKSTEP_AUTH_FAILURE_WINDOW_MS', v, 1000, 86_400_000)),
     historyWorkers: pick('historyWorkers', 'LOCKSTEP_HISTORY_WORKERS', (v) => int('LOCKSTEP_HISTORY_WORKERS', v, 1, 64)),
     historyQueue: pick('historyQueue', 'LOCKSTEP_HISTORY_QUEUE', (v) => int('LOCKSTEP_HISTORY_QUEUE', v, 0, 10_000)),
+    expectWorkers: pick('expectWorkers', 'LOCKSTEP_EXPECT_WORKERS', (v) => int('LOCKSTEP_EXPECT_WORKERS', v, 0, 1024)),
   };
   return Object.freeze(cfg);
 }

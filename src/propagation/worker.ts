@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { VerifyMode } from '../domain/model.ts';
 import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { announce, PRESENCE_INTERVAL_MS, withdraw } from './presence.ts';
 import { claimJobs, DEFAULT_RETRY, failJobs, heartbeat, JOBS_CHANNEL, LeaseLost, pruneDoneJobs, releaseJobs, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch, runSubjectJobs } from './reconcile.ts';
 import { pollLoop } from '../runtime/poll-loop.ts';
@@ -37,6 +38,8 @@ export interface WorkerOptions {
   onError?: (e: WorkerError) => void;
   /** Done jobs are deleted this long after they finish (default 24 h; 0 keeps them). */
   retentionMs?: number;
+  /** How often a started worker refreshes its presence row (./presence.ts; /readyz counts them). */
+  presenceMs?: number;
 }
 
 export type WorkerEvent =
@@ -48,7 +51,7 @@ export type WorkerEvent =
   | { type: 'released'; job: JobRow };
 
 export interface WorkerError {
-  during: 'claim' | 'heartbeat' | 'fail' | 'release' | 'prune' | 'listen';
+  during: 'claim' | 'heartbeat' | 'fail' | 'release' | 'prune' | 'listen' | 'presence';
   /** The job it concerned (null: none, e.g. a claim that could not reach the database). */
   jobId: string | null;
   error: unknown;
@@ -107,6 +110,12 @@ export function createWorker(opts: WorkerOptions): Worker {
   const report = opts.onError ?? stderrError;
 
   let unlisten: Promise<() => Promise<void>> | undefined;
+  const presenceMs = opts.presenceMs ?? PRESENCE_INTERVAL_MS;
+  let presenceTimer: NodeJS.Timeout | undefined;
+  let presence: Promise<unknown> = Promise.resolve();
+  const beatPresence = () => {
+    presence = announce(opts.db, owner, now()).catch((error) => report({ during: 'presence', jobId: null, error }));
+  };
   const retentionMs = opts.retentionMs ?? 24 * 3600 * 1000;
   let lastPrune = 0;
   /** At most once a minute, while idle: done jobs past retention go (the queue table stays small). */
@@ -228,10 +237,18 @@ export function createWorker(opts: WorkerOptions): Worker {
         return async () => undefined;
       });
       poller.start();
+      beatPresence();
+      presenceTimer = setInterval(beatPresence, presenceMs);
+      presenceTimer.unref();
     },
     wake: () => poller.wake(),
     async stop() {
+      const started = presenceTimer !== undefined;
+      clearInterval(presenceTimer);
+      presenceTimer = undefined;
       await poller.stop();
+      await presence;
+      if (started) await withdraw(opts.db, owner).catch((error) => report({ during: 'presence', jobId: null, error }));
       await (await unlisten)?.();
       unlisten = undefined;
     },

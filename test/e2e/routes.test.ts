@@ -180,7 +180,8 @@ describeEachEngine('e2e: v1 routes', (engine) => {
       [`${o}/groups/{id}/members/{subject}`, 'put'], [`${o}/groups/{id}/members/{subject}`, 'delete'],
       [`${o}/assignments`, 'post'], [`${o}/assignments/{id}`, 'get'], [`${o}/assignments/{id}`, 'delete'],
       [`${o}/check`, 'post'], [`${o}/subjects/{id}/effective`, 'get'], [`${o}/resources/{type}/{id}/access`, 'get'],
-      [`${o}/changes/{revision}`, 'get'], ['/healthz', 'get'],
+      [`${o}/changes/{revision}`, 'get'], ['/healthz', 'get'], ['/readyz', 'get'],
+      [`${o}/check/batch`, 'post'], [`${o}/subjects/{id}/resources`, 'get'],
     ];
     for (const [path, method] of want) expect(doc.paths[path]?.[method], `${method} ${path}`).toBeDefined();
     expect(doc.paths[`${o}/roles/{slug}`].put.requestBody.content['application/json'].schema.additionalProperties).toBe(false);

@@ -328,3 +328,30 @@ export const healthz = {
     503: { description: 'the database did not answer (UNAVAILABLE)', content: { 'application/problem+json': { schema: problemSchema } } },
   },
 };
+
+export const readyz = {
+  tags: ['service'],
+  summary: 'Readiness (no key needed): the database answers, every migration is applied, and — when LOCKSTEP_EXPECT_WORKERS is set — that many workers heartbeat',
+  response: {
+    200: {
+      type: 'object',
+      required: ['status', 'database', 'migrations', 'workers'],
+      properties: {
+        status: { type: 'string', enum: ['ready'] },
+        database: { type: 'string' },
+        migrations: { type: 'object', required: ['applied', 'expected'], properties: { applied: { type: 'integer' }, expected: { type: 'integer' } } },
+        workers: {
+          type: 'object',
+          required: ['expected', 'live'],
+          properties: { expected: { type: 'integer', description: 'LOCKSTEP_EXPECT_WORKERS (0: not checked)' }, live: { type: 'integer', description: 'workers seen in the last 15 s' } },
+        },
+      },
+      examples: [{ status: 'ready', database: 'postgres', migrations: { applied: 8, expected: 8 }, workers: { expected: 2, live: 2 } }],
+    },
+    503: {
+      description: 'not ready (UNAVAILABLE): `field` is database, migrations or workers, and `detail` says what is missing',
+      headers: { 'Retry-After': { type: 'integer', description: 'seconds' } },
+      content: { 'application/problem+json': { schema: problemSchema } },
+    },
+  },
+};
