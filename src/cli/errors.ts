@@ -22,6 +22,7 @@ export const EXIT = {
   DEPTH_EXCEEDED: 8,
   UNAVAILABLE: 9,
   DRIFT: 10,
+  ASSERTIONS_FAILED: 11,
 } as const;
 
 const BY_CODE: Record<ErrorCode, number> = {

@@ -18,6 +18,7 @@ import { registerAudit } from './audit.ts';
 import { registerBench } from './bench.ts';
 import { registerDirectories } from './directories.ts';
 import { registerTargets } from './targets.ts';
+import { registerTest } from './test.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -41,6 +42,7 @@ export function createProgram(): Command {
   registerBench(program);
   registerDirectories(program);
   registerTargets(program);
+  registerTest(program);
   return program;
 }
 

@@ -53,9 +53,31 @@ export interface OrganizationSpec extends Located {
   assignments: AssignmentSpec[];
 }
 
+/** One check of an assertion: `subject` can (or cannot) do `permission` on `resource`. */
+export interface CheckSpec extends Located { subject: string; permission: string; resource: string }
+export const WRITE_OPS = ['add_member', 'remove_member', 'assign', 'unassign', 'deactivate', 'activate', 'delete_subject', 'move_resource'] as const;
+export type WriteOp = (typeof WRITE_OPS)[number];
+/** A write an assertion makes first (`after:`), in the file's order. */
+export type WriteBody =
+  | { op: 'add_member' | 'remove_member'; group: string; member: string }
+  | { op: 'assign' | 'unassign'; principal: string; role: string; resource: string }
+  | { op: 'deactivate' | 'activate' | 'delete_subject'; subject: string }
+  | { op: 'move_resource'; resource: string; parent: string | null };
+export type WriteSpec = Located & WriteBody;
+/** `assertions:` — checks that must hold on the file's organizations (`lockstep test`). */
+export interface AssertionSpec extends Located {
+  name: string;
+  org: string;
+  after: WriteSpec[];
+  allowed: CheckSpec[];
+  denied: CheckSpec[];
+}
+
 export interface PolicyFile {
   source: string;
   organizations: OrganizationSpec[];
+  /** What `lockstep test` checks; `apply` ignores them. */
+  assertions: AssertionSpec[];
   /** Number of engine writes applying the file takes. */
   writes: number;
   lineOf(path: Path): number | undefined;
@@ -149,7 +171,8 @@ export function parsePolicyFile(text: string, source = 'policy file', opts: Pars
 
   const root = doc.toJS() as unknown;
   const organizations: OrganizationSpec[] = [];
-  if (keysOf([], root, ['organizations'], ['organizations'])) {
+  const assertions: AssertionSpec[] = [];
+  if (keysOf([], root, ['organizations', 'assertions'], ['organizations'])) {
     for (const [orgId, orgBody] of Object.entries(mapAt(['organizations'], root.organizations, 'organizations'))) {
       const op: Path = ['organizations', orgId];
       const id = valid(op, () => parseOrgId(orgId, 'organization id')) ?? orgId;
@@ -164,6 +187,76 @@ export function parsePolicyFile(text: string, source = 'policy file', opts: Pars
         ...parseDirectory(op, body),
       });
     }
+  }
+
+  if (isObj(root) && root.assertions !== undefined) parseAssertions(root.assertions);
+
+  function parseAssertions(v: unknown) {
+    const orgIds = organizations.map((o) => o.id);
+    listAt(['assertions'], v, 'assertions').forEach((a, i) => {
+      const path: Path = ['assertions', i];
+      if (!keysOf(path, a, ['name', 'org', 'after', 'allowed', 'denied'])) return;
+      const name = stringOrNull([...path, 'name'], a.name, 'name') ?? `assertion ${i + 1}`;
+      let org = orgIds.length === 1 ? orgIds[0]! : undefined;
+      if (a.org !== undefined) {
+        org = valid([...path, 'org'], () => parseOrgId(a.org, 'org'));
+        if (org !== undefined && !orgIds.includes(org)) problem([...path, 'org'], `org '${org}' is not an organization of this file (${orgIds.join(', ')})`);
+      } else if (orgIds.length !== 1) problem(path, `missing 'org' (the file has ${orgIds.length} organizations)`);
+      const checks = (key: 'allowed' | 'denied'): CheckSpec[] =>
+        listAt([...path, key], a[key], key).flatMap((c, j) => {
+          const cp: Path = [...path, key, j];
+          if (!keysOf(cp, c, ['subject', 'permission', 'resource'], ['subject', 'permission', 'resource'])) return [];
+          const subject = valid([...cp, 'subject'], () => parseSubjectId(c.subject), c.subject, true);
+          const permission = valid([...cp, 'permission'], () => parsePermissionSlug(c.permission), c.permission, true);
+          const resource = valid([...cp, 'resource'], () => parseResourceRef(c.resource), c.resource, true);
+          return subject && permission && resource ? [{ path: cp, subject, permission, resource }] : [];
+        });
+      const allowed = checks('allowed');
+      const denied = checks('denied');
+      if (a.allowed === undefined && a.denied === undefined) problem(path, "an assertion needs 'allowed' or 'denied' checks");
+      const after = listAt([...path, 'after'], a.after, 'after').flatMap((w, j) => {
+        const wp: Path = [...path, 'after', j];
+        const ops = isObj(w) ? Object.keys(w) : [];
+        if (ops.length !== 1 || !WRITE_OPS.includes(ops[0] as WriteOp)) {
+          problem(wp, `a write is one of ${WRITE_OPS.join(', ')} (a map with one of these keys)`);
+          return [];
+        }
+        const op = ops[0] as WriteOp;
+        const body = (w as Obj)[op];
+        const bp: Path = [...wp, op];
+        const spec = parseWrite(bp, op, body);
+        return spec ? [{ path: wp, ...spec } as WriteSpec] : [];
+      });
+      if (org !== undefined) assertions.push({ path, name, org, after, allowed, denied });
+    });
+  }
+
+  function parseWrite(bp: Path, op: WriteOp, body: unknown): WriteBody | undefined {
+    if (op === 'deactivate' || op === 'activate' || op === 'delete_subject') {
+      const subject = valid(bp, () => parseSubjectId(body, op));
+      return subject ? { op, subject } : undefined;
+    }
+    if (op === 'add_member' || op === 'remove_member') {
+      if (!keysOf(bp, body, ['group', 'member'], ['group', 'member'])) return undefined;
+      const group = valid([...bp, 'group'], () => parseGroupId(body.group), body.group, true);
+      const m = body.member;
+      const member =
+        typeof m === 'string' && (m.startsWith('group:') || m.startsWith('subject:'))
+          ? valid([...bp, 'member'], () => parsePrincipal(m, 'member'))
+          : valid([...bp, 'member'], () => parseSubjectId(m, 'member'), m, true);
+      return group && member ? { op, group, member: typeof member === 'string' ? member : `${member.type}:${member.id}` } : undefined;
+    }
+    if (op === 'assign' || op === 'unassign') {
+      if (!keysOf(bp, body, ['principal', 'role', 'resource'], ['principal', 'role', 'resource'])) return undefined;
+      const principal = valid([...bp, 'principal'], () => parsePrincipal(body.principal), body.principal, true);
+      const role = valid([...bp, 'role'], () => parseRoleSlug(body.role), body.role, true);
+      const resource = valid([...bp, 'resource'], () => parseResourceRef(body.resource), body.resource, true);
+      return principal && role && resource ? { op, principal: `${principal.type}:${principal.id}`, role, resource } : undefined;
+    }
+    if (!keysOf(bp, body, ['resource', 'parent'], ['resource'])) return undefined;
+    const resource = valid([...bp, 'resource'], () => parseResourceRef(body.resource), body.resource, true);
+    const parent = body.parent === undefined || body.parent === null ? null : valid([...bp, 'parent'], () => parseResourceRef(body.parent, 'parent'));
+    return resource && parent !== undefined ? { op, resource, parent } : undefined;
   }
 
   /** The organization's propagation policy, validated by the same parser as the HTTP route. */
@@ -279,7 +372,7 @@ export function parsePolicyFile(text: string, source = 'policy file', opts: Pars
       o.groups.reduce((m, g) => m + g.members.length, 0) + o.assignments.length,
     0,
   );
-  return { source, organizations, writes, lineOf: at };
+  return { source, organizations, assertions, writes, lineOf: at };
 }
 
 /** `ID` or `subject:ID` is a subject, `group:ID` a nested group; normalized to `type:ID`. */
