@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// Launcher for the `lockstep` command: registers tsx (Lockstep runs its TypeScript sources
-// directly) and hands over to the CLI.
-import { register } from 'tsx/esm/api';
+// Launcher for the `lockstep` command: the compiled CLI in dist/ (`npm run build`; `npm install`
+// of the repository and `npm start` build it). No TypeScript tooling at run time.
+import { existsSync } from 'node:fs';
 
-register();
-await import(new URL('../src/cli/main.ts', import.meta.url).href);
+const main = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write('lockstep: dist/ is missing; run `npm run build` in the package first\n');
+  process.exit(1);
+}
+await import(main.href);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** Entry point: `node --import tsx src/cli/main.ts …`, or bin/lockstep.js. */
+/** Entry point: `node --import tsx src/cli/main.ts …` (sources), or bin/lockstep.js (compiled, dist/cli/main.js). */
 import { runCli } from './program.ts';
 
 // Piped into `head` (or any reader that stops early): the write fails with EPIPE, emitted as an

@@ -1,5 +1,5 @@
 /**
- * Runs the real `lockstep` CLI as a child process (node + tsx, as bin/lockstep.js does) against a
+ * Runs the real `lockstep` CLI as a child process (node + tsx on the sources; bin/lockstep.js runs dist/) against a
  * fresh store: a temporary SQLite file, or a PostgreSQL schema of its own that `drop()` removes.
  * Every process started here is tracked by PID so that `killAll()` leaves none behind.
  */
