@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { inPackage } from '../runtime/package-root.ts';
 import { registerApply } from './apply.ts';
 import { registerCheck } from './check.ts';
 import { reportError } from './errors.ts';
@@ -20,7 +21,7 @@ import { registerDirectories } from './directories.ts';
 import { registerTargets } from './targets.ts';
 import { registerTest } from './test.ts';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(inPackage('package.json'), 'utf8')) as { version: string }).version;
 
 export function createProgram(): Command {
   const program = new Command('lockstep')

@@ -6,10 +6,10 @@
  * migration whose tables are portable but whose triggers are not keeps one number for both).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { inPackage } from '../runtime/package-root.ts';
 import type { Dialect } from './database.ts';
 
-const DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+const DIR = `${inPackage('migrations')}/`;
 
 export interface Migration {
   version: number;

@@ -35,7 +35,7 @@ it('npm pack → npm install into an empty folder → lockstep serve answers a c
   const packed = await run('npm', ['pack', '--pack-destination', dir, '--json'], { cwd: ROOT, env: npmEnv, maxBuffer: 64 * 1024 * 1024 });
   const [{ filename, files }] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }];
   const shipped = files.map((f) => f.path);
-  expect(shipped).toContain('dist/cli/main.js');
+  expect(shipped).toContain('dist/src/cli/main.js');
   expect(shipped).toContain('bin/lockstep.js');
   expect(shipped).toContain('dashboard/index.html');
   expect(shipped.filter((p) => p.startsWith('migrations/')).length).toBeGreaterThanOrEqual(7);
@@ -46,7 +46,7 @@ it('npm pack → npm install into an empty folder → lockstep serve answers a c
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'scratch', private: true }));
   await run('npm', ['install', join(dir, filename), '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app, env: npmEnv, maxBuffer: 64 * 1024 * 1024 });
   const modules = join(app, 'node_modules');
-  expect(existsSync(join(modules, 'lockstep/dist/cli/main.js'))).toBe(true);
+  expect(existsSync(join(modules, 'lockstep/dist/src/cli/main.js'))).toBe(true);
   // no TypeScript tooling at run time
   expect(existsSync(join(modules, 'tsx'))).toBe(false);
   expect(existsSync(join(modules, 'typescript'))).toBe(false);

@@ -8,12 +8,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { inPackage } from '../../runtime/package-root.ts';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError } from '../problem.ts';
 
 /** The package's dashboard/ folder (Lockstep runs from its sources: src/api/routes → ../../../dashboard). */
-export const DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/', import.meta.url));
+export const DASHBOARD_DIR = `${inPackage('dashboard')}/`;
 
 /** Only these are served; anything else under dashboard/ (a stray .md, a dotfile) is a 404. */
 const TYPES: Readonly<Record<string, string>> = Object.freeze({
