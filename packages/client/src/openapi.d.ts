@@ -64,6 +64,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness (no key needed): the database answers, every migration is applied, and — when LOCKSTEP_EXPECT_WORKERS is set — that many workers heartbeat */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "status": "ready",
+                         *       "database": "postgres",
+                         *       "migrations": {
+                         *         "applied": 8,
+                         *         "expected": 8
+                         *       },
+                         *       "workers": {
+                         *         "expected": 2,
+                         *         "live": 2
+                         *       }
+                         *     }
+                         */
+                        "application/json": {
+                            /** @enum {string} */
+                            status: "ready";
+                            database: string;
+                            migrations: {
+                                applied: number;
+                                expected: number;
+                            };
+                            workers: {
+                                /** @description LOCKSTEP_EXPECT_WORKERS (0: not checked) */
+                                expected: number;
+                                /** @description workers seen in the last 15 s */
+                                live: number;
+                            };
+                        };
+                    };
+                };
+                /** @description not ready (UNAVAILABLE): `field` is database, migrations or workers, and `detail` says what is missing */
+                503: {
+                    headers: {
+                        /** @description seconds */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/organizations/{org}": {
         parameters: {
             query?: never;
