@@ -39,7 +39,7 @@ import type {
 import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { keyAfter } from '../storage/keyset.ts';
 import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
-import { ancestors, chainTo, desiredOnAncestors, liveAt, memberGroups, provenAt } from '../derivation/rule.ts';
+import { ancestors, chainAt, chainTo, desiredOnAncestors, liveAt, memberGroups, provenAt } from '../derivation/rule.ts';
 import { isLive } from '../domain/groups.ts';
 import { loadGroupEdges } from '../derivation/closure.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -83,7 +83,7 @@ const source = (q: CheckArgs) => sql`
    LIMIT 1`;
 
 /** The chain of a read-model hit: for the one row found, not for every candidate. */
-const CANDIDATE_CHAIN = sql`CASE WHEN h.group_id IS NULL THEN NULL ELSE ${chainTo(sql`h.group_id`)} END`;
+const candidateChain = (q: CheckArgs) => sql`CASE WHEN h.group_id IS NULL THEN NULL ELSE ${chainAt(q.org, q.subject, sql`h.group_id`, q.now)} END`;
 
 /**
  * One statement — one snapshot, one round trip — returns the organization's revision, the
@@ -253,7 +253,7 @@ export function createChecks(env: CheckEnv) {
       async function decideCheck(): Promise<CheckResult> {
         if (requested === 'fully_consistent') return answer(await evaluate(source(q), sql`h.chain`), requested, true, true);
         if (requested === 'at_least_as_fresh') await waitFresh(org, subject, req.consistency?.revision);
-        const fast = await evaluate(candidate(q, flags), CANDIDATE_CHAIN);
+        const fast = await evaluate(candidate(q, flags), candidateChain(q));
         // Critical permissions are decided on the source unless the caller asked for something else.
         if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(source(q), sql`h.chain`), 'fully_consistent', true, true);
         return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));

@@ -90,6 +90,17 @@ export const memberGroups = (org: unknown, subject: unknown, now: number): SqlFr
 /** The shortest chain (from `memberGroups`'s `up`) from the subject to group column `g`. */
 export const chainTo = (g: SqlFragment): SqlFragment => sql`(SELECT up.path FROM up WHERE up.g = ${g} ORDER BY up.depth, up.path LIMIT 1)`;
 
+/** `subject` is a live direct member of group `g` at `now`: one primary-key probe. */
+const directlyIn = (org: unknown, subject: unknown, g: unknown, now: number): SqlFragment =>
+  sql`EXISTS (SELECT 1 FROM memberships dm WHERE dm.org_id = ${org} AND dm.group_id = ${g} AND dm.subject_id = ${subject} AND ${liveAt('dm', now)})`;
+
+/**
+ * `chainTo(g)` for `subject`, with the common case first: a live direct membership is the shortest
+ * chain (depth 1, the group alone), and then the walk `up` is not needed at all.
+ */
+export const chainAt = (org: unknown, subject: unknown, g: SqlFragment, now: number): SqlFragment =>
+  sql`CASE WHEN ${directlyIn(org, subject, g, now)} THEN ${g} ELSE ${chainTo(g)} END`;
+
 /**
  * The desired rows at `now` of `org` on the resources of the recursive CTE `anc(ref, depth)` (see
  * `ancestors`), with the CTE's depth.
@@ -149,7 +160,9 @@ export function stillDerived(x: string): SqlFragment {
  */
 export function provenAt(x: string, now: number): SqlFragment {
   const r = sql.raw(x);
-  return derivedBy(r, sql`EXISTS (SELECT 1 FROM up WHERE up.g = ${r}.group_id)`, sql`AND ${liveAt('a', now)}`);
+  // A live direct membership first (a probe); the walk only for a nested path.
+  const inGroup = sql`(${directlyIn(sql`${r}.org_id`, sql`${r}.subject_id`, sql`${r}.group_id`, now)} OR EXISTS (SELECT 1 FROM up WHERE up.g = ${r}.group_id))`;
+  return derivedBy(r, inGroup, sql`AND ${liveAt('a', now)}`);
 }
 
 /**
