@@ -12,6 +12,7 @@ import type { Lockstep } from '../../src/domain/contract.ts';
 import { createWorker, logTo, type WorkerEvent } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { fault as faultOn } from '../helpers/faults.ts';
 
 const ALL_ASYNC = {
   grant: { standard: { mode: 'async' }, high: { mode: 'async' }, critical: { mode: 'async' } },
@@ -53,19 +54,7 @@ describeEachEngine('worker errors', (engine) => {
     await db?.close();
   });
 
-  /** A trigger that makes `event` on `table` fail wherever `when` (on NEW / OLD) holds. */
-  async function fault(name: string, table: string, event: 'INSERT' | 'UPDATE', when: string): Promise<() => Promise<void>> {
-    if (db.dialect === 'sqlite') {
-      await db.run(`CREATE TRIGGER ${name} BEFORE ${event} ON ${table} FOR EACH ROW WHEN ${when} BEGIN SELECT RAISE(ABORT, 'forced failure: ${name}'); END`);
-      return async () => void (await db.run(`DROP TRIGGER ${name}`));
-    }
-    await db.run(`CREATE FUNCTION ${name}_raise() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN RAISE EXCEPTION 'forced failure: ${name}'; END $body$`);
-    await db.run(`CREATE TRIGGER ${name} BEFORE ${event} ON ${table} FOR EACH ROW WHEN (${when}) EXECUTE FUNCTION ${name}_raise()`);
-    return async () => {
-      await db.run(`DROP TRIGGER ${name} ON ${table}`);
-      await db.run(`DROP FUNCTION ${name}_raise()`);
-    };
-  }
+  const fault = (name: string, table: string, event: 'INSERT' | 'UPDATE', when: string) => faultOn(db, name, table, event, when);
 
   /** doc.read via viewer on ws:main, held by group eng; `subjects` exist; every change left to a job. */
   async function seed(subjects: string[]) {
