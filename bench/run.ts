@@ -41,6 +41,7 @@ export const SYSTEMS: Array<{ system: string; engines: string[] }> = [
   { system: 'lockstep async+verify', engines: ['sqlite', 'postgres'] },
   { system: 'lockstep async verify-never', engines: ['sqlite', 'postgres'] },
   { system: 'naive rewrite', engines: ['sqlite', 'postgres'] },
+  { system: 'floor', engines: ['sqlite', 'postgres'] },
   { system: 'lockstep scim', engines: ['sqlite', 'postgres'] },
   { system: 'spicedb minimize_latency', engines: ['memdb'] },
   { system: 'spicedb at_least_as_fresh', engines: ['memdb'] },

@@ -178,3 +178,49 @@ export function naiveSystem(store: Store): System {
     close: async () => {},
   };
 }
+
+/** The organization the floor writes to: its own, so its change-log rows never meet Lockstep's revisions. */
+export const FLOOR_ORG = 'bench_floor';
+
+/**
+ * The floor: the smallest transaction a membership change needs — one membership row inserted (or
+ * deleted), one change-log row, commit — over the same Database (pool) Lockstep uses, in an
+ * organization of its own (one group, the subjects it is given). No classification, no lock, no read
+ * model: what the engine charges for a durable write of this shape. Membership targets are ratios to it.
+ */
+export async function floorSystem(store: Store, subjects: string[]): Promise<System> {
+  const db = store.db;
+  const now = Date.now();
+  await db.transaction(async (tx) => {
+    await tx.run('INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)', [FLOOR_ORG, 'floor', now]);
+    await tx.run('INSERT INTO groups (org_id, id, name) VALUES ($1, $2, $2)', [FLOOR_ORG, 'g']);
+    for (const s of subjects) await tx.run("INSERT INTO subjects (org_id, id, kind, active) VALUES ($1, $2, 'user', 1)", [FLOOR_ORG, s]);
+  });
+  let revision = 0;
+  const change = (tx: Sql, kind: string, direction: string, body: unknown) => {
+    const at = Date.now();
+    return tx.run(
+      `INSERT INTO changes (org_id, revision, kind, direction, mode, body, decided_at, effective_at, committed_at)
+       VALUES ($1, $2, $3, $4, 'sync', $5, $6, $6, $6)`,
+      [FLOOR_ORG, ++revision, kind, direction, JSON.stringify(body), at],
+    );
+  };
+  return {
+    addMember: async (_g, s) => {
+      await db.transaction(async (tx) => {
+        await tx.run('INSERT INTO memberships (org_id, group_id, subject_id) VALUES ($1, $2, $3)', [FLOOR_ORG, 'g', s]);
+        await change(tx, 'membership.add', 'grant', { group: 'g', subject: s });
+      });
+      return { token: revision, mode: 'sync' };
+    },
+    removeMember: async (_g, s) => {
+      await db.transaction(async (tx) => {
+        await tx.run('DELETE FROM memberships WHERE org_id = $1 AND group_id = $2 AND subject_id = $3', [FLOOR_ORG, 'g', s]);
+        await change(tx, 'membership.remove', 'revoke', { group: 'g', subject: s });
+      });
+      return { token: revision, mode: 'sync' };
+    },
+    check: () => Promise.reject(new Error('the floor answers no checks')),
+    close: async () => {},
+  };
+}

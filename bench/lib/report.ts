@@ -7,6 +7,8 @@ const ms = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 
 const sp = (s: Spread | undefined) => (!s || !Number.isFinite(s.median) ? '–' : s.runs > 1 ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})` : fmt(s.median));
 const num = (v: number | undefined, d = 0) => (v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en', { maximumFractionDigits: d }));
 const ratio = (base: number | undefined, x: number | undefined) => (base && x && Number.isFinite(base) && Number.isFinite(x) ? `${(base / x).toFixed(base / x >= 10 ? 0 : 1)}×` : '–');
+/** `x` as a multiple of the reference `base` (>1: slower than it) — the "/ floor" ratios. */
+const times = (x: number | undefined, base: number | undefined) => (base && x && Number.isFinite(base) && Number.isFinite(x) ? `${(x / base).toFixed(x / base >= 10 ? 0 : 2)}×` : '–');
 const NR = (r: { notRun?: string }) => `not run: ${r.notRun}`;
 const name = (r: { system: string; engine: string }) => `${r.system} (${r.engine})`;
 
@@ -31,9 +33,10 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
   const mrows = s.membership;
   md.push(
     table(
-      ['group', 'system', 'add p50', 'add p99', 'add max', 'remove p50', 'remove p99', 'remove max', 'add p50 vs naive', 'remove p50 vs naive', 'modes'],
+      ['group', 'system', 'add p50', 'add p99', 'add max', 'remove p50', 'remove p99', 'remove max', 'add p50 vs naive', 'remove p50 vs naive', 'add p50 / floor', 'remove p50 / floor', 'modes'],
       mrows.map((r) => {
-        if (r.notRun) return [`${r.assignments}`, name(r), NR(r), '', '', '', '', '', '', '', ''];
+        if (r.notRun) return [`${r.assignments}`, name(r), NR(r), '', '', '', '', '', '', '', '', '', ''];
+        const floor = mrows.find((x) => x.system === 'floor' && x.group === r.group && x.engine === r.engine && !x.notRun);
         const naive = mrows.find((x) => x.system === 'naive rewrite' && x.group === r.group && (x.engine === r.engine || (r.engine !== 'sqlite' && r.engine !== 'postgres' && x.engine === 'sqlite')) && !x.notRun);
         return [
           `${r.assignments}`,
@@ -46,12 +49,15 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
           sp(r.remove?.max),
           r.system === 'naive rewrite' ? '1×' : ratio(naive?.add?.p50.median, r.add?.p50.median),
           r.system === 'naive rewrite' ? '1×' : ratio(naive?.remove?.p50.median, r.remove?.p50.median),
+          times(r.add?.p50.median, floor?.add?.p50.median),
+          times(r.remove?.p50.median, floor?.remove?.p50.median),
           Object.entries(r.add?.modes ?? {}).concat(Object.entries(r.remove?.modes ?? {}).filter(([k]) => !(k in (r.add?.modes ?? {})))).map(([k, v]) => `${k}×${v}`).join(' '),
         ];
       }),
     ),
   );
   md.push('', '(peers: ratios against the naive baseline on SQLite)', '');
+  md.push(floorLine(mrows), '');
   for (const g of ['small', 'big']) {
     const rs = mrows.filter((r) => r.group === g && r.cdf);
     if (!rs.length) continue;
@@ -217,6 +223,24 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
   );
   md.push('');
   return { md: md.join('\n') + '\n', svgs };
+}
+
+/**
+ * The floor of each engine (one membership row + one change-log row + commit on the same pool,
+ * interleaved with the others) and Lockstep sync's smallest membership add as a multiple of it.
+ */
+function floorLine(rows: BenchResults['scenarios']['membership']): string {
+  const small = Math.min(...rows.map((r) => r.assignments));
+  const parts = rows
+    .filter((r) => r.system === 'floor' && r.assignments === small)
+    .map((f) => {
+      if (f.notRun) return `${f.engine}: not run`;
+      const ls = rows.find((x) => x.system === 'lockstep sync' && x.engine === f.engine && x.assignments === small && !x.notRun);
+      return `${f.engine}: add p50 ${sp(f.add?.p50)}, p99 ${sp(f.add?.p99)}; lockstep sync add (${num(small)} assignments) p50 ${times(ls?.add?.p50.median, f.add?.p50.median)} floor, p99 ${times(ls?.add?.p99.median, f.add?.p99.median)}`;
+    });
+  return parts.length
+    ? `**Floor** — the smallest transaction a membership change needs (one membership row, one change-log row, commit) on the same pool, interleaved with the systems above; "/ floor" columns are p50 ÷ floor p50 (1×: at the floor). ${parts.join('; ')}.`
+    : '';
 }
 
 /** One line per system: membership change on the big group, propagation under load, checks. */

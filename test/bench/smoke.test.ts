@@ -53,6 +53,9 @@ describe('lockstep bench --smoke', () => {
     for (const k of ['cpu', 'cores', 'ramGb', 'node', 'date', 'line'] as const) expect(json.machine[k], k).toBeTruthy();
     const md = readFileSync(join(dir, 'report.md'), 'utf8');
     expect(md).toContain(json.machine.line);
+    // the floor line, with a ratio for each engine whose floor ran
+    expect(md).toMatch(/\*\*Floor\*\* .*sqlite: add p50 [\d.]+ (ms|µs), .*lockstep sync add \(\d+ assignments\) p50 [\d.]+× floor/);
+    expect(md).toContain('add p50 / floor');
     for (const h of ['## Systems', '## 1. Membership change latency', '## 2. Propagation under load', '## 3. Large group', '## 4. Checks', '## 5. Crash and resume', '## 6. Directory provisioning (SCIM)', '## 7. Nested groups']) expect(md).toContain(h);
     for (const svg of ['membership-cdf-small.svg', 'checks-cdf.svg']) {
       expect(md).toContain(`](${svg})`);
@@ -75,6 +78,12 @@ describe('lockstep bench --smoke', () => {
     for (const g of ['small', 'big']) {
       const inGroup = (r: Row) => r.group === g;
       for (const e of ENGINES) for (const s of CONFIGS) expectMeasured(rows, s, e, 'add.p50.median', inGroup), expectMeasured(rows, s, e, 'remove.p99.median', inGroup);
+      // the floor of each engine, measured in the same run (a Lockstep figure: it must run where Lockstep does)
+      for (const e of ENGINES) {
+        expectMeasured(rows, 'floor', e, 'add.p50.median', inGroup), expectMeasured(rows, 'floor', e, 'remove.p50.median', inGroup);
+        const floor = rows.find((r) => r.system === 'floor' && r.engine === e && inGroup(r));
+        if (mustRun('lockstep sync', e)) expect(floor?.notRun, `floor (${e}) did not run`).toBeUndefined();
+      }
       expectMeasured(rows, 'spicedb (write)', 'memdb', 'add.p50.median', inGroup);
       for (const s of CASBIN) expectMeasured(rows, s, 'memory', 'remove.max.median', inGroup);
     }
