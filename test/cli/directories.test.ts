@@ -4,26 +4,18 @@
  * the old token gets 401 at once while the new one works.
  */
 import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
-import { describeEachStore, killAll, lockstep, ROOT, start, waitForStderr, type Store } from './harness.ts';
+import { acmeStore, describeEachStore, lockstep, start, waitForStderr } from './harness.ts';
 
 describeEachStore('lockstep directories', (newStore) => {
-  let store: Store;
+  const { withDb } = acmeStore(newStore);
   let server: ChildProcess | undefined;
   let url = '';
-  const withDb = (...args: string[]) => [...args, '--db', store.db];
 
   beforeAll(async () => {
-    store = await newStore();
-    expect((await lockstep(withDb('apply', '-f', join(ROOT, 'examples/acme.yaml')))).code).toBe(0);
     server = start(withDb('serve', '--port', '0'));
     url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
-  });
-  afterAll(async () => {
-    killAll();
-    await store.drop();
   });
 
   const users = (base: string, token: string) => fetch(`${base}/Users`, { headers: { authorization: `Bearer ${token}` } });

@@ -10,9 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dropSchema } from '../../src/storage/postgres-engine.ts';
-import { describe } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { Database } from '../../src/storage/database.ts';
 import { openDatabase } from '../../src/storage/open.ts';
+import { LockstepError } from '../../src/domain/errors.ts';
+import { parsePolicyFile, type ParseOptions, type Problem } from '../../src/policy-file/parse.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'src/cli/main.ts');
@@ -120,4 +122,36 @@ export async function snapshot(db: Database): Promise<Record<string, unknown>> {
   }
   out.revisions = await db.all('SELECT id, revision FROM organizations ORDER BY id');
   return out;
+}
+
+/**
+ * A suite's store holding examples/acme.yaml (applied by the CLI), made before the suite's tests;
+ * after them every child is killed and the store dropped. `withDb` appends the store's `--db`.
+ */
+export function acmeStore(newStore: () => Promise<Store>): { withDb: (...args: string[]) => string[]; store: () => Store } {
+  let store: Store | undefined;
+  const current = () => {
+    if (!store) throw new Error('the acme store is made in beforeAll');
+    return store;
+  };
+  beforeAll(async () => {
+    store = await newStore();
+    expect((await lockstep(['apply', '-f', join(ROOT, 'examples/acme.yaml'), '--db', store.db])).code).toBe(0);
+  });
+  afterAll(async () => {
+    killAll();
+    await store?.drop();
+  });
+  return { withDb: (...args) => [...args, '--db', current().db], store: current };
+}
+
+/** The problems `parsePolicyFile` reports for `text` (it must refuse it, with a LockstepError). */
+export function policyProblems(text: string, opts: ParseOptions = {}): Problem[] {
+  try {
+    parsePolicyFile(text, 't.yaml', opts);
+  } catch (e) {
+    expect(e).toBeInstanceOf(LockstepError);
+    return ((e as LockstepError).meta.problems as Problem[]) ?? [];
+  }
+  throw new Error('expected problems');
 }

@@ -10,23 +10,16 @@ import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { LockstepError } from '../../src/domain/errors.ts';
 import { applyPolicyFile } from '../../src/policy-file/apply.ts';
-import { parsePolicyFile, type Problem } from '../../src/policy-file/parse.ts';
+import { parsePolicyFile } from '../../src/policy-file/parse.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { policyProblems } from './harness.ts';
 
 const NOW = Date.UTC(2031, 0, 1);
 const LATER = '2031-03-01T17:00:00.000Z';
 const LATEST = '2031-06-30T00:00:00.000Z';
 
-const problemsOf = (text: string, now = NOW): Problem[] => {
-  try {
-    parsePolicyFile(text, 't.yaml', { now });
-  } catch (e) {
-    expect(e).toBeInstanceOf(LockstepError);
-    return ((e as LockstepError).meta.problems as Problem[]) ?? [];
-  }
-  throw new Error('expected problems');
-};
+const problemsOf = (text: string, now = NOW) => policyProblems(text, { now });
 
 /** acme: org ⊃ eng ⊃ platform (ann, bob) and ⊃ contractors (cat, until LATER, as is the group itself in eng). */
 const file = (o: { catUntil?: string; adminUntil?: string } = {}) =>

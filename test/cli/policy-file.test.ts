@@ -7,22 +7,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createProgress } from '../../src/cli/progress.ts';
 import { createLockstep } from '../../src/app.ts';
-import { LockstepError } from '../../src/domain/errors.ts';
 import { applyPolicyFile } from '../../src/policy-file/apply.ts';
-import { parsePolicyFile, type Problem } from '../../src/policy-file/parse.ts';
+import { parsePolicyFile } from '../../src/policy-file/parse.ts';
 import { sortResources } from '../../src/policy-file/topo.ts';
 import { openSqlite } from '../../src/storage/sqlite-engine.ts';
-import { ROOT } from './harness.ts';
+import { policyProblems, ROOT } from './harness.ts';
 
-const problemsOf = (text: string): Problem[] => {
-  try {
-    parsePolicyFile(text, 't.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(LockstepError);
-    return ((e as LockstepError).meta.problems as Problem[]) ?? [];
-  }
-  throw new Error('expected problems');
-};
+const problemsOf = (text: string) => policyProblems(text);
 
 describe('parsePolicyFile', () => {
   it('reads examples/acme.yaml', async () => {

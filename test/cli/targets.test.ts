@@ -3,26 +3,14 @@
  * printed once, private URLs are refused unless LOCKSTEP_TARGETS_ALLOW_PRIVATE=1, list shows the
  * target, replay queues the recorded events after a revision.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
-import { describe } from 'vitest';
-import { childEnv, killAll, lockstep, ROOT, sqliteStore, type Store } from './harness.ts';
+import { acmeStore, childEnv, lockstep, sqliteStore } from './harness.ts';
 
 // SQLite only: each CLI run is a process start (seconds on a shared machine); the storage behind it
 // runs on both engines in test/delivery/.
 describe('lockstep targets [sqlite]', () => {
-  const newStore = sqliteStore;
-  let store: Store;
-  const withDb = (...args: string[]) => [...args, '--db', store.db];
-  beforeAll(async () => {
-    store = await newStore();
-    expect((await lockstep(withDb('apply', '-f', join(ROOT, 'examples/acme.yaml')))).code).toBe(0);
-  });
-  afterAll(async () => {
-    killAll();
-    await store.drop();
-  });
+  const { withDb, store } = acmeStore(sqliteStore);
 
   it('adds, lists and replays a target', async () => {
     const refused = await lockstep(withDb('targets', 'add', '--org', 'acme', '--name', 'local', '--url', 'http://127.0.0.1:9/hook'));
@@ -35,12 +23,12 @@ describe('lockstep targets [sqlite]', () => {
     const id = /target (tgt_\S+)/.exec(added.stderr)![1]!;
 
     // a revocation after the target exists is recorded for it
-    const db = store.open();
+    const db = store().open();
     const rev = Number((await db.get<{ revision: number }>("SELECT revision FROM organizations WHERE id = 'acme'"))!.revision);
     const member = await db.get<{ group_id: string; subject_id: string }>("SELECT group_id, subject_id FROM memberships WHERE org_id = 'acme' ORDER BY group_id, subject_id LIMIT 1");
     await db.close();
     const { createLockstep } = await import('../../src/app.ts');
-    const db2 = store.open();
+    const db2 = store().open();
     await createLockstep(db2).removeMember('acme', member!.group_id, member!.subject_id);
     await db2.close();
 

@@ -11,11 +11,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLockstep } from '../../src/app.ts';
 import { EXIT } from '../../src/cli/errors.ts';
-import { LockstepError } from '../../src/domain/errors.ts';
 import { formatTestReport, runAssertions } from '../../src/policy-file/assertions.ts';
-import { parsePolicyFile, type Problem } from '../../src/policy-file/parse.ts';
+import { parsePolicyFile } from '../../src/policy-file/parse.ts';
 import { openSqlite } from '../../src/storage/sqlite-engine.ts';
-import { killAll, lockstep, ROOT } from './harness.ts';
+import { killAll, lockstep, policyProblems, ROOT } from './harness.ts';
 
 const POLICY = `organizations:
   t:
@@ -41,15 +40,7 @@ const fresh = async () => {
 };
 const run = (text: string) => runAssertions(parsePolicyFile(text, 't.yaml'), fresh);
 
-const problemsOf = (text: string): Problem[] => {
-  try {
-    parsePolicyFile(text, 't.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(LockstepError);
-    return ((e as LockstepError).meta.problems as Problem[]) ?? [];
-  }
-  throw new Error('expected problems');
-};
+const problemsOf = (text: string) => policyProblems(text);
 
 describe('policy assertions in-process', () => {
   it('passes assertions that hold, through the hierarchy and groups', async () => {

@@ -4,22 +4,12 @@
  * (exit 2); an organization is not "in this organization"; `worker` takes `--log-level` like `serve`.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
-import { describeEachStore, finished, killAll, lockstep, ROOT, start, type Store } from './harness.ts';
+import { acmeStore, describeEachStore, finished, lockstep, start } from './harness.ts';
 
 describeEachStore('lockstep usability', (newStore) => {
-  let store: Store;
-  const withDb = (...args: string[]) => [...args, '--db', store.db];
-
-  beforeAll(async () => {
-    store = await newStore();
-    expect((await lockstep(withDb('apply', '-f', join(ROOT, 'examples/acme.yaml')))).code).toBe(0);
-  });
-  afterAll(async () => {
-    killAll();
-    await store.drop();
-  });
+  const { withDb } = acmeStore(newStore);
 
   it('stops quietly when the reader of stdout goes away (| head), with no EPIPE trace', async () => {
     for (const args of [withDb('audit', 'export'), withDb('keys', 'list')]) {

@@ -4,26 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachEngine, sqliteEngine } from '../helpers/engines.ts';
-import { startReceiver, waitFor, type Receiver } from '../helpers/receivers.ts';
+import { waitFor } from '../helpers/receivers.ts';
 import { expectProblem, startHarness, type Harness } from '../e2e/harness.ts';
 import { SSF_EVENTS } from '../../src/delivery/signing.ts';
-import { addTarget, deliveryHarness, ORG, seedSettled } from './support.ts';
+import { addTarget, deliverySuite, ORG, seedSettled } from './support.ts';
 
 describeEachEngine('SSF, confirm and watch', (engine) => {
   let h: Harness;
-  const receivers: Receiver[] = [];
-  const receiver = async (o?: Parameters<typeof startReceiver>[0]) => {
-    const r = await startReceiver(o);
-    receivers.push(r);
-    return r;
-  };
-  beforeAll(async () => {
-    h = await deliveryHarness(engine);
-  });
-  afterAll(async () => {
-    await h.close();
-    await Promise.all(receivers.map((r) => r.close()));
-  });
+  const receiver = deliverySuite(engine, (made) => (h = made));
 
   it('pushes SETs signed ES256 with the published key: token-claims-change, and session-revoked on deprovisioning', async () => {
     const org = 's1';

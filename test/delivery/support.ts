@@ -1,5 +1,7 @@
 /** Shared set-up of the delivery tests: a harness with private targets allowed and quick retries. */
+import { afterAll, beforeAll } from 'vitest';
 import type { TestEngine } from '../helpers/engines.ts';
+import { startReceiver, type Receiver } from '../helpers/receivers.ts';
 import { ORG, seed, startHarness, type Harness } from '../e2e/harness.ts';
 import type { Config } from '../../src/config/config.ts';
 import type { DelivererOptions } from '../../src/delivery/deliverer.ts';
@@ -8,6 +10,28 @@ export const QUICK: Partial<DelivererOptions> = { pollMs: 20, retry: { maxAttemp
 
 export async function deliveryHarness(engine: TestEngine, config: Partial<Config> = {}, engineOpts: Partial<DelivererOptions> = {}): Promise<Harness> {
   return startHarness(engine, { targetsAllowPrivate: true, ...config }, { delivery: { ...QUICK, ...engineOpts }, watch: { heartbeatMs: 100, pollMs: 20 } });
+}
+
+/**
+ * The set-up of one delivery suite: a `deliveryHarness` made before the suite's tests (handed to
+ * `use`), and a `receiver` maker whose receivers close with the harness after them.
+ */
+export function deliverySuite(engine: TestEngine, use: (h: Harness) => void): (o?: Parameters<typeof startReceiver>[0]) => Promise<Receiver> {
+  let h: Harness | undefined;
+  const receivers: Receiver[] = [];
+  beforeAll(async () => {
+    h = await deliveryHarness(engine);
+    use(h);
+  });
+  afterAll(async () => {
+    await h?.close();
+    await Promise.all(receivers.map((r) => r.close()));
+  });
+  return async (o) => {
+    const r = await startReceiver(o);
+    receivers.push(r);
+    return r;
+  };
 }
 
 export async function addTarget(h: Harness, org: string, body: Record<string, unknown>) {

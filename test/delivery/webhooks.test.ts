@@ -2,28 +2,16 @@
  * Webhook delivery end to end, both engines: real receivers on loopback verify every request with
  * the reference implementation (`standardwebhooks`) and record arrival order.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeEachEngine } from '../helpers/engines.ts';
-import { startReceiver, waitFor, type Receiver } from '../helpers/receivers.ts';
+import { waitFor } from '../helpers/receivers.ts';
 import { expandMessage } from '../../src/domain/delivery.ts';
 import type { Harness } from '../e2e/harness.ts';
-import { addTarget, deliveryHarness, ORG, seedSettled } from './support.ts';
+import { addTarget, deliverySuite, ORG, seedSettled } from './support.ts';
 
 describeEachEngine('webhook delivery', (engine) => {
   let h: Harness;
-  const receivers: Receiver[] = [];
-  const receiver = async (o?: Parameters<typeof startReceiver>[0]) => {
-    const r = await startReceiver(o);
-    receivers.push(r);
-    return r;
-  };
-  beforeAll(async () => {
-    h = await deliveryHarness(engine);
-  });
-  afterAll(async () => {
-    await h.close();
-    await Promise.all(receivers.map((r) => r.close()));
-  });
+  const receiver = deliverySuite(engine, (made) => (h = made));
 
   it('delivers every change as signed, acknowledged messages, in per-subject order', async () => {
     const org = 'w1';

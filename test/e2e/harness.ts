@@ -142,3 +142,42 @@ export function expectProblem(r: Res, status: number, code: string, field?: stri
   expect(r.json.requestId).toBe(r.headers.get('x-request-id'));
   if (field !== undefined) expect(r.json.field).toBe(field);
 }
+
+/**
+ * Every page of a listing at `limit`, following `next` until it is null; each page is checked to
+ * be a 200 holding at most `limit` entries of `field`.
+ */
+export async function walkPages(h: Harness, path: string, field: string, limit: number): Promise<unknown[][]> {
+  const pages: unknown[][] = [];
+  let cursor: string | null = null;
+  const sep = path.includes('?') ? '&' : '?';
+  do {
+    const r = await h.req('GET', `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
+    expect(r.status, r.text).toBe(200);
+    expect(r.json[field].length).toBeLessThanOrEqual(limit);
+    pages.push(r.json[field]);
+    cursor = r.json.next;
+    expect(pages.length).toBeLessThan(1000);
+  } while (cursor !== null);
+  return pages;
+}
+
+/** A request the API must refuse: its status, its problem code and the field the problem names. */
+export interface ProblemCase {
+  name: string;
+  method: string;
+  path: string;
+  opts?: ReqOptions;
+  status: number;
+  code: string;
+  field?: string;
+}
+
+/** Sends a refused request and asserts its problem+json and that `org`'s store is exactly as before. */
+export async function expectRefusedUnchanged(h: Harness, org: string, c: ProblemCase): Promise<Res> {
+  const before = await h.snapshot(org);
+  const r = await h.req(c.method, c.path, c.opts ?? {});
+  expectProblem(r, c.status, c.code, c.field);
+  expect(await h.snapshot(org)).toEqual(before);
+  return r;
+}

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachEngine } from '../helpers/engines.ts';
-import { expectProblem, ORG, startHarness, type Harness } from './harness.ts';
+import { expectProblem, ORG, startHarness, walkPages, type Harness } from './harness.ts';
 
 const o = `${ORG}/pages`;
 const SUBJECTS = 120; // more than the default page of 100
@@ -44,21 +44,7 @@ describeEachEngine('e2e: paged listings', (engine) => {
   });
   afterAll(() => h.close());
 
-  /** Every page of a listing at `limit`, following `next`. */
-  async function walk(path: string, field: string, limit: number) {
-    const pages: unknown[][] = [];
-    let cursor: string | null = null;
-    const sep = path.includes('?') ? '&' : '?';
-    do {
-      const r = await h.req('GET', `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
-      expect(r.status, r.text).toBe(200);
-      expect(r.json[field].length).toBeLessThanOrEqual(limit);
-      pages.push(r.json[field]);
-      cursor = r.json.next;
-      expect(pages.length).toBeLessThan(1000);
-    } while (cursor !== null);
-    return pages;
-  }
+  const walk = (path: string, field: string, limit: number) => walkPages(h, path, field, limit);
 
   const whoCan = `${o}/resources/doc/d3/access?permission=doc.edit`;
   const effective = `${o}/subjects/u000/effective`;
@@ -163,19 +149,7 @@ describeEachEngine('e2e: paged listings', (engine) => {
 describeEachEngine('e2e: paged operator listings (targets, directories, jobs)', (engine) => {
   let h: Harness;
   const p = `${ORG}/ops`;
-  const walkAll = async (path: string, field: string, limit: number) => {
-    const out: any[] = [];
-    let cursor: string | null = null;
-    const sep = path.includes('?') ? '&' : '?';
-    do {
-      const r = await h.req('GET', `${path}${sep}limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
-      expect(r.status, r.text).toBe(200);
-      expect(r.json[field].length).toBeLessThanOrEqual(limit);
-      out.push(...r.json[field]);
-      cursor = r.json.next;
-    } while (cursor !== null);
-    return out;
-  };
+  const walkAll = async (path: string, field: string, limit: number): Promise<any[]> => (await walkPages(h, path, field, limit)).flat();
   beforeAll(async () => {
     // No worker: the asynchronous grants below stay queued as jobs.
     h = await startHarness(engine, { workers: 0, targetsAllowPrivate: true, delivery: false });

@@ -6,25 +6,19 @@
  * the repair job plus a drain make the read model equal to what the policy derives. Meanwhile a
  * verified check never honours an extra row.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/app.ts';
+import { expect, it } from 'vitest';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { lockstepSuite } from '../helpers/lockstep-suite.ts';
 
 let orgCounter = 0;
 
 describeEachEngine('drift audit with nested groups', (engine) => {
   let db: Database;
   let ls: Lockstep;
-  beforeAll(async () => {
-    db = await engine.open();
-    ls = createLockstep(db);
-  });
-  afterAll(async () => {
-    await db?.close();
-  });
+  lockstepSuite(engine, (made) => ({ db, ls } = made));
 
   const drain = () => createWorker({ db, batchSize: 2 }).drain();
   const rows = async (org: string) =>
@@ -157,13 +151,7 @@ describeEachEngine('drift audit with nested groups', (engine) => {
 describeEachEngine('deleting a group whose cut-off clean-up is still queued', (engine) => {
   let db: Database;
   let ls: Lockstep;
-  beforeAll(async () => {
-    db = await engine.open();
-    ls = createLockstep(db);
-  });
-  afterAll(async () => {
-    await db?.close();
-  });
+  lockstepSuite(engine, (made) => ({ db, ls } = made));
 
   for (const own of [false, true]) {
     it(`leaves no stale row after draining (the deleted group ${own ? 'holds an assignment of its own: an async delete' : 'holds nothing: a sync delete'})`, async () => {

@@ -10,14 +10,14 @@
  *    group, role or resource swapped for another.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/app.ts';
+import { expect, it } from 'vitest';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { ancestors, desired, desiredOnAncestors, memberGroups, stillDerived } from '../../src/derivation/rule.ts';
 import { effectiveKey, type EffectiveRow } from '../../src/domain/model.ts';
 import { ancestry, applyCommand, createOracleState, effectiveRows, type Command } from '../../src/domain/oracle.ts';
 import { sql, type Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { lockstepSuite } from '../helpers/lockstep-suite.ts';
 import { attempt, callEngine, GROUPS, RESOURCES, ROLES, SUBJECTS, worldArb, writeArb } from '../helpers/oracle-commands.ts';
 
 const RUNS = Number(process.env.LOCKSTEP_PROPERTY_RUNS ?? 0);
@@ -34,11 +34,7 @@ describeEachEngine('derivation rule vs oracle', (engine) => {
   let db: Database;
   let ls: Lockstep;
   let counter = 0;
-  beforeAll(async () => {
-    db = await engine.open();
-    ls = createLockstep(db);
-  });
-  afterAll(() => db.close());
+  lockstepSuite(engine, (made) => ({ db, ls } = made));
 
   async function build(world: Command[], writes: Command[]) {
     const org = `dr${process.pid % 1000}x${++counter}`;

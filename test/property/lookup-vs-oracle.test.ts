@@ -8,12 +8,12 @@
  * LOCKSTEP_PROPERTY_RUNS overrides the number of runs; LOCKSTEP_PROPERTY_SEED replays a seed.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLockstep } from '../../src/app.ts';
+import { expect, it } from 'vitest';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { applyCommand, createOracleState, oracleCheck, type Command } from '../../src/domain/oracle.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { lockstepSuite } from '../helpers/lockstep-suite.ts';
 import { attempt, callEngine, PERMS, RESOURCES, SUBJECTS, worldArb, writeArb } from '../helpers/oracle-commands.ts';
 
 const RUNS = Number(process.env.LOCKSTEP_PROPERTY_RUNS ?? 0);
@@ -23,11 +23,7 @@ const TYPES = [undefined, 'doc', 'folder'];
 describeEachEngine('property: lookupResources == the resources the oracle allows', (engine) => {
   let db: Database;
   let ls: Lockstep;
-  beforeAll(async () => {
-    db = await engine.open();
-    ls = createLockstep(db);
-  });
-  afterAll(() => db.close());
+  lockstepSuite(engine, (made) => ({ db, ls } = made));
 
   let run = 0;
   it('agrees on every subject × permission × type, paged, and batch checks agree', async () => {
