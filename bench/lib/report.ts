@@ -9,6 +9,8 @@ const num = (v: number | undefined, d = 0) => (v === undefined || !Number.isFini
 const ratio = (base: number | undefined, x: number | undefined) => (base && x && Number.isFinite(base) && Number.isFinite(x) ? `${(base / x).toFixed(base / x >= 10 ? 0 : 1)}×` : '–');
 /** `x` as a multiple of the reference `base` (>1: slower than it) — the "/ floor" ratios. */
 const times = (x: number | undefined, base: number | undefined) => (base && x && Number.isFinite(base) && Number.isFinite(x) ? `${(x / base).toFixed(x / base >= 10 ? 0 : 2)}×` : '–');
+/** `x` as a percentage of `base` (the HTTP floor: a share of its requests/s). */
+const percentOf = (x: number | undefined, base: number | undefined) => (base && x && Number.isFinite(base) && Number.isFinite(x) ? `${Math.round((100 * x) / base)} %` : '–');
 const NR = (r: { notRun?: string }) => `not run: ${r.notRun}`;
 const name = (r: { system: string; engine: string }) => `${r.system} (${r.engine})`;
 
@@ -126,15 +128,21 @@ export function renderReport(res: BenchResults): { md: string; svgs: Record<stri
   md.push('');
   svgs['checks-cdf.svg'] = chart({ title: 'Check latency CDF (in-process)', x: 'latency (ms, log)', y: 'fraction of checks', logX: true, series: ip.filter((r) => r.cdf).map((r) => ({ name: name(r), points: r.cdf!.map(([q, v]) => [v, q] as [number, number]) })) });
   md.push('![checks-cdf.svg](checks-cdf.svg)', '');
-  md.push(`Over HTTP (autocannon, ${res.sizes.httpConnections} connections, ${res.sizes.httpSeconds}s each; Lockstep's own server with authentication; peers behind a minimal fastify route):`, '');
+  md.push(`Over HTTP (autocannon, ${res.sizes.httpConnections} connections, ${res.sizes.httpSeconds}s each; Lockstep's own server with authentication; peers behind a minimal fastify route; the floor: a bare fastify route returning a constant behind the same bearer check, on the same database, right after Lockstep's run):`, '');
   const spiceHttp = s.checks.http.find((x) => x.system === 'spicedb minimize_latency' && !x.notRun);
+  const httpFloor = (engine: string) => s.checks.http.find((x) => x.system.startsWith('floor http') && x.engine === engine && !x.notRun);
   md.push(
     table(
-      ['system', 'requests', 'req/s', 'p50', 'p99', 'max', 'errors', 'non-2xx', 'req/s vs spicedb minimize_latency'],
-      s.checks.http.map((r) => (r.notRun ? [name(r), NR(r), '', '', '', '', '', '', ''] : [name(r), num(r.requests), num(r.perSecond), ms(r.p50), ms(r.p99), ms(r.max), num(r.errors), num(r.non2xx), ratio(r.perSecond, spiceHttp?.perSecond)])),
+      ['system', 'requests', 'req/s', 'p50', 'p99', 'max', 'errors', 'non-2xx', 'req/s vs spicedb minimize_latency', 'req/s / floor'],
+      s.checks.http.map((r) =>
+        r.notRun
+          ? [name(r), NR(r), '', '', '', '', '', '', '', '']
+          : [name(r), num(r.requests), num(r.perSecond), ms(r.p50), ms(r.p99), ms(r.max), num(r.errors), num(r.non2xx), ratio(r.perSecond, spiceHttp?.perSecond), percentOf(r.perSecond, httpFloor(r.engine)?.perSecond)],
+      ),
     ),
   );
   md.push('');
+  md.push(httpFloorLine(s.checks.http), '');
 
   // 5 — crash
   md.push('## 5. Crash and resume', '');
@@ -265,4 +273,15 @@ export function headline(res: BenchResults): string {
     ];
   });
   return table([`system`, `add p50 (${num(big)} asg.)`, 'add p99', 'remove p99', 'changes/s under load', 'grant lag p99', 'stale allows (in revocations)', 'revocation window max'], rows);
+}
+
+/** Lockstep's HTTP checks as a share of the HTTP floor's requests/s, per engine whose floor ran. */
+function httpFloorLine(rows: BenchResults['scenarios']['checks']['http']): string {
+  const parts: string[] = [];
+  for (const engine of ['sqlite', 'postgres']) {
+    const floor = rows.find((x) => x.system.startsWith('floor http') && x.engine === engine && !x.notRun);
+    const ls = rows.find((x) => x.system.startsWith('lockstep http') && x.engine === engine && !x.notRun);
+    if (floor && ls) parts.push(`${engine}: floor ${num(floor.perSecond)} req/s, lockstep checks ${num(ls.perSecond)} req/s = ${percentOf(ls.perSecond, floor.perSecond)} of the floor`);
+  }
+  return parts.length ? `**HTTP floor** — ${parts.join('; ')}.` : '**HTTP floor** — not measured in this run.';
 }

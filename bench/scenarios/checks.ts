@@ -3,11 +3,15 @@
  * the workspace, reading a project), on the core data set (big group and standing sets loaded).
  * In-process: sequential latency p50/p99 and throughput with 16 concurrent callers. Over HTTP:
  * Lockstep's own server (createApp, bearer key, schema validation) on a loopback port, and the peers
- * behind a minimal fastify route, each loaded with autocannon at the same concurrency.
+ * behind a minimal fastify route, each loaded with autocannon at the same concurrency. The HTTP floor,
+ * per engine and in the same run: a bare Fastify route returning a constant behind the same bearer
+ * check (installAuth on the same database and key, the same body posted), so that Lockstep's HTTP
+ * checks read as a fraction of what the framework and the authentication alone allow.
  */
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import { createApp } from '../../src/app.ts';
+import { installAuth } from '../../src/api/auth.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { createLockstep } from '../../src/app.ts';
 import type { ConsistencyMode, VerifyMode } from '../../src/domain/model.ts';
@@ -49,6 +53,8 @@ export interface HttpCheckRow {
 const SUBJECT = user(10);
 const CONC = 16;
 const ADMIN_KEY = 'lsk_bench_' + 'x'.repeat(40);
+/** The HTTP floor's row name (a `floor` system, like scenario 1's). */
+export const HTTP_FLOOR = 'floor http (constant route, bearer check)';
 
 interface Sut {
   system: string;
@@ -70,7 +76,7 @@ export async function checks(ctx: Ctx): Promise<{ inProcess: CheckRow[]; http: H
     ['lockstep minimize_latency, verify never', 'never', 'minimize_latency'],
     ['lockstep fully_consistent', 'always', 'fully_consistent'],
   ];
-  const httpNames = ['lockstep http (verify always)'];
+  const httpNames = ['lockstep http (verify always)', HTTP_FLOOR];
 
   for (const engine of ['sqlite', 'postgres'] as Engine[]) {
     const skip = !ctx.engines.includes(engine) ? 'engine not selected (--engines)' : engine === 'postgres' ? ctx.pgDown : null;
@@ -161,8 +167,13 @@ export async function checks(ctx: Ctx): Promise<{ inProcess: CheckRow[]; http: H
     }
 
     // — over HTTP —
+    // Each server is warmed up first (one second of the same load, not recorded): without it, a
+    // short run spends much of its first second being compiled (quick mode, loaded machine: SQLite
+    // floor 3,377 -> 19,010 req/s, Lockstep checks 760 -> 4,938 req/s once warmed).
     const load = async (url: string, headers: Record<string, string>, body: object) => {
-      const r = await autocannon({ url, method: 'POST', connections: size.httpConnections, duration: size.httpSeconds, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      const opts = { url, method: 'POST' as const, connections: size.httpConnections, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };
+      await autocannon({ ...opts, duration: 1 });
+      const r = await autocannon({ ...opts, duration: size.httpSeconds });
       return { connections: size.httpConnections, seconds: size.httpSeconds, requests: r.requests.total, perSecond: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, errors: r.errors + r.timeouts, non2xx: r.non2xx };
     };
     const body = { subject: SUBJECT, permission: 'project.read', resource: project(Math.min(P - 1, 7)) };
@@ -178,6 +189,21 @@ export async function checks(ctx: Ctx): Promise<{ inProcess: CheckRow[]; http: H
         http.push({ system: httpNames[0]!, engine, ...notRun(e) });
       } finally {
         await app.stop().catch(() => undefined);
+      }
+      // The floor, right after, on the same database: the app registered ADMIN_KEY when it started.
+      ctx.log(`checks: HTTP floor (${engine})`);
+      const floor = Fastify({ logger: false });
+      installAuth(floor, store.db);
+      floor.post('/v1/organizations/:org/floor', { config: { access: 'check' } }, async () => ({ allowed: true }));
+      try {
+        const url = await floor.listen({ host: '127.0.0.1', port: 0 });
+        const r = await load(`${url}/v1/organizations/${ORG}/floor`, { authorization: `Bearer ${ADMIN_KEY}` }, body);
+        if (r.non2xx > 0) throw new Error(`${r.non2xx} non-2xx answers: the bearer check refused the key`);
+        http.push({ system: HTTP_FLOOR, engine, ...r });
+      } catch (e) {
+        http.push({ system: HTTP_FLOOR, engine, ...notRun(e) });
+      } finally {
+        await floor.close();
       }
     }
     for (const p of peers) {

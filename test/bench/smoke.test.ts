@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runBench, SYSTEMS, type BenchResults } from '../../bench/run.ts';
+import { HTTP_FLOOR } from '../../bench/scenarios/checks.ts';
 
 const out = mkdtempSync(join(tmpdir(), 'lockstep-bench-smoke-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -115,6 +116,16 @@ describe('lockstep bench --smoke', () => {
     for (const s of CASBIN) expectMeasured(ip, s, 'memory', 'p50.median');
     const http = res.scenarios.checks.http as unknown as Row[];
     for (const e of ENGINES) expectMeasured(http, 'lockstep http (verify always)', e, 'perSecond');
+    // The HTTP floor runs wherever Lockstep's HTTP row ran (same engine, same key), and the report
+    // gives each engine's checks as a share of it.
+    for (const e of ENGINES) {
+      expectMeasured(http, HTTP_FLOOR, e, 'perSecond');
+      if (!http.find((r) => r.system === 'lockstep http (verify always)' && r.engine === e)?.notRun) expect(http.find((r) => r.system === HTTP_FLOOR && r.engine === e)?.notRun, `${HTTP_FLOOR} (${e})`).toBeUndefined();
+    }
+    const md = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(md).toContain('req/s / floor');
+    expect(md).toMatch(/\*\*HTTP floor\*\* — sqlite: floor [\d,]+ req\/s, lockstep checks [\d,]+ req\/s = \d+ % of the floor/);
+    if (process.env.LOCKSTEP_TEST_PG) expect(md).toMatch(/postgres: floor [\d,]+ req\/s, lockstep checks [\d,]+ req\/s = \d+ % of the floor/);
     for (const s of [...SPICE, ...CASBIN]) expectMeasured(http, s, s.startsWith('spicedb') ? 'memdb' : 'memory', 'p99');
   });
 
