@@ -2,7 +2,7 @@
 // read from the public HTTP API every POLL_MS with the key the user typed (kept in sessionStorage).
 
 import { ApiProblem, createClient } from './lib/api.js';
-import { lagChart } from './lib/chart.js';
+import { describePoint, drawLagChart, TIERS } from './lib/chart.js';
 import { fmtAgo, fmtMs, fmtTime, h, show } from './lib/dom.js';
 import { quantile, readHistogram } from './lib/prometheus.js';
 
@@ -94,58 +94,73 @@ async function refreshChanges(s) {
   const items = changes.status === 'fulfilled' ? changes.value.changes : [];
   const rows = slo.status === 'fulfilled' ? slo.value.rows : [];
   for (const direction of ['grant', 'revoke']) {
-    const box = panel(`lag-chart-${direction}`).querySelector('.chart');
+    const fig = panel(`lag-chart-${direction}`);
+    const box = fig.querySelector('.chart');
     if (changes.status === 'rejected') {
+      box.uplot?.destroy();
+      box.uplot = undefined;
       failed(box, changes.reason, 'changes');
       continue;
     }
     const mine = items.filter((c) => c.direction === direction || c.direction === 'both');
     const points = mine.map((c) => {
       const t = Date.parse(c.decidedAt);
-      const pending = c.status === 'pending' || c.effectiveAt === null;
+      const pending = c.status === 'pending' || c.lagMs === null;
       return {
         revision: c.revision, kind: c.kind, tier: c.tier, t, pending,
-        lagMs: pending ? Math.max(0, now - t) : (c.lagMs ?? 0),
+        lagMs: pending ? Math.max(0, now - t) : c.lagMs,
         sloMs: c.sloMs, sloMet: c.sloMet,
       };
     });
-    show(box, lagChart(points, sloLines(direction, mine, rows), {
-      now,
+    drawLagChart(box, points, sloLines(direction, mine, rows), {
       label: `${direction} lag`,
       emptyText: `No ${direction === 'grant' ? 'grants' : 'revocations'} in the last 200 changes.`,
-    }));
+    });
+    renderPointTable(fig.querySelector('.points .table'), points);
   }
   renderSloReport(slo.status === 'fulfilled' ? slo.value : slo.reason);
   if (changes.status === 'rejected') throw changes.reason;
   if (slo.status === 'rejected') throw slo.reason;
 }
 
-/** One dashed line per distinct SLO of the direction, labelled with the tiers that share it. */
+/** One SLO line per tier of the direction (the report's tiers, and those of the charted changes). */
 function sloLines(direction, changes, reportRows) {
-  const byMs = new Map();
-  const add = (ms, tier) => {
-    if (ms === null || ms === undefined) return;
-    if (!byMs.has(ms)) byMs.set(ms, new Set());
-    if (tier) byMs.get(ms).add(tier);
-  };
-  for (const r of reportRows) if (r.direction === direction || r.direction === 'both') add(r.sloMs, r.tier);
-  for (const c of changes) add(c.sloMs, c.tier);
-  return [...byMs].map(([sloMs, tiers]) => ({ sloMs, label: `SLO ${fmtMs(sloMs)}${tiers.size ? ` · ${[...tiers].join(', ')}` : ''}` }));
+  const byTier = new Map();
+  for (const r of reportRows) if ((r.direction === direction || r.direction === 'both') && r.sloMs !== null) byTier.set(r.tier, r.sloMs);
+  for (const c of changes) if (c.tier && c.sloMs !== null && !byTier.has(c.tier)) byTier.set(c.tier, c.sloMs);
+  return [...byTier].map(([tier, sloMs]) => ({ tier, sloMs }));
 }
+
+/** Every charted point as a row (newest first): points that overlap on the chart stay readable here. */
+function renderPointTable(box, points) {
+  const rows = [...points].sort((a, b) => b.t - a.t || b.revision - a.revision);
+  box.closest('details').querySelector('summary').textContent = `List the ${plural(rows.length, 'point', 'points')}`;
+  show(box, h('table', { class: 'grid-table stack' },
+    h('thead', {}, h('tr', {}, ['revision', 'kind', 'tier', 'decided', 'lag', 'SLO'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, rows.map((p) => h('tr', { 'data-revision': p.revision, title: describePoint(p) },
+      cell('revision', p.revision, 'num'), cell('kind', p.kind, 'mono'), cell('tier', p.tier ?? '—'), cell('decided', fmtTime(new Date(p.t).toISOString())),
+      cell('lag', p.pending ? `pending ${fmtMs(p.lagMs)}` : fmtMs(p.lagMs), 'num'), cell('SLO', sloBadge(p.sloMet)))))));
+}
+
+/** A table cell that carries its column's name, shown beside the value when a narrow screen stacks the row. */
+const cell = (label, value, cls) => h('td', { 'data-label': label, class: cls }, value);
 
 function renderSloReport(report) {
   const box = panel('slo-report');
   if (report instanceof Error) return failed(box, report, 'SLO report');
   const rows = [...report.rows].sort((a, b) => a.direction.localeCompare(b.direction) || tierRank(a.tier) - tierRank(b.tier));
-  show(box, h('table', { class: 'grid-table' },
-    h('caption', {}, `SLO report, last ${fmtMs(report.windowSeconds * 1000)}`),
+  // Pending changes count at their age so far (the server's lowerBound): the figure reads "≥".
+  const bound = (r, ms) => (r.lowerBound && ms !== null ? `≥ ${fmtMs(ms)}` : fmtMs(ms));
+  show(box, h('table', { class: 'grid-table stack', 'data-testid': 'slo-table' },
+    h('caption', {}, `SLO report, last ${fmtMs(report.windowSeconds * 1000)} · pending changes count at their age so far (≥)`),
     h('thead', {}, h('tr', {}, ['direction', 'tier', 'changes', 'pending', 'p50', 'p99', 'max', 'SLO', 'breaches'].map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, rows.length === 0
       ? h('tr', {}, h('td', { colspan: 9, class: 'empty' }, 'No changes in the window.'))
-      : rows.map((r) => h('tr', { class: r.breaches > 0 ? 'breach' : '' },
-        h('td', {}, r.direction), h('td', {}, r.tier ?? '—'), h('td', { class: 'num' }, r.count), h('td', { class: 'num' }, r.pending),
-        h('td', { class: 'num' }, fmtMs(r.p50Ms)), h('td', { class: 'num' }, fmtMs(r.p99Ms)), h('td', { class: 'num' }, fmtMs(r.maxMs)),
-        h('td', { class: 'num' }, fmtMs(r.sloMs)), h('td', { class: 'num' }, r.breaches)))),
+      : rows.map((r) => h('tr', { class: r.breaches > 0 ? 'breach' : '', 'data-row': `${r.direction}/${r.tier}` },
+        cell('direction', r.direction), cell('tier', h('span', { class: `tier-dot tier-${r.tier}` }, r.tier ?? '—')), cell('changes', r.count, 'num'),
+        cell('pending', r.pending ? `${r.pending} (oldest ${fmtMs(r.oldestPendingMs)})` : '0', 'num'),
+        cell('p50', bound(r, r.p50Ms), 'num'), cell('p99', bound(r, r.p99Ms), 'num'), cell('max', bound(r, r.maxMs), 'num'),
+        cell('SLO', fmtMs(r.sloMs), 'num'), cell('breaches', r.breaches, 'num')))),
   ));
 }
 

@@ -1,81 +1,142 @@
-// The lag chart: one SVG line chart of propagation lag over decision time, with a dashed line per
-// SLO. Lag spans sub-millisecond inline writes to minutes-long jobs, so the y axis is log-like
-// (log10(1 + ms)), which also keeps 0 ms on the chart.
+// The lag chart, drawn by uPlot (served from the installed npm package: /dashboard/vendor/uplot.js).
+// One scatter series per risk tier (colour + legend), one for changes still pending (hollow, at
+// their age so far), and one dashed SLO line per tier. Lag spans sub-millisecond inline writes to
+// minutes-long jobs, so the y scale is asinh: logarithmic above 1 ms, linear through 0, so 0 ms is
+// a visible row above the axis. The time axis fits the points (a burst spreads across the width
+// instead of sitting at one edge). Points are translucent and outlined so that overlaps read as
+// darker (fill 45 % opaque); the legend shows the hovered change, and a table below lists every point.
 
-import { fmtMs, fmtTime, s } from './dom.js';
+import uPlot from '../vendor/uplot.js';
+import { fmtMs, fmtTime, h } from './dom.js';
 
-const W = 560;
-const H = 210;
-const M = { top: 14, right: 14, bottom: 26, left: 56 };
-const Y_TICKS = [0, 10, 100, 1000, 10_000, 60_000, 600_000, 3_600_000];
+export const TIERS = ['standard', 'high', 'critical'];
+export const TIER_COLOURS = { standard: '#2f5fd0', high: '#c26a00', critical: '#a01a7d', none: '#66707c' };
+const PENDING_COLOUR = '#66707c';
+const Y_TICKS = [0, 1, 10, 100, 1000, 10_000, 60_000, 600_000, 3_600_000];
+const HEIGHT = 240;
 
-const yv = (ms) => Math.log10(1 + Math.max(0, ms));
+const alpha = (hex, a) => hex + Math.round(a * 255).toString(16).padStart(2, '0');
 
 /**
+ * Draws (or redraws in place) the chart for `points` into `box`.
+ * @param box     the container; keeps the uPlot instance as `box.uplot` between polls
  * @param points  [{revision, kind, tier, t (ms epoch), lagMs, pending, sloMs, sloMet}], any order
- * @param slos    [{sloMs, label}] horizontal lines
- * @param opts    {now, emptyText}
+ * @param slos    [{tier, sloMs}] one dashed line each
+ * @param opts    {label, emptyText}
  */
-export function lagChart(points, slos, opts) {
+export function drawLagChart(box, points, slos, opts) {
   const pts = [...points].sort((a, b) => a.t - b.t || a.revision - b.revision);
-  const pw = W - M.left - M.right;
-  const ph = H - M.top - M.bottom;
-
-  const top = Math.max(yv(1000), ...pts.map((p) => yv(p.lagMs)), ...slos.map((l) => yv(l.sloMs))) * 1.08;
-  const y = (ms) => M.top + ph - (yv(ms) / top) * ph;
-
-  // Time runs up to now, so the chart moves while nothing happens and pending points keep rising.
-  const t1 = Math.max(opts.now, pts.length ? pts[pts.length - 1].t : 0);
-  const t0 = Math.min(pts.length ? pts[0].t : t1, t1 - 30_000);
-  const x = (t) => M.left + ((t - t0) / (t1 - t0)) * pw;
-
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'lag', 'aria-label': opts.label, 'data-points': pts.length });
-
-  // Axes and grid.
-  for (const ms of Y_TICKS.filter((v) => yv(v) <= top)) {
-    svg.append(
-      s('line', { class: 'grid', x1: M.left, x2: W - M.right, y1: y(ms), y2: y(ms) }),
-      s('text', { class: 'tick', x: M.left - 6, y: y(ms) + 3.5, 'text-anchor': 'end' }, ms === 0 ? '0' : fmtMs(ms)),
-    );
-  }
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + ((t1 - t0) * i) / 4;
-    const anchor = i === 0 ? 'start' : i === 4 ? 'end' : 'middle';
-    svg.append(s('text', { class: 'tick', x: x(t), y: H - 8, 'text-anchor': anchor }, fmtTime(new Date(t).toISOString()).slice(0, 8)));
-  }
-  svg.append(s('line', { class: 'axis', x1: M.left, x2: M.left, y1: M.top, y2: M.top + ph }));
-  svg.append(s('line', { class: 'axis', x1: M.left, x2: W - M.right, y1: M.top + ph, y2: M.top + ph }));
-
-  // SLO lines, labelled at the right end: above the line, or below it when that would overlap the
-  // label of the line just above.
-  let lastLabelY = -Infinity;
-  for (const l of [...slos].sort((a, b) => b.sloMs - a.sloMs)) {
-    const ly = y(l.sloMs);
-    const labelY = ly - 4 - lastLabelY < 11 ? ly + 11 : ly - 4;
-    lastLabelY = labelY;
-    svg.append(
-      s('line', { class: 'slo', x1: M.left, x2: W - M.right, y1: ly, y2: ly, 'data-slo-ms': l.sloMs }),
-      s('text', { class: 'slo-label', x: W - M.right - 4, y: labelY, 'text-anchor': 'end' }, l.label),
-    );
-  }
-
   if (pts.length === 0) {
-    svg.append(s('text', { class: 'empty', x: M.left + pw / 2, y: M.top + ph / 2, 'text-anchor': 'middle' }, opts.emptyText));
-    return svg;
+    destroy(box);
+    box.replaceChildren(h('p', { class: 'empty chart-empty' }, opts.emptyText));
+    return;
+  }
+  const tiers = TIERS.filter((t) => pts.some((p) => !p.pending && p.tier === t));
+  const untiered = pts.some((p) => !p.pending && !TIERS.includes(p.tier));
+  const hasPending = pts.some((p) => p.pending);
+  const lines = [...slos].filter((l) => l.sloMs !== null && l.sloMs !== undefined).sort((a, b) => TIERS.indexOf(a.tier) - TIERS.indexOf(b.tier));
+
+  const xs = pts.map((p) => p.t / 1000);
+  const column = (pick) => pts.map((p) => (pick(p) ? p.lagMs : null));
+  const series = [];
+  const data = [xs];
+  for (const tier of tiers) {
+    series.push(pointSeries(tier, TIER_COLOURS[tier], false));
+    data.push(column((p) => !p.pending && p.tier === tier));
+  }
+  if (untiered) {
+    series.push(pointSeries('no tier', TIER_COLOURS.none, false));
+    data.push(column((p) => !p.pending && !TIERS.includes(p.tier)));
+  }
+  if (hasPending) {
+    series.push(pointSeries('pending (age so far)', PENDING_COLOUR, true));
+    data.push(column((p) => p.pending));
+  }
+  for (const l of lines) {
+    const colour = TIER_COLOURS[l.tier] ?? TIER_COLOURS.none;
+    series.push({ label: `SLO ${l.tier ?? ''}`.trim(), class: 'slo-line', stroke: colour, width: 1.5, dash: [6, 4], points: { show: false }, value: () => fmtMs(l.sloMs) });
+    data.push(xs.map(() => l.sloMs));
   }
 
-  // One line per tier: tiers have different SLOs (and often modes), so joining them would zigzag.
-  const tiers = new Map();
-  for (const p of pts) tiers.set(p.tier ?? '', [...(tiers.get(p.tier ?? '') ?? []), p]);
-  for (const [tier, series] of tiers) {
-    if (series.length < 2) continue;
-    svg.append(s('polyline', { class: `line tier-${tier || 'none'}`, points: series.map((p) => `${x(p.t).toFixed(1)},${y(p.lagMs).toFixed(1)}`).join(' ') }));
+  const top = Math.max(1000, ...pts.map((p) => p.lagMs * 3), ...lines.map((l) => l.sloMs * 3));
+  const shape = JSON.stringify(series.map((s) => s.label));
+  // Read by the scale and legend callbacks, which outlive this call (setData reuses the instance).
+  box.chartState = { pts, top };
+
+  if (box.uplot && box.uplot.shape === shape) {
+    box.uplot.setData(data);
+  } else {
+    destroy(box);
+    box.replaceChildren();
+    const state = () => box.chartState;
+    const u = new uPlot({
+      width: Math.max(240, Math.floor(box.clientWidth || 560)),
+      height: HEIGHT,
+      legend: { live: true },
+      cursor: { points: { size: 12 }, focus: { prox: 16 } },
+      focus: { alpha: 0.35 },
+      scales: {
+        x: { time: true, range: () => xRange(state().pts) },
+        y: { distr: 4, asinh: 1, range: () => [-0.6, state().top] },
+      },
+      axes: [
+        { values: (_u, splits) => timeLabels(splits), space: 80, size: 34, font: '12px system-ui, sans-serif', stroke: '#4a535e', grid: { stroke: '#eceef1' }, ticks: { stroke: '#d5d9de' } },
+        {
+          splits: () => Y_TICKS.filter((v) => v <= state().top),
+          values: (_u, splits) => splits.map((v) => fmtMs(v)),
+          size: 60, font: '12px system-ui, sans-serif', stroke: '#4a535e', grid: { stroke: '#eceef1' }, ticks: { stroke: '#d5d9de' },
+        },
+      ],
+      series: [{ label: 'change', value: (_u, _v, _si, idx) => (idx === null || idx === undefined ? 'hover a point' : describePoint(state().pts[idx])) }, ...series],
+    }, data, box);
+    u.shape = shape;
+    box.uplot = u;
+    observeWidth(box);
   }
-  for (const p of pts) {
-    const cls = `${p.pending ? 'pending ' : ''}${p.sloMet === false ? 'missed' : 'met'}`;
-    const tip = `r${p.revision} ${p.kind}${p.tier ? ` (${p.tier})` : ''}: ${p.pending ? 'pending for ' : ''}${fmtMs(p.lagMs)}` +
-      (p.sloMs !== null && p.sloMs !== undefined ? ` — SLO ${fmtMs(p.sloMs)}` : '');
-    svg.append(s('circle', { class: `point ${cls}`, cx: x(p.t).toFixed(1), cy: y(p.lagMs).toFixed(1), r: 4, 'data-revision': p.revision }, s('title', {}, tip)));
-  }
-  return svg;
+  box.dataset.points = String(pts.length);
+  box.setAttribute('aria-label', `${opts.label}: ${pts.length} changes`);
+}
+
+/** The points' time span, padded by 4 % each side (half a second round a lone instant): the data fills the width. */
+function xRange(pts) {
+  const [x0, x1] = [pts[0].t / 1000, pts[pts.length - 1].t / 1000];
+  const pad = x1 > x0 ? (x1 - x0) * 0.04 : 0.5;
+  return [x0 - pad, x1 + pad];
+}
+
+function pointSeries(label, colour, hollow) {
+  return {
+    label,
+    stroke: colour,
+    fill: hollow ? '#ffffff' : alpha(colour, 0.45), // the legend's swatch; no area is drawn (no path)
+    paths: () => null, // a scatter plot: points only, no joining line
+    points: { show: true, size: 10, width: hollow ? 2 : 1.5, stroke: colour, fill: hollow ? '#ffffff' : alpha(colour, 0.45) },
+    value: (_u, v) => (v === null || v === undefined ? '—' : fmtMs(v)),
+  };
+}
+
+export function describePoint(p) {
+  return `r${p.revision} ${p.kind}${p.tier ? ` (${p.tier})` : ''}: ${p.pending ? 'pending for ' : ''}${fmtMs(p.lagMs)}` +
+    (p.sloMs !== null && p.sloMs !== undefined ? ` · SLO ${fmtMs(p.sloMs)}` : '');
+}
+
+/** hh:mm:ss labels, with milliseconds when neighbouring labels would read the same. */
+function timeLabels(splits) {
+  const full = splits.map((s) => fmtTime(new Date(s * 1000).toISOString()));
+  const short = full.map((t) => t.slice(0, 8));
+  return new Set(short).size === short.length ? short : full.map((t) => t.slice(3));
+}
+
+function observeWidth(box) {
+  if (box.resizeObserver) return;
+  box.resizeObserver = new ResizeObserver(() => {
+    const w = Math.max(240, Math.floor(box.clientWidth));
+    if (box.uplot && Math.abs(box.uplot.width - w) > 2) box.uplot.setSize({ width: w, height: HEIGHT });
+  });
+  box.resizeObserver.observe(box);
+}
+
+function destroy(box) {
+  if (box.uplot) box.uplot.destroy();
+  box.uplot = undefined;
 }

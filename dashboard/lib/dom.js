@@ -26,6 +26,26 @@ export const s = (tag, attrs, ...children) => build(document.createElementNS(SVG
 export function show(container, ...children) {
   container.replaceChildren();
   build(container, {}, children);
+  for (const table of container.querySelectorAll('table.grid-table')) labelCells(table);
+}
+
+/**
+ * Gives every body cell its column's name (`data-label`), unless it has one: on a narrow screen the
+ * stylesheet stacks each row into a card and shows the name beside the value.
+ */
+export function labelCells(table) {
+  const heads = [...table.querySelectorAll('thead th')];
+  const names = heads.map((th) => th.textContent);
+  const rows = [...table.querySelectorAll('tbody tr')];
+  // A column of numbers gets a right-aligned heading too.
+  heads.forEach((th, i) => {
+    if (rows.length && rows.every((tr) => tr.children[i]?.classList.contains('num'))) th.classList.add('num');
+  });
+  for (const tr of rows) {
+    [...tr.children].forEach((td, i) => {
+      if (!td.hasAttribute('data-label') && names[i] && !td.hasAttribute('colspan')) td.setAttribute('data-label', names[i]);
+    });
+  }
 }
 
 /** `3 ms`, `1.25 s`, `2.0 min`; `—` for null. */

@@ -3,10 +3,11 @@
  * key, with their content types and the page's CSP; nothing outside dashboard/, however the path is
  * spelled. And the page's Prometheus reader, against a real /metrics scrape.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DASHBOARD_DIR, resolveAsset } from '../../src/api/routes/dashboard.ts';
+import { DASHBOARD_DIR, resolveAsset, resolveVendor, VENDOR } from '../../src/api/routes/dashboard.ts';
 import { ORG, seed, startHarness, type Harness } from '../e2e/harness.ts';
 import { sqliteEngine } from '../helpers/engines.ts';
 
@@ -57,6 +58,28 @@ describe('dashboard static files', () => {
     for (const f of readdirSync(`${DASHBOARD_DIR}lib`)) {
       expect((await h.req('GET', `/dashboard/lib/${f}`, { key: null })).status, f).toBe(200);
     }
+  });
+
+  it('serves uPlot from the installed npm package, byte for byte, and no other vendor file', async () => {
+    const require = createRequire(import.meta.url);
+    expect(Object.keys(VENDOR).sort()).toEqual(['uplot.css', 'uplot.js']);
+    const js = await h.req('GET', '/dashboard/vendor/uplot.js', { key: null });
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
+    expect(js.text).toBe(readFileSync(require.resolve('uplot/dist/uPlot.esm.js'), 'utf8'));
+    expect(js.text).toContain('export { uPlot as default }');
+    const css = await h.req('GET', '/dashboard/vendor/uplot.css', { key: null });
+    expect(css.status).toBe(200);
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    expect(css.text).toBe(readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8'));
+    // The page loads both from this origin (its CSP allows nothing else).
+    const page = (await h.req('GET', '/', { key: null })).text;
+    expect(page).toContain('href="/dashboard/vendor/uplot.css"');
+    expect(readFileSync(`${DASHBOARD_DIR}lib/chart.js`, 'utf8')).toContain("from '../vendor/uplot.js'");
+    for (const path of ['/dashboard/vendor/uPlot.cjs.js', '/dashboard/vendor/../package.json', '/dashboard/vendor/toString', '/dashboard/vendor/', '/dashboard/vendor/uplot.js/x']) {
+      expect((await h.req('GET', path, { key: null })).status, path).toBe(404);
+    }
+    expect(resolveVendor('constructor')).toBeUndefined();
   });
 
   it('nothing outside dashboard/, however the path is spelled', async () => {

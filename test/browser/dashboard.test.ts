@@ -57,8 +57,8 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
     const page = await open(ADMIN_KEY);
 
     // Every panel fills from the API.
-    const grantPoints = page.getByTestId('lag-chart-grant').locator('circle.point');
-    const revokePoints = page.getByTestId('lag-chart-revoke').locator('circle.point');
+    const grantPoints = page.getByTestId('lag-chart-grant').locator('.points tbody tr');
+    const revokePoints = page.getByTestId('lag-chart-revoke').locator('.points tbody tr');
     await expect.poll(() => grantPoints.count(), WAIT).toBeGreaterThan(0);
     await page.getByTestId('revocations-panel').getByText('No revocations yet.').waitFor(WAIT);
     await page.getByTestId('slo-report').locator('table tbody tr').first().waitFor(WAIT);
@@ -84,7 +84,8 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
     const row = page.getByTestId('revocations-table').locator(`tr[data-revision="${revision}"]`);
     await row.waitFor(WAIT);
     await expect.poll(() => revokePoints.count(), WAIT).toBeGreaterThan(before);
-    await page.getByTestId('lag-chart-revoke').locator(`circle.point[data-revision="${revision}"]`).waitFor({ state: 'attached', ...WAIT });
+    await page.getByTestId('lag-chart-revoke').locator(`.points tr[data-revision="${revision}"]`).waitFor({ state: 'attached', ...WAIT });
+    await expect.poll(() => page.evaluate(() => (document.querySelector('[data-testid="lag-chart-revoke"] .chart') as HTMLElement & { uplot?: { data: unknown[][] } }).uplot?.data[0]?.length), WAIT).toBe(await revokePoints.count());
 
     // The row and the full receipt agree with the API's receipt.
     const receipt = (await h.req('GET', `${ORG}/${org}/changes/${revision}`)).json;
@@ -113,7 +114,7 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
   it('with a write key: everything but metrics, which say they need an admin key', async () => {
     const page = await open(await h.key('write', org));
     await page.getByTestId('metrics-denied').getByText('Metrics need an admin key.').waitFor(WAIT);
-    await expect.poll(() => page.getByTestId('lag-chart-grant').locator('circle.point').count(), WAIT).toBeGreaterThan(0);
+    await expect.poll(() => page.getByTestId('lag-chart-grant').locator('.points tbody tr').count(), WAIT).toBeGreaterThan(0);
     await expect.poll(() => page.getByTestId('status').textContent(), WAIT).toMatch(/^Live/);
     expect(pageErrors).toEqual([]);
     await page.context().close();

@@ -97,6 +97,8 @@ it('npm pack → npm install into an empty folder → lockstep serve answers a c
   const dashboard = await fetch(`${url}/`);
   expect(dashboard.status).toBe(200);
   expect(await dashboard.text()).toContain('<html');
+  // the chart library comes from the installed dependency (npm resolved it, hoisted or nested)
+  expect((await fetch(`${url}/dashboard/vendor/uplot.js`)).status).toBe(200);
 
   const exited = new Promise<number | null>((resolve) => server!.on('exit', resolve));
   process.kill(server.pid!, 'SIGTERM');

@@ -1,12 +1,15 @@
 /**
  * The dashboard's static files: `GET /` is dashboard/index.html, `GET /dashboard/<path>` a file under
- * dashboard/. No key is needed for the files themselves — the page asks for one and sends it as a
+ * dashboard/, `GET /dashboard/vendor/<name>` one of the few third-party files in VENDOR, read from the
+ * installed npm package (uPlot, the charting library) — no copy to keep in step, and no CDN: the
+ * page's CSP allows this origin only. No key is needed for the files themselves — the page asks for one and sends it as a
  * bearer header on its API calls, so it sees exactly what that key may see.
  *
  * Hand-rolled rather than @fastify/static: a dozen files, a closed set of extensions and one
  * containment check are easier to audit than another plugin's options.
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { extname, resolve, sep } from 'node:path';
 import { inPackage } from '../../runtime/package-root.ts';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -14,6 +17,28 @@ import { ApiError } from '../problem.ts';
 
 /** The package's dashboard/ folder (Lockstep runs from its sources: src/api/routes → ../../../dashboard). */
 export const DASHBOARD_DIR = `${inPackage('dashboard')}/`;
+
+const require = createRequire(import.meta.url);
+
+/**
+ * `vendor/<name>` → a file of an installed dependency, resolved the way Node resolves it (so it is
+ * found whether npm hoisted the package or nested it under Lockstep's own node_modules).
+ */
+export const VENDOR: Readonly<Record<string, string>> = Object.freeze({
+  'uplot.js': 'uplot/dist/uPlot.esm.js',
+  'uplot.css': 'uplot/dist/uPlot.min.css',
+});
+
+/** The file a vendor name stands for, or undefined (unknown name, or the package is not installed). */
+export function resolveVendor(name: string): string | undefined {
+  const spec = Object.hasOwn(VENDOR, name) ? VENDOR[name] : undefined;
+  if (spec === undefined) return undefined;
+  try {
+    return require.resolve(spec);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Only these are served; anything else under dashboard/ (a stray .md, a dotfile) is a 404. */
 const TYPES: Readonly<Record<string, string>> = Object.freeze({
@@ -45,7 +70,7 @@ export function resolveAsset(dir: string, requested: string): string | undefined
 }
 
 async function sendAsset(reply: FastifyReply, dir: string, requested: string) {
-  const file = resolveAsset(dir, requested);
+  const file = requested.startsWith('vendor/') ? resolveVendor(requested.slice('vendor/'.length)) : resolveAsset(dir, requested);
   const notFound = () => new ApiError('ROUTE_NOT_FOUND', `no dashboard file ${JSON.stringify(requested)}`);
   if (file === undefined) throw notFound();
   let body: Buffer;
