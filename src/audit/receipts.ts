@@ -103,7 +103,12 @@ export async function listReceipts(db: Sql, org: string, q: ChangeQuery, now: nu
 /** The window's changes at most this many are read (newest first); the report says if it was cut. */
 const SLO_SAMPLE_CAP = 200_000;
 
-/** Per direction × tier: lags are enforcement lags (enforcedAtOf), as on the receipts. */
+/**
+ * Per direction × tier: lags are enforcement lags (enforcedAtOf), as on the receipts. A change still
+ * pending counts with its age so far — its lag will be at least that — so a change stuck for 20 s
+ * raises p99 instead of leaving it at the 26 ms of the changes that did arrive; `lowerBound` says
+ * the figures include such ages (they can only grow), `oldestPendingMs` is the largest of them.
+ */
 export async function sloReport(db: Sql, org: string, windowSeconds: number, now: number, verify: VerifyMode = 'always') {
   const from = now - windowSeconds * 1000;
   const rows = await db.all<{ direction: Direction; tier: number; decided_at: number; effective_at: number | null; committed_at: number | null; slo_ms: number | null }>(
@@ -112,25 +117,34 @@ export async function sloReport(db: Sql, org: string, windowSeconds: number, now
       ORDER BY revision DESC LIMIT $3`,
     [org, from, SLO_SAMPLE_CAP + 1],
   );
-  const groups = new Map<string, { direction: Direction; tier: RiskTier; lags: number[]; pending: number; breaches: number; slo: number | null }>();
+  type Group = { direction: Direction; tier: RiskTier; lags: number[]; pending: number; oldestPending: number | null; breaches: number; slo: number | null };
+  const groups = new Map<string, Group>();
   for (const r of rows.slice(0, SLO_SAMPLE_CAP)) {
     const tier = tierOfRank(r.tier)!;
     const key = `${r.direction}|${tier}`;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { direction: r.direction, tier, lags: [], pending: 0, breaches: 0, slo: null }));
+    if (!g) groups.set(key, (g = { direction: r.direction, tier, lags: [], pending: 0, oldestPending: null, breaches: 0, slo: null }));
     const slo = r.slo_ms === null ? null : Number(r.slo_ms);
     g.slo = g.slo ?? slo;
     const enforced = enforcedAtOf(r, verify);
-    const lag = enforced === null ? null : Math.max(0, enforced - Number(r.decided_at));
-    if (lag === null) g.pending++;
-    else g.lags.push(lag);
-    if (slo !== null && (lag === null ? now - Number(r.decided_at) > slo : lag > slo)) g.breaches++;
+    const age = Math.max(0, now - Number(r.decided_at));
+    const lag = enforced === null ? age : Math.max(0, enforced - Number(r.decided_at));
+    if (enforced === null) {
+      g.pending++;
+      g.oldestPending = Math.max(g.oldestPending ?? 0, age);
+    }
+    g.lags.push(lag);
+    if (slo !== null && lag > slo) g.breaches++;
   }
   const q = (s: number[], p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]! : null);
   const out: SloRow[] = [...groups.values()]
     .map((g) => {
       const s = g.lags.sort((x, y) => x - y);
-      return { direction: g.direction, tier: g.tier, count: s.length + g.pending, pending: g.pending, p50Ms: q(s, 0.5), p99Ms: q(s, 0.99), maxMs: s.length ? s[s.length - 1]! : null, sloMs: g.slo, breaches: g.breaches };
+      return {
+        direction: g.direction, tier: g.tier, count: s.length, pending: g.pending,
+        p50Ms: q(s, 0.5), p99Ms: q(s, 0.99), maxMs: s.length ? s[s.length - 1]! : null,
+        lowerBound: g.pending > 0, oldestPendingMs: g.oldestPending, sloMs: g.slo, breaches: g.breaches,
+      };
     })
     .sort((x, y) => x.direction.localeCompare(y.direction) || x.tier.localeCompare(y.tier));
   return { from: new Date(from).toISOString(), to: new Date(now).toISOString(), windowSeconds, truncated: rows.length > SLO_SAMPLE_CAP, rows: out };

@@ -75,6 +75,10 @@ export interface SloRow {
   p50Ms: number | null;
   p99Ms: number | null;
   maxMs: number | null;
+  /** The figures include pending changes at their age so far: the true lags can only be larger. */
+  lowerBound: boolean;
+  /** The age of the oldest change still pending (null: none pending). */
+  oldestPendingMs: number | null;
   sloMs: number | null;
   breaches: number;
 }

@@ -5482,11 +5482,19 @@ export interface paths {
                             rows?: {
                                 direction?: string;
                                 tier?: string;
+                                /** @description changes in the window, pending ones included */
                                 count?: number;
+                                /** @description changes not yet enforced */
                                 pending?: number;
+                                /** @description pending changes count at their age so far */
                                 p50Ms?: number | null;
+                                /** @description pending changes count at their age so far */
                                 p99Ms?: number | null;
                                 maxMs?: number | null;
+                                /** @description true when pending changes are included: the quantiles can only grow */
+                                lowerBound?: boolean;
+                                /** @description age of the oldest pending change (null: none) */
+                                oldestPendingMs?: number | null;
                                 sloMs?: number | null;
                                 breaches?: number;
                             }[];
