@@ -144,6 +144,9 @@ export function createAccessCommands(env: WriteEnv) {
         return {
           changed: true,
           kind: role ? 'role.update' : 'role.create',
+          // What the update took away (and gave) is logged beside the new set: a receipt can then
+          // say which permissions a revoking role update revoked, which the new set alone cannot.
+          ...(role ? { body: { slug, permissions: unique, added, removed: removed.sort() } } : {}),
           grantRank: held ? maxRank(added, known) : null,
           revokeRank: held ? maxRank(removed, current) : null,
         };
