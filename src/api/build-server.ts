@@ -222,7 +222,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     if (opts.delivery) confirmHooks(api, opts.delivery);
     policyRoutes(api, lockstep);
     readRoutes(api, lockstep, opts.delivery);
-    propagationRoutes(api, lockstep, opts.metrics, opts.delivery);
+    propagationRoutes(api, lockstep, opts.metrics, opts.delivery, async () => ({ live: await liveWorkers(db, clock()), expected: expectWorkers }));
     if (opts.delivery) deliveryRoutes(api, opts.delivery, db, opts.watch);
     dashboardRoutes(api);
     if (opts.directories) {

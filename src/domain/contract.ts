@@ -290,6 +290,8 @@ export interface Lockstep {
     q?: AccessQuery,
   ): Promise<{ revision: number; at: string; subjects: AccessEntry[]; next: string | null }>;
   getOrganization(org: string): Promise<Organization>;
+  /** Organizations by id (all of them, or the one named: what an organization-scoped key may see). */
+  listOrganizations(only?: string): Promise<Organization[]>;
   getSubject(org: string, id: string): Promise<Subject>;
   getAssignment(org: string, id: string): Promise<Assignment>;
   /** The whole read model of an organization (tests, drift audit). */

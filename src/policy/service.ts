@@ -23,6 +23,13 @@ export function createPolicyService(env: WriteEnv) {
       return { id: row.id, name: row.name, revision: Number(row.revision) };
     },
 
+    async listOrganizations(only?: string): Promise<Organization[]> {
+      const rows = only === undefined
+        ? await db.all<Organization>('SELECT id, name, revision FROM organizations ORDER BY id')
+        : await db.all<Organization>('SELECT id, name, revision FROM organizations WHERE id = $1', [parseOrgId(only)]);
+      return rows.map((r) => ({ id: r.id, name: r.name, revision: Number(r.revision) }));
+    },
+
     async getSubject(orgIn: string, idIn: string): Promise<Subject> {
       const org = parseOrgId(orgIn);
       const id = parseSubjectId(idIn, 'id');

@@ -550,6 +550,179 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/organizations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organizations this key may see: every one for an admin key, the key's own for the others (a dashboard's organization picker) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "organizations": [
+                         *         {
+                         *           "id": "acme",
+                         *           "name": "Acme",
+                         *           "revision": 42
+                         *         }
+                         *       ],
+                         *       "key": {
+                         *         "scope": "write",
+                         *         "org": "acme"
+                         *       }
+                         *     }
+                         */
+                        "application/json": {
+                            organizations: {
+                                id: string;
+                                name: string | null;
+                                revision: number;
+                            }[];
+                            /** @description the key that asked: its scope, and its organization (null: an admin key of every organization) */
+                            key: {
+                                /** @enum {string} */
+                                scope: "check" | "write" | "admin";
+                                org: string | null;
+                            };
+                        };
+                    };
+                };
+                /** @description invalid input (VALIDATION) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description missing or invalid API key (UNAUTHENTICATED) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the key may not do this, or not in this organization (FORBIDDEN) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description an object named by the request does not exist (NOT_FOUND) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/organizations/{org}/permissions/{slug}": {
         parameters: {
             query?: never;
@@ -6683,6 +6856,11 @@ export interface paths {
                             }[];
                             /** @description the cursor of the following page (pass it as ?cursor=); null on the last page */
                             next: string | null;
+                            /** @description workers consuming the queue (of every organization): heartbeating in the last 15 s, and LOCKSTEP_EXPECT_WORKERS (0: not set) */
+                            workers: {
+                                live: number;
+                                expected: number;
+                            } | null;
                         };
                     };
                 };

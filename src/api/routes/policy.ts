@@ -36,6 +36,12 @@ export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
     (req) => lockstep.putOrganization(req.params.org, req.body, ctxOf(req)),
   );
   app.get<{ Params: Org }>(base, { schema: s.getOrganization, ...write }, (req) => lockstep.getOrganization(req.params.org));
+  // Any key: an organization-scoped one learns its own organization (and nothing of the others).
+  app.get('/v1/organizations', { schema: s.listOrganizations, config: { access: 'check' } }, async (req) => {
+    const key = req.apiKey!;
+    const own = key.scope === 'admin' ? undefined : (key.org ?? undefined);
+    return { organizations: await lockstep.listOrganizations(own), key: { scope: key.scope, org: key.org ?? null } };
+  });
 
   app.put<{ Params: Org & { slug: string }; Body: { risk: string } }>(`${base}/permissions/:slug`, { schema: s.putPermission, ...write }, (req) =>
     lockstep.putPermission(req.params.org, req.params.slug, req.body, ctxOf(req)),

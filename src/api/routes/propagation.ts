@@ -10,7 +10,10 @@ import type { Delivery } from '../../delivery/service.ts';
 
 type Org = { org: string };
 
-export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metrics: Metrics | undefined, delivery?: Delivery) {
+/** Workers heartbeating now (any organization's jobs) and how many LOCKSTEP_EXPECT_WORKERS asks for (0: not set). */
+export type WorkerCount = () => Promise<{ live: number; expected: number }>;
+
+export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metrics: Metrics | undefined, delivery?: Delivery, workers?: WorkerCount) {
   const base = '/v1/organizations/:org';
   const write = { config: { access: 'write' as const } };
   const ctx = (req: { id: string; apiKey?: unknown }) => {
@@ -32,11 +35,16 @@ export function propagationRoutes(app: FastifyInstance, lockstep: Lockstep, metr
       throw new ApiError('FORBIDDEN', 'this API key belongs to another organization', 'org');
     }
     const org = key.scope === 'admin' ? req.query.org : (key.org ?? undefined);
-    return lockstep.listJobsPage({
-      ...(org !== undefined ? { org } : {}),
-      ...(req.query.state ? { states: [req.query.state] } : {}),
-      ...pageOfQuery(req.query),
-    });
+    const [page, present] = await Promise.all([
+      lockstep.listJobsPage({
+        ...(org !== undefined ? { org } : {}),
+        ...(req.query.state ? { states: [req.query.state] } : {}),
+        ...pageOfQuery(req.query),
+      }),
+      // Beside the jobs, so that "jobs wait and nothing takes them" is one answer, not a race of two.
+      workers ? workers() : Promise.resolve(null),
+    ]);
+    return { ...page, workers: present };
   });
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/retry', { schema: s.retryJob, config: { access: 'admin' } }, (req) => lockstep.retryJob(req.params.id));
 

@@ -61,6 +61,32 @@ export const getOrganization = {
   },
 };
 
+export const listOrganizations = {
+  tags: ['organizations'],
+  summary: "The organizations this key may see: every one for an admin key, the key's own for the others (a dashboard's organization picker)",
+  security: bearer,
+  response: {
+    200: {
+      type: 'object',
+      required: ['organizations', 'key'],
+      properties: {
+        organizations: {
+          type: 'array',
+          items: { type: 'object', required: ['id', 'name', 'revision'], properties: { id: { type: 'string' }, name: { type: ['string', 'null'] }, revision: { type: 'integer' } } },
+        },
+        key: {
+          type: 'object',
+          required: ['scope', 'org'],
+          description: 'the key that asked: its scope, and its organization (null: an admin key of every organization)',
+          properties: { scope: { type: 'string', enum: ['check', 'write', 'admin'] }, org: { type: ['string', 'null'] } },
+        },
+      },
+      examples: [{ organizations: [{ id: 'acme', name: 'Acme', revision: 42 }], key: { scope: 'write', org: 'acme' } }],
+    },
+    ...errorResponses,
+  },
+};
+
 export const putPermission = write(
   'permissions',
   'Create a permission or change its risk tier',

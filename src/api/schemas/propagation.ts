@@ -72,7 +72,23 @@ export const listJobs = {
       ...pageQuery([4, 1, 1764410000000, 'job_wNPVLWMqxsYcwACF']),
     },
   },
-  response: { 200: { type: 'object', required: ['jobs', 'next'], properties: { jobs: { type: 'array', items: job }, next: nextCursor } }, ...errorResponses },
+  response: {
+    200: {
+      type: 'object',
+      required: ['jobs', 'next', 'workers'],
+      properties: {
+        jobs: { type: 'array', items: job },
+        next: nextCursor,
+        workers: {
+          type: ['object', 'null'],
+          required: ['live', 'expected'],
+          description: 'workers consuming the queue (of every organization): heartbeating in the last 15 s, and LOCKSTEP_EXPECT_WORKERS (0: not set)',
+          properties: { live: { type: 'integer' }, expected: { type: 'integer' } },
+        },
+      },
+    },
+    ...errorResponses,
+  },
 };
 
 export const retryJob = {
