@@ -16,18 +16,83 @@ let session = null; // {api, org, timer, stopped, metricsDenied, receipt, receip
 // ---------------------------------------------------------------------------------------------
 // Session: connect, poll, sign out.
 
-function connect(key, org) {
+/**
+ * Signs in with `key` and opens organization `wanted` (empty: the first the key may see). The key's
+ * organizations come from GET /v1/organizations; an organization-scoped key asked for another
+ * organization gets a message naming its own (it never sees the other), not a board of errors.
+ */
+async function connect(key, wanted) {
   stop();
+  const attempt = (session = { api: createClient(key), key, org: null, timer: undefined, stopped: false, metricsDenied: false, receipt: null, receiptsShown: '' });
   sessionStorage.setItem(STORE.key, key);
-  sessionStorage.setItem(STORE.org, org);
-  session = { api: createClient(key), org, timer: undefined, stopped: false, metricsDenied: false, receipt: null, receiptsShown: '' };
-  $('#login').hidden = true;
-  $('#board').hidden = false;
-  $('#signout').hidden = false;
-  $('[data-testid="current-org"]').textContent = org;
   setStatus('Connecting…');
+  let list;
+  try {
+    list = await attempt.api('/v1/organizations');
+  } catch (e) {
+    if (attempt.stopped) return;
+    if (e instanceof ApiProblem && e.status === 401) return signOut(describe(e));
+    return showNotice(`Could not list organizations: ${describe(e)}`);
+  }
+  if (attempt.stopped) return;
+  const ids = list.organizations.map((o) => o.id);
+  const org = wanted || ids[0];
+  $('#login').hidden = true;
+  $('#signout').hidden = false;
+  fillPicker(ids, ids.includes(org) ? org : null);
+  if (!org) return showNotice('This server has no organization yet: create one with PUT /v1/organizations/{id} (admin key).');
+  if (!ids.includes(org)) {
+    sessionStorage.removeItem(STORE.org);
+    if (list.key.org !== null) {
+      setStatus('FORBIDDEN: this API key belongs to another organization', true);
+      return showNotice(`This key belongs to organization “${list.key.org}”, not “${org}”. A key of one organization never sees another's data.`,
+        h('button', { type: 'button', 'data-testid': 'open-own-org', onclick: () => void connect(key, list.key.org) }, `Open ${list.key.org}`));
+    }
+    setStatus(`NOT_FOUND: no organization ${org}`, true);
+    return showNotice(`There is no organization “${org}” on this server. Pick one above.`);
+  }
+  sessionStorage.setItem(STORE.org, org);
+  attempt.org = org;
+  $('#org').value = org;
+  hideNotice();
+  resetBoard();
+  $('#board').hidden = false;
+  $('[data-testid="current-org"]').textContent = org;
   void runDrift();
-  void poll(session);
+  void poll(attempt);
+}
+
+/** The header's organization picker: every organization the key may see (one, for a scoped key). */
+function fillPicker(ids, selected) {
+  const picker = $('#org-picker');
+  picker.replaceChildren(...(selected ? [] : [h('option', { value: '' }, 'pick an organization')]), ...ids.map((id) => h('option', { value: id }, id)));
+  picker.value = selected ?? '';
+  // One organization (a scoped key): the header's name says it; the picker is for choosing.
+  picker.hidden = ids.length < 2 && selected !== null;
+}
+
+function showNotice(text, ...extra) {
+  $('#board').hidden = true;
+  $('#login').hidden = true;
+  $('#signout').hidden = false;
+  $('[data-testid="current-org"]').textContent = '';
+  const box = panel('org-notice');
+  show(box, h('p', {}, text), extra);
+  box.hidden = false;
+}
+
+const hideNotice = () => void (panel('org-notice').hidden = true);
+
+/** Back to placeholders, so that nothing of the previous organization stays on screen. */
+function resetBoard() {
+  for (const box of document.querySelectorAll('#board .chart')) {
+    box.uplot?.destroy();
+    box.uplot = undefined;
+    box.replaceChildren();
+  }
+  for (const box of document.querySelectorAll('#board .panel > .body, #board .points .table, [data-testid="slo-report"]')) show(box, h('p', { class: 'empty' }, 'Loading…'));
+  panel('receipt').hidden = true;
+  panel('worker-banner').hidden = true;
 }
 
 function stop() {
@@ -42,6 +107,9 @@ function signOut(message) {
   sessionStorage.removeItem(STORE.key);
   $('#board').hidden = true;
   $('#signout').hidden = true;
+  $('#org-picker').hidden = true;
+  hideNotice();
+  panel('worker-banner').hidden = true;
   $('#login').hidden = false;
   $('[data-testid="current-org"]').textContent = '';
   setStatus(message ?? 'Signed out.', Boolean(message));
@@ -175,13 +243,15 @@ const JOBS_SHOWN = 12;
 async function refreshJobs(s) {
   const box = panel('jobs-panel').querySelector('.body');
   let jobs;
+  let workers;
   try {
-    ({ jobs } = await s.api(`/v1/jobs?org=${encodeURIComponent(s.org)}`));
+    ({ jobs, workers } = await s.api(`/v1/jobs?org=${encodeURIComponent(s.org)}`));
   } catch (e) {
     if (!s.stopped) failed(box, e, 'jobs');
     throw e;
   }
   if (s.stopped) return;
+  renderWorkerBanner(jobs, workers);
   const counts = Object.fromEntries(['running', 'pending', 'retrying', 'failed', 'done'].map((st) => [st, jobs.filter((j) => j.state === st).length]));
   const order = (j) => (ACTIVE.includes(j.state) ? 0 : j.state === 'failed' ? 1 : 2);
   const sorted = [...jobs].sort((a, b) => order(a) - order(b) || (b.finishedAt ?? b.createdAt).localeCompare(a.finishedAt ?? a.createdAt));
@@ -197,6 +267,30 @@ async function refreshJobs(s) {
 }
 
 const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+/**
+ * Jobs that wait (pending, retrying) while no worker heartbeats will wait for ever: say so above the
+ * board. Also when fewer workers run than LOCKSTEP_EXPECT_WORKERS asks for.
+ */
+function renderWorkerBanner(jobs, workers) {
+  const banner = panel('worker-banner');
+  if (!workers) return void (banner.hidden = true); // a server that does not report its workers
+  const waiting = jobs.filter((j) => j.state === 'pending' || j.state === 'retrying');
+  const oldest = waiting.reduce((min, j) => (j.createdAt < min ? j.createdAt : min), waiting[0]?.createdAt ?? '');
+  if (waiting.length > 0 && workers.live === 0) {
+    show(banner,
+      h('strong', {}, `${plural(waiting.length, 'job waits', 'jobs wait')} and no worker is running to take them`),
+      h('p', {}, `The oldest was queued ${fmtAgo(oldest)}. Until a worker runs, these changes are not propagated: start one with `,
+        h('code', {}, 'lockstep worker'), ', or serve with ', h('code', {}, 'LOCKSTEP_WORKERS=1'), ' or more.'));
+    banner.classList.add('bad');
+    banner.hidden = false;
+  } else if (workers.expected > 0 && workers.live < workers.expected) {
+    show(banner, h('strong', {}, `${workers.live} of ${workers.expected} expected workers are running`),
+      h('p', {}, 'LOCKSTEP_EXPECT_WORKERS asks for more: /readyz answers 503 until they heartbeat.'));
+    banner.classList.remove('bad');
+    banner.hidden = false;
+  } else banner.hidden = true;
+}
 
 function jobRow(j) {
   const { done, total } = j.progress ?? { done: 0, total: null };
@@ -257,7 +351,7 @@ async function refreshRevocations(s) {
   const fingerprint = JSON.stringify(changes);
   if (fingerprint === s.receiptsShown && box.firstChild) return;
   s.receiptsShown = fingerprint;
-  const head = ['revision', 'kind', 'decided', 'effective', 'lag', 'SLO met', 'rows removed', 'window (targets)'];
+  const head = ['revision', 'kind', 'revoked', 'decided', 'effective', 'lag', 'SLO met', 'rows removed', 'window (targets)'];
   show(box, changes.length === 0 ? h('p', { class: 'empty' }, 'No revocations yet.') :
     h('table', { class: 'grid-table receipts', 'data-testid': 'revocations-table' },
       h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
@@ -267,12 +361,42 @@ async function refreshRevocations(s) {
           'data-revision': c.revision, tabindex: 0, class: `clickable${s.receipt === c.revision ? ' selected' : ''}`,
           onclick: open, onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); } },
         },
-        h('td', { class: 'num' }, c.revision), h('td', { class: 'mono' }, c.kind),
+        h('td', { class: 'num' }, c.revision), h('td', { class: 'mono' }, c.kind), h('td', { 'data-testid': 'revoked' }, revokedText(c)),
         h('td', {}, fmtTime(c.decidedAt)), h('td', {}, c.effectiveAt ? fmtTime(c.effectiveAt) : h('span', { class: 'badge pending' }, 'pending')),
         h('td', { class: 'num' }, fmtMs(c.lagMs)), h('td', {}, sloBadge(c.sloMet)), h('td', { class: 'num' }, c.rowsRemoved),
         h('td', { class: 'num', 'data-testid': 'window' }, windowCell(c)));
       })),
     ));
+}
+
+/**
+ * What a revocation took away, from its logged body. A role update removes permissions from a role
+ * (the read model, which holds roles, loses no rows: "0 rows removed" alone would hide it).
+ */
+function revokedText(c) {
+  const b = c.body ?? {};
+  switch (c.kind) {
+    case 'role.update':
+      return Array.isArray(b.removed) ? `${b.removed.join(', ') || 'nothing'} from role ${b.slug}` : `permissions of role ${b.slug} (not logged)`;
+    case 'membership.remove':
+    case 'membership.expired':
+      return `${b.member ?? b.subject} from group ${b.group}`;
+    case 'assignment.delete':
+    case 'assignment.expired':
+      return `assignment ${b.id}`;
+    case 'subject.deactivate':
+    case 'subject.delete':
+      return `everything of ${b.id}`;
+    case 'group.delete':
+      return `group ${b.id} and its grants`;
+    case 'resource.update':
+    case 'resource.delete':
+      return `inherited access to ${b.resource}`;
+    case 'permission.update':
+      return `permission ${b.slug} (risk now ${b.risk})`;
+    default:
+      return '—';
+  }
 }
 
 /** The end-to-end revocation window: decided → the last critical target's acknowledgement. */
@@ -305,6 +429,7 @@ async function openReceipt(s, revision) {
     ['decided at', r.decidedAt], ['enforced at', r.enforcedAt ?? '—'], ['converged at', r.convergedAt ?? r.effectiveAt ?? '—'], ['lag', fmtMs(r.lagMs)],
     ['revocation window', r.revocationWindowMs === null || r.revocationWindowMs === undefined ? '—' : fmtMs(r.revocationWindowMs)],
     ['SLO', r.sloMs === undefined ? '—' : fmtMs(r.sloMs)], ['SLO met', sloBadge(r.sloMet)],
+    ['revoked', revokedText(r)], ...(r.kind === 'role.update' && Array.isArray(r.body?.added) && r.body.added.length ? [['granted', `${r.body.added.join(', ')} to role ${r.body.slug}`]] : []),
     ['rows added', r.rowsAdded], ['rows removed', r.rowsRemoved],
     ['actor', r.actor ?? '—'], ['request id', r.requestId ?? '—'],
     ['job', r.job ? `${r.job.id} · ${r.job.scope}${r.job.state ? ` · ${r.job.state}` : ''}` : 'none (applied inline)'],
@@ -338,8 +463,12 @@ async function runDrift() {
     const d = await s.api(orgPath('/drift'), { method: 'POST', body: { limit: 0 } });
     if (s.stopped) return;
     const clean = d.missing === 0 && d.extra === 0;
+    // Rows that unfinished jobs will still write or delete are queued propagation, not drift.
+    const queued = d.pending ? d.pending.missing + d.pending.extra : 0;
+    const verdict = !clean ? ['bad', 'Drift found'] : queued > 0 ? ['pending', 'Propagating'] : ['ok', 'In sync'];
     show(box,
-      h('p', { class: `drift-verdict ${clean ? 'ok' : 'bad'}`, 'data-testid': 'drift-verdict' }, clean ? 'In sync' : 'Drift found'),
+      h('p', { class: `drift-verdict ${verdict[0]}`, 'data-testid': 'drift-verdict' }, verdict[1]),
+      clean && queued > 0 ? h('p', { class: 'sub', 'data-testid': 'drift-queued' }, `${plural(queued, 'row', 'rows')} still to be written by ${plural(d.pending.jobs, 'queued job', 'queued jobs')}: not drift.`) : null,
       h('dl', { class: 'compact' },
         h('dt', {}, 'missing rows'), h('dd', { class: 'num' }, d.missing),
         h('dt', {}, 'extra rows'), h('dd', { class: 'num' }, d.extra),
@@ -404,14 +533,18 @@ function init() {
     ev.preventDefault();
     const key = $('#key').value.trim();
     const org = $('#org').value.trim();
-    if (key && org) connect(key, org);
+    if (key) void connect(key, org);
+  });
+  $('#org-picker').addEventListener('change', (ev) => {
+    const key = session?.key ?? sessionStorage.getItem(STORE.key);
+    if (key && ev.target.value) void connect(key, ev.target.value);
   });
   $('#signout').addEventListener('click', () => signOut());
   $('#drift-run').addEventListener('click', () => void runDrift());
   const key = sessionStorage.getItem(STORE.key);
   const org = sessionStorage.getItem(STORE.org);
   if (org) $('#org').value = org;
-  if (key && org) connect(key, org);
+  if (key) void connect(key, org ?? '');
 }
 
 init();

@@ -70,4 +70,69 @@ describe.skipIf(!availability.run)('dashboard when propagation stalls (Chromium)
     expect(pageErrors).toEqual([]);
     await page.context().close();
   });
+
+  it('queued rows are "Propagating", not drift; a banner says the jobs wait with no worker, until one runs', async () => {
+    const page = await open();
+    await page.getByTestId('drift-verdict').getByText('Propagating').waitFor(WAIT);
+    expect(await page.getByTestId('drift-queued').textContent()).toMatch(/^\d+ rows? still to be written by 1 queued job: not drift\.$/);
+    const drift = (await h.req('POST', `${ORG}/${org}/drift`, { body: {} })).json;
+    expect(drift).toMatchObject({ missing: 0, extra: 0, pending: { jobs: 1 } });
+    expect(drift.pending.missing).toBeGreaterThan(0);
+
+    const banner = page.getByTestId('worker-banner');
+    await banner.waitFor({ state: 'visible', ...WAIT });
+    expect(await banner.textContent()).toContain('1 job waits and no worker is running to take them');
+    expect(await banner.textContent()).toContain('lockstep worker');
+    const jobs = (await h.req('GET', `/v1/jobs?org=${org}`)).json;
+    expect(jobs.workers).toEqual({ live: 0, expected: 0 });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-stalled-1440x900.png`, fullPage: true });
+
+    // A worker starts (it announces itself in worker_presence) and drains the queue: the banner goes.
+    const worker = createWorker({ db: h.app.db, pollMs: 50 });
+    worker.start();
+    try {
+      await banner.waitFor({ state: 'hidden', ...WAIT });
+      await expect.poll(async () => (await h.req('GET', `/v1/jobs?org=${org}`)).json.workers.live, WAIT).toBe(1);
+      await page.getByTestId('drift-run').click();
+      await page.getByTestId('drift-verdict').getByText('In sync').waitFor(WAIT);
+    } finally {
+      await worker.stop();
+    }
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('at phone width the stalled board is usable: stacked tables, no text under 12 px, nothing wider than the screen', async () => {
+    const pending = await h.req('PUT', `${ORG}/${org}/groups/eng/members/bot`);
+    expect(pending.json.propagation).toMatchObject({ status: 'pending' });
+    const page = await open({ width: 390, height: 844 });
+    await page.getByTestId('worker-banner').waitFor({ state: 'visible', ...WAIT });
+    await page.getByTestId('slo-table').locator('tbody tr').first().waitFor(WAIT);
+    await page.getByTestId('jobs-panel').locator('tbody tr').first().waitFor(WAIT);
+    const layout = await page.evaluate(() => {
+      const texts = [...document.querySelectorAll('body *')].filter((el) => {
+        const r = el.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 && [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent!.trim() !== '');
+      });
+      const small = texts.map((el) => ({ text: el.textContent!.trim().slice(0, 30), px: parseFloat(getComputedStyle(el).fontSize) })).filter((t) => t.px < 12);
+      const wide = [...document.querySelectorAll('body *')].map((el) => ({ el: el.tagName + '.' + el.className, right: el.getBoundingClientRect().right })).filter((e) => e.right > 391);
+      const cell = document.querySelector('[data-testid="slo-table"] tbody td[data-label="p99"]')!;
+      return {
+        small, wide, scrollWidth: document.documentElement.scrollWidth,
+        headHidden: getComputedStyle(document.querySelector('[data-testid="slo-table"] thead')!).display,
+        cellLabel: getComputedStyle(cell, '::before').content,
+      };
+    });
+    expect(layout.small).toEqual([]);
+    expect(layout.wide).toEqual([]);
+    expect(layout.scrollWidth).toBeLessThanOrEqual(390);
+    expect(layout.headHidden).toBe('none');
+    expect(layout.cellLabel).toBe('"p99"');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-stalled-390x844.png`, fullPage: true });
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-stalled-390x844-first-screen.png` });
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
 });

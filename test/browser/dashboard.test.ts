@@ -93,7 +93,8 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
     const cells = await row.locator('td').allTextContents();
     expect(cells[0]).toBe(String(revision));
     expect(cells[1]).toBe(receipt.kind);
-    expect(cells[6]).toBe(String(receipt.rowsRemoved));
+    expect(cells[2]).toBe('subject:alice from group eng');
+    expect(cells[7]).toBe(String(receipt.rowsRemoved));
     await row.click();
     const detail = page.getByTestId('receipt');
     await detail.getByText(`Receipt r${revision}`).waitFor(WAIT);
@@ -120,9 +121,67 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
     await page.context().close();
   });
 
-  it('a key of another organization shows the API problem in the status line', async () => {
+  it('a key of another organization says whose key it is, shows nothing of the asked organization, and opens its own', async () => {
+    await seed(h, 'other');
     const page = await open(await h.key('write', 'other'));
-    await expect.poll(() => page.getByTestId('status').textContent(), WAIT).toContain('FORBIDDEN: this API key belongs to another organization');
+    const notice = page.getByTestId('org-notice');
+    await notice.waitFor({ state: 'visible', ...WAIT });
+    expect(await notice.textContent()).toContain('This key belongs to organization “other”, not “acme”.');
+    expect(await page.getByTestId('lag-panel').isVisible()).toBe(false);
+    expect(await page.getByTestId('status').textContent()).toContain('FORBIDDEN: this API key belongs to another organization');
+    // The picker offers the key's own organization only; the button opens it.
+    expect(await page.getByTestId('org-picker').locator('option').allTextContents()).toEqual(['pick an organization', 'other']);
+    await page.getByTestId('open-own-org').click();
+    await page.getByTestId('drift-verdict').waitFor(WAIT);
+    expect(await page.getByTestId('current-org').textContent()).toBe('other');
+    expect(await notice.isVisible()).toBe(false);
+    await expect.poll(() => page.getByTestId('status').textContent(), WAIT).toMatch(/^Live/);
+    // What the board shows is the other organization's: its newest change, not acme's.
+    const newest = (await h.req('GET', `${ORG}/other/changes?limit=1`)).json.changes[0].revision;
+    await page.getByTestId('lag-chart-grant').locator(`.points tr[data-revision="${newest}"]`).waitFor({ state: 'attached', ...WAIT });
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('an admin key picks among every organization; switching shows the chosen one', async () => {
+    await seed(h, 'zeta');
+    const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${h.url}/`);
+    await page.getByTestId('key-input').fill(ADMIN_KEY);
+    await page.getByTestId('connect').click(); // no organization typed: the first one
+    const picker = page.getByTestId('org-picker');
+    await picker.waitFor({ state: 'visible', ...WAIT });
+    const listed = ((await h.req('GET', '/v1/organizations')).json.organizations as { id: string }[]).map((o) => o.id);
+    expect(listed).toEqual(expect.arrayContaining([org, 'zeta']));
+    expect(await picker.locator('option').allTextContents()).toEqual(listed);
+    expect(await picker.inputValue()).toBe(listed[0]);
+    await picker.selectOption('zeta');
+    await expect.poll(() => page.evaluate(() => sessionStorage.getItem('lockstep.dashboard.org')), WAIT).toBe('zeta');
+    const newest = (await h.req('GET', `${ORG}/zeta/changes?limit=1`)).json.changes[0].revision;
+    await page.getByTestId('lag-chart-grant').locator(`.points tr[data-revision="${newest}"]`).waitFor({ state: 'attached', ...WAIT });
+    await expect.poll(() => page.getByTestId('status').textContent(), WAIT).toMatch(/^Live/);
+    expect(pageErrors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('a role update that revokes says which permissions it took from the role', async () => {
+    // owner (doc.read, doc.delete) held by group eng; the update keeps doc.read only.
+    const assign = await h.req('POST', `${ORG}/${org}/assignments`, { body: { principal: 'group:eng', role: 'owner', resource: 'doc:readme' } });
+    expect(assign.status, assign.text).toBe(201);
+    const up = await h.req('PUT', `${ORG}/${org}/roles/owner`, { body: { permissions: ['doc.read'] } });
+    expect(up.status, up.text).toBe(200);
+    const receipt = (await h.req('GET', `${ORG}/${org}/changes/${up.json.revision}`)).json;
+    expect(receipt).toMatchObject({ kind: 'role.update', direction: 'revoke', tier: 'critical', rowsRemoved: 0, body: { slug: 'owner', permissions: ['doc.read'], added: [], removed: ['doc.delete'] } });
+
+    const page = await open(ADMIN_KEY);
+    const row = page.getByTestId('revocations-table').locator(`tr[data-revision="${up.json.revision}"]`);
+    await row.waitFor(WAIT);
+    expect(await row.getByTestId('revoked').textContent()).toBe('doc.delete from role owner');
+    await row.click();
+    await page.getByTestId('receipt').getByText(`Receipt r${up.json.revision}`).waitFor(WAIT);
+    expect(await page.getByTestId('receipt').locator('dt:text-is("revoked") + dd').textContent()).toBe('doc.delete from role owner');
+    expect(pageErrors).toEqual([]);
     await page.context().close();
   });
 
