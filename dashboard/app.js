@@ -65,7 +65,7 @@ async function connect(key, wanted) {
 /** The header's organization picker: every organization the key may see (one, for a scoped key). */
 function fillPicker(ids, selected) {
   const picker = $('#org-picker');
-  picker.replaceChildren(...(selected ? [] : [h('option', { value: '' }, 'pick an organization')]), ...ids.map((id) => h('option', { value: id }, id)));
+  picker.replaceChildren(...(selected ? [] : [h('option', { value: '' }, 'organization…')]), ...ids.map((id) => h('option', { value: id }, id)));
   picker.value = selected ?? '';
   // One organization (a scoped key): the header's name says it; the picker is for choosing.
   picker.hidden = ids.length < 2 && selected !== null;

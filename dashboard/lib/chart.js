@@ -36,8 +36,11 @@ export function drawLagChart(box, points, slos, opts) {
   const hasPending = pts.some((p) => p.pending);
   const lines = [...slos].filter((l) => l.sloMs !== null && l.sloMs !== undefined).sort((a, b) => TIERS.indexOf(a.tier) - TIERS.indexOf(b.tier));
 
-  const xs = pts.map((p) => p.t / 1000);
-  const column = (pick) => pts.map((p) => (pick(p) ? p.lagMs : null));
+  // The x values are the points' times between the two ends of the range: the ends carry only the
+  // SLO lines, so that a line spans the plot even when a single point is charted.
+  const range = xRange(pts);
+  const xs = [range[0], ...pts.map((p) => p.t / 1000), range[1]];
+  const column = (pick) => [null, ...pts.map((p) => (pick(p) ? p.lagMs : null)), null];
   const series = [];
   const data = [xs];
   for (const tier of tiers) {
@@ -61,7 +64,7 @@ export function drawLagChart(box, points, slos, opts) {
   const top = Math.max(1000, ...pts.map((p) => p.lagMs * 3), ...lines.map((l) => l.sloMs * 3));
   const shape = JSON.stringify(series.map((s) => s.label));
   // Read by the scale and legend callbacks, which outlive this call (setData reuses the instance).
-  box.chartState = { pts, top };
+  box.chartState = { pts, top, range };
 
   if (box.uplot && box.uplot.shape === shape) {
     box.uplot.setData(data);
@@ -76,7 +79,7 @@ export function drawLagChart(box, points, slos, opts) {
       cursor: { points: { size: 12 }, focus: { prox: 16 } },
       focus: { alpha: 0.35 },
       scales: {
-        x: { time: true, range: () => xRange(state().pts) },
+        x: { time: true, range: () => state().range },
         y: { distr: 4, asinh: 1, range: () => [-0.6, state().top] },
       },
       axes: [
@@ -87,7 +90,7 @@ export function drawLagChart(box, points, slos, opts) {
           size: 60, font: '12px system-ui, sans-serif', stroke: '#4a535e', grid: { stroke: '#eceef1' }, ticks: { stroke: '#d5d9de' },
         },
       ],
-      series: [{ label: 'change', value: (_u, _v, _si, idx) => (idx === null || idx === undefined ? 'hover a point' : describePoint(state().pts[idx])) }, ...series],
+      series: [{ label: 'change', value: (_u, _v, _si, idx) => (state().pts[idx - 1] ? describePoint(state().pts[idx - 1]) : 'hover a point') }, ...series],
     }, data, box);
     u.shape = shape;
     box.uplot = u;

@@ -25,6 +25,7 @@ interface ChartFacts {
   plotWidth: number;
   plotHeight: number;
   xs: number[];
+  ends: number[];
   zeroY: number;
   yTicks: string[];
   legend: { label: string; colour: string }[];
@@ -79,7 +80,9 @@ describe.skipIf(!availability.run)('dashboard lag chart (uPlot) in Chromium', ()
       return {
         xMin: u.scales.x.min, xMax: u.scales.x.max,
         plotLeft: u.bbox.left / dpr, plotWidth: u.bbox.width / dpr, plotHeight: u.bbox.height / dpr,
-        xs: (u.data[0] as number[]).map((x) => u.valToPos(x, 'x')),
+        // data[0] is [range start, ...the points' times, range end] (the ends carry the SLO lines only)
+        xs: (u.data[0] as number[]).slice(1, -1).map((x) => u.valToPos(x, 'x')),
+        ends: [u.data[0][0], u.data[0].at(-1)].map((x: number) => u.valToPos(x, 'x')),
         zeroY: u.valToPos(0, 'y'),
         yTicks: u.axes[1]._values as string[],
         legend: [...box.querySelectorAll('.u-legend .u-series')].slice(1).map((tr) => ({
@@ -101,6 +104,9 @@ describe.skipIf(!availability.run)('dashboard lag chart (uPlot) in Chromium', ()
     expect(spread).toBeGreaterThan(0.8);
     expect(Math.min(...f.xs)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...f.xs)).toBeLessThanOrEqual(f.plotWidth);
+    // The SLO lines run from edge to edge.
+    expect(f.ends[0]).toBeCloseTo(0, 0);
+    expect(f.ends[1]).toBeCloseTo(f.plotWidth, 0);
 
     // One legend entry per tier present, each its own colour, and the SLO lines by tier.
     const tiers = [...new Set(grants.map((c) => c.tier).filter(Boolean))];

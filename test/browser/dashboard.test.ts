@@ -85,7 +85,7 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
     await row.waitFor(WAIT);
     await expect.poll(() => revokePoints.count(), WAIT).toBeGreaterThan(before);
     await page.getByTestId('lag-chart-revoke').locator(`.points tr[data-revision="${revision}"]`).waitFor({ state: 'attached', ...WAIT });
-    await expect.poll(() => page.evaluate(() => (document.querySelector('[data-testid="lag-chart-revoke"] .chart') as HTMLElement & { uplot?: { data: unknown[][] } }).uplot?.data[0]?.length), WAIT).toBe(await revokePoints.count());
+    await expect.poll(() => page.evaluate(() => (document.querySelector('[data-testid="lag-chart-revoke"] .chart') as HTMLElement & { uplot?: { data: unknown[][] } }).uplot?.data[0]?.length), WAIT).toBe((await revokePoints.count()) + 2); // + the range's two ends
 
     // The row and the full receipt agree with the API's receipt.
     const receipt = (await h.req('GET', `${ORG}/${org}/changes/${revision}`)).json;
@@ -127,10 +127,14 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
     const notice = page.getByTestId('org-notice');
     await notice.waitFor({ state: 'visible', ...WAIT });
     expect(await notice.textContent()).toContain('This key belongs to organization “other”, not “acme”.');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-other-org-390x844.png` });
+    await page.setViewportSize({ width: 1360, height: 900 });
     expect(await page.getByTestId('lag-panel').isVisible()).toBe(false);
     expect(await page.getByTestId('status').textContent()).toContain('FORBIDDEN: this API key belongs to another organization');
     // The picker offers the key's own organization only; the button opens it.
-    expect(await page.getByTestId('org-picker').locator('option').allTextContents()).toEqual(['pick an organization', 'other']);
+    expect(await page.getByTestId('org-picker').locator('option').allTextContents()).toEqual(['organization…', 'other']);
     await page.getByTestId('open-own-org').click();
     await page.getByTestId('drift-verdict').waitFor(WAIT);
     expect(await page.getByTestId('current-org').textContent()).toBe('other');
