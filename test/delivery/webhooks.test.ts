@@ -103,8 +103,11 @@ describeEachEngine('webhook delivery', (engine) => {
     // 48 messages for the healthy target, all acknowledged while the other has acknowledged none
     expect(await waitFor(() => ok.acked().length === 48)).toBe(true);
     expect(down.acked().length).toBe(0);
-    const healthy = (await h.req('GET', `${ORG}/${org}/targets/${to.id}`)).json;
-    expect(healthy).toMatchObject({ state: 'active', backlog: 0, acked: 48 });
+    // the receiver has answered the 48th request before the deliverer records its acknowledgement:
+    // wait for the record, then require it whole
+    const healthyStatus = async () => (await h.req('GET', `${ORG}/${org}/targets/${to.id}`)).json;
+    await waitFor(async () => (await healthyStatus()).acked === 48);
+    expect(await healthyStatus()).toMatchObject({ state: 'active', backlog: 0, acked: 48 });
     // the hanging one times out, is shown failing, and still holds all of its backlog
     expect(await waitFor(async () => (await h.req('GET', `${ORG}/${org}/targets/${td.id}`)).json.state === 'failing')).toBe(true);
     const failing = (await h.req('GET', `${ORG}/${org}/targets/${td.id}`)).json;
