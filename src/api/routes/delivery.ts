@@ -80,8 +80,11 @@ export function deliveryRoutes(app: FastifyInstance, delivery: Delivery, db: Dat
   );
 
   // A write may have produced events: wake this process's engine rather than wait for its poll.
+  // Routes a check key may call are reads (POST /check and /check/batch among them): waking for
+  // those ran one lane-claim transaction per check (issue 13: on PostgreSQL three round trips per
+  // check request, on SQLite the write lock).
   app.addHook('onResponse', async (req) => {
-    if (req.method !== 'GET') delivery.deliverer.wake();
+    if (req.method !== 'GET' && req.routeOptions.config.access !== 'check') delivery.deliverer.wake();
   });
 
   // — the watch stream —
