@@ -6,7 +6,8 @@
  * behind a minimal fastify route, each loaded with autocannon at the same concurrency. The HTTP floor,
  * per engine and in the same run: a bare Fastify route returning a constant behind the same bearer
  * check (installAuth on the same database and key, the same body posted), so that Lockstep's HTTP
- * checks read as a fraction of what the framework and the authentication alone allow.
+ * checks read as a fraction of what the framework and the authentication alone allow. The two are
+ * loaded in alternating one-second slices, so that a shared machine's drift hits both alike.
  */
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
@@ -170,39 +171,59 @@ export async function checks(ctx: Ctx): Promise<{ inProcess: CheckRow[]; http: H
     // Each server is warmed up first (one second of the same load, not recorded): without it, a
     // short run spends much of its first second being compiled (quick mode, loaded machine: SQLite
     // floor 3,377 -> 19,010 req/s, Lockstep checks 760 -> 4,938 req/s once warmed).
-    const load = async (url: string, headers: Record<string, string>, body: object) => {
-      const opts = { url, method: 'POST' as const, connections: size.httpConnections, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };
-      await autocannon({ ...opts, duration: 1 });
-      const r = await autocannon({ ...opts, duration: size.httpSeconds });
-      return { connections: size.httpConnections, seconds: size.httpSeconds, requests: r.requests.total, perSecond: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, errors: r.errors + r.timeouts, non2xx: r.non2xx };
-    };
     const body = { subject: SUBJECT, permission: 'project.read', resource: project(Math.min(P - 1, 7)) };
+    const cannon = (url: string, headers: Record<string, string>, seconds: number) =>
+      autocannon({ url, method: 'POST', connections: size.httpConnections, duration: seconds, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    type Load = Awaited<ReturnType<typeof cannon>>;
+    const row = (runs: Load[]) => {
+      const requests = runs.reduce((n, r) => n + r.requests.total, 0);
+      const seconds = runs.reduce((n, r) => n + r.duration, 0);
+      return {
+        connections: size.httpConnections,
+        seconds: round(seconds, 2),
+        requests,
+        perSecond: requests / seconds,
+        p50: summarize(runs.map((r) => r.latency.p50)).p50,
+        p99: Math.max(...runs.map((r) => r.latency.p99)),
+        max: Math.max(...runs.map((r) => r.latency.max)),
+        errors: runs.reduce((n, r) => n + r.errors + r.timeouts, 0),
+        non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+      };
+    };
+    const load = async (url: string, headers: Record<string, string>) => {
+      await cannon(url, headers, 1);
+      return row([await cannon(url, headers, size.httpSeconds)]);
+    };
+    const auth = { authorization: `Bearer ${ADMIN_KEY}` };
     for (const { engine, store } of stores) {
-      ctx.log(`checks: lockstep over HTTP (${engine})`);
+      ctx.log(`checks: lockstep over HTTP and the HTTP floor (${engine})`);
       const app = createApp(loadConfig({ db: ':memory:', host: '127.0.0.1', port: 0, logLevel: 'silent', adminKey: ADMIN_KEY, workers: 0, verify: 'always' }, {}), { database: wrapNoClose(store.db) });
-      try {
-        const { url } = await app.start();
-        const r = await load(`${url}/v1/organizations/${ORG}/check`, { authorization: `Bearer ${ADMIN_KEY}` }, body);
-        if (r.non2xx > 0 && r.non2xx === r.requests) throw new Error('every request failed (non-2xx)');
-        http.push({ system: httpNames[0]!, engine, ...r });
-      } catch (e) {
-        http.push({ system: httpNames[0]!, engine, ...notRun(e) });
-      } finally {
-        await app.stop().catch(() => undefined);
-      }
-      // The floor, right after, on the same database: the app registered ADMIN_KEY when it started.
-      ctx.log(`checks: HTTP floor (${engine})`);
       const floor = Fastify({ logger: false });
       installAuth(floor, store.db);
       floor.post('/v1/organizations/:org/floor', { config: { access: 'check' } }, async () => ({ allowed: true }));
       try {
-        const url = await floor.listen({ host: '127.0.0.1', port: 0 });
-        const r = await load(`${url}/v1/organizations/${ORG}/floor`, { authorization: `Bearer ${ADMIN_KEY}` }, body);
-        if (r.non2xx > 0) throw new Error(`${r.non2xx} non-2xx answers: the bearer check refused the key`);
-        http.push({ system: HTTP_FLOOR, engine, ...r });
+        // The app registers ADMIN_KEY when it starts; the floor checks the same key in the same table.
+        const checkUrl = `${(await app.start()).url}/v1/organizations/${ORG}/check`;
+        const floorUrl = `${await floor.listen({ host: '127.0.0.1', port: 0 })}/v1/organizations/${ORG}/floor`;
+        await cannon(checkUrl, auth, 1);
+        await cannon(floorUrl, auth, 1);
+        // Interleaved in one-second slices (check, floor, floor, check, …): both see the same load
+        // on a shared machine, so their ratio holds even when the absolute figures drift.
+        const slices = Math.max(2, Math.round(size.httpSeconds));
+        const runs: { check: Load[]; floor: Load[] } = { check: [], floor: [] };
+        for (let i = 0; i < slices; i++) {
+          const order: Array<keyof typeof runs> = i % 2 === 0 ? ['check', 'floor'] : ['floor', 'check'];
+          for (const k of order) runs[k].push(await cannon(k === 'check' ? checkUrl : floorUrl, auth, 1));
+        }
+        const c = row(runs.check);
+        const f = row(runs.floor);
+        if (c.non2xx > 0 && c.non2xx === c.requests) throw new Error('every request failed (non-2xx)');
+        if (f.non2xx > 0) throw new Error(`${f.non2xx} non-2xx answers from the floor: the bearer check refused the key`);
+        http.push({ system: httpNames[0]!, engine, ...c }, { system: HTTP_FLOOR, engine, ...f });
       } catch (e) {
-        http.push({ system: HTTP_FLOOR, engine, ...notRun(e) });
+        for (const name of httpNames) http.push({ system: name, engine, ...notRun(e) });
       } finally {
+        await app.stop().catch(() => undefined);
         await floor.close();
       }
     }
@@ -212,7 +233,7 @@ export async function checks(ctx: Ctx): Promise<{ inProcess: CheckRow[]; http: H
       server.post<{ Body: { subject: string; permission: string; resource: string } }>('/check', async (req) => ({ allowed: await p.sys.check(req.body.subject, req.body.permission, req.body.resource) }));
       try {
         const url = await server.listen({ host: '127.0.0.1', port: 0 });
-        http.push({ system: p.system, engine: p.engine, ...(await load(`${url}/check`, {}, body)) });
+        http.push({ system: p.system, engine: p.engine, ...(await load(`${url}/check`, {})) });
       } catch (e) {
         http.push({ system: p.system, engine: p.engine, ...notRun(e) });
       } finally {
