@@ -71,6 +71,23 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** Longest path parameter the router matches (ids are at most 128 characters; 414 beyond this). */
 export const MAX_PARAM_LENGTH = 512;
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The body's fields are all optional and the body itself may be left out (read as `{}`; a JSON
+     * `null` is a bad body, not none). The OpenAPI document then says `requestBody.required: false`.
+     */
+    optionalBody?: boolean;
+  }
+}
+
+async function optionalBody(request: FastifyRequest) {
+  if (request.body === undefined) request.body = {};
+}
+
+/** `/a/:b/c` as OpenAPI writes it: `/a/{b}/c`. */
+const openapiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+
 async function refuseBody(request: FastifyRequest) {
   if (request.body !== undefined) throw validation('body', `${request.method} ${request.routeOptions.url ?? ''} takes no request body`);
 }
@@ -103,6 +120,8 @@ function paramAt(templates: Templates, method: string, url: string): string {
 export function buildServer(opts: ServerOptions): FastifyInstance {
   const { lockstep, db } = opts;
   const templates: Templates = new Map();
+  /** `METHOD path` (OpenAPI spelling) of the routes whose body may be left out. */
+  const optionalBodies = new Set<string>();
   const app = Fastify({
     loggerInstance: (opts.logger ?? createLogger('silent')) as FastifyBaseLogger,
     logController: new QuietAuthFailures(),
@@ -139,7 +158,9 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
       const list = templates.get(method) ?? [];
       list.push(route.url.split('/'));
       templates.set(method, list);
+      if (route.config?.optionalBody) optionalBodies.add(`${method.toLowerCase()} ${openapiPath(route.url)}`);
     }
+    if (route.config?.optionalBody) route.preValidation = [optionalBody, ...[route.preValidation ?? []].flat()];
     // A /v1 write whose schema declares no body takes none: a body sent anyway is refused, not ignored.
     if (route.url.startsWith('/v1/') && !route.schema?.body && [route.method].flat().some((m) => m !== 'GET' && m !== 'HEAD')) {
       route.preValidation = [...[route.preValidation ?? []].flat(), refuseBody];
@@ -171,6 +192,17 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   );
 
   app.register(swagger, {
+    // @fastify/swagger marks every body schema's requestBody required; those of optionalBody routes are not.
+    transformObject: (doc) => {
+      if (!('openapiObject' in doc)) return doc.swaggerObject;
+      const { openapiObject } = doc;
+      for (const [path, item] of Object.entries(openapiObject.paths ?? {})) {
+        for (const [method, op] of Object.entries(item as Record<string, { requestBody?: { required?: boolean } }>)) {
+          if (op.requestBody && optionalBodies.has(`${method} ${path}`)) op.requestBody.required = false;
+        }
+      }
+      return openapiObject;
+    },
     openapi: {
       openapi: '3.0.3',
       info: {

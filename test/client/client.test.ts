@@ -21,7 +21,7 @@ describeEachEngine('client: against a live server', (engine) => {
     const ls = createClient({ url: h.url, key: ADMIN_KEY });
     expect(ls.revision('acme')).toBeUndefined();
     // bot joins eng (viewer on ws:main: doc.read, a standard permission, so asynchronous)
-    const w = await data(ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: 'bot' } }, body: {} }));
+    const w = await data(ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: 'bot' } } }));
     expect(w.propagation.mode).toBe('async');
     expect(ls.revision('acme')).toBe(w.revision);
     const r = await ls.check('acme', { subject: 'bot', permission: 'doc.read', resource: 'doc:readme' });
@@ -62,7 +62,7 @@ describeEachEngine('client: against a live server', (engine) => {
     const ls = createClient({ url: h.url, key: ADMIN_KEY });
     for (const s of ['m1', 'm2', 'm3']) {
       await ls.api.PUT('/v1/organizations/{org}/subjects/{id}', { params: { path: { org: 'acme', id: s } }, body: { kind: 'user' } });
-      await ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: s } }, body: {} });
+      await ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: s } } });
     }
     const seen: string[] = [];
     let n = 0;
@@ -100,7 +100,7 @@ describeEachEngine('client: retry of 503 freshness answers', (engine) => {
         },
       },
     });
-    await ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: 'bot' } }, body: {} });
+    await ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: 'bot' } } });
     const r = await ls.check('acme', { subject: 'bot', permission: 'doc.read', resource: 'doc:readme' });
     expect(r).toMatchObject({ allowed: true, consistency: 'at_least_as_fresh' });
     expect(retries).toHaveLength(1);
@@ -112,7 +112,7 @@ describeEachEngine('client: retry of 503 freshness answers', (engine) => {
     const ls = createClient({ url: h.url, key: ADMIN_KEY, retry: { attempts: 2, maxDelayMs: 5, onRetry: (e) => void retries.push(e) } });
     await ls.api.DELETE('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: 'bot' } } });
     await ls.api.PUT('/v1/organizations/{org}/subjects/{id}', { params: { path: { org: 'acme', id: 'late' } }, body: { kind: 'user' } });
-    await ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: 'late' } }, body: {} });
+    await ls.api.PUT('/v1/organizations/{org}/groups/{id}/members/{subject}', { params: { path: { org: 'acme', id: 'eng', subject: 'late' } } });
     const e = await ls.check('acme', { subject: 'late', permission: 'doc.read', resource: 'doc:readme' }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(LockstepError);
     expect(e).toMatchObject({ status: 503, code: 'UNAVAILABLE', field: 'consistency.revision', retryAfter: 1 });

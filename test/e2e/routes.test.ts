@@ -185,6 +185,13 @@ describeEachEngine('e2e: v1 routes', (engine) => {
     ];
     for (const [path, method] of want) expect(doc.paths[path]?.[method], `${method} ${path}`).toBeDefined();
     expect(doc.paths[`${o}/roles/{slug}`].put.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
+    // A body the route reads as {} when absent is not required (it was, for every PUT, before the optionalBody flag).
+    for (const path of [o, `${o}/resources/{type}/{id}`, `${o}/groups/{id}`, `${o}/groups/{id}/members/{subject}`]) {
+      expect(doc.paths[path].put.requestBody.required, path).toBe(false);
+    }
+    for (const [path, method] of [[`${o}/roles/{slug}`, 'put'], [`${o}/subjects/{id}`, 'put'], [`${o}/assignments`, 'post'], [`${o}/check`, 'post']] as const) {
+      expect(doc.paths[path][method].requestBody.required, path).toBe(true);
+    }
     // Deletes answer the write body, with the revision repeated in headers.
     for (const path of [`${o}/resources/{type}/{id}`, `${o}/subjects/{id}`, `${o}/groups/{id}`, `${o}/groups/{id}/members/{subject}`, `${o}/assignments/{id}`]) {
       const responses = doc.paths[path].delete.responses;

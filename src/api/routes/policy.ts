@@ -21,18 +21,13 @@ function deleted(reply: FastifyReply, r: WriteResult) {
   return reply.code(200).header('Lockstep-Revision', String(r.revision)).header('Lockstep-Propagation', r.propagation.status).send(r);
 }
 
-/** Routes whose body is all optional accept a missing body as `{}` (a JSON `null` is a bad body, not none). */
-async function optionalBody(request: FastifyRequest) {
-  if (request.body === undefined) request.body = {};
-}
-
 export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
   const base = '/v1/organizations/:org';
   const write = { config: { access: 'write' as const } };
 
   app.put<{ Params: Org; Body: { name?: string | null } }>(
     base,
-    { schema: s.putOrganization, config: { access: 'admin' }, preValidation: optionalBody },
+    { schema: s.putOrganization, config: { access: 'admin', optionalBody: true } },
     (req) => lockstep.putOrganization(req.params.org, req.body, ctxOf(req)),
   );
   app.get<{ Params: Org }>(base, { schema: s.getOrganization, ...write }, (req) => lockstep.getOrganization(req.params.org));
@@ -53,7 +48,7 @@ export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
   type ResParams = Org & { type: string; id: string };
   app.put<{ Params: ResParams; Body: { parent?: string | null } }>(
     `${base}/resources/:type/:id`,
-    { schema: s.putResource, ...write, preValidation: optionalBody },
+    { schema: s.putResource, config: { access: 'write', optionalBody: true } },
     (req) => lockstep.putResource(req.params.org, req.params.type, req.params.id, req.body, ctxOf(req)),
   );
   app.delete<{ Params: ResParams }>(`${base}/resources/:type/:id`, { schema: s.deleteResource, ...write }, async (req, reply) =>
@@ -70,7 +65,7 @@ export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
 
   app.put<{ Params: WithId; Body: { name?: string | null } }>(
     `${base}/groups/:id`,
-    { schema: s.putGroup, ...write, preValidation: optionalBody },
+    { schema: s.putGroup, config: { access: 'write', optionalBody: true } },
     (req) => lockstep.putGroup(req.params.org, req.params.id, req.body, ctxOf(req)),
   );
   app.delete<{ Params: WithId }>(`${base}/groups/:id`, { schema: s.deleteGroup, ...write }, async (req, reply) =>
@@ -79,7 +74,7 @@ export function policyRoutes(app: FastifyInstance, lockstep: Lockstep) {
   type MemberParams = WithId & { subject: string };
   app.put<{ Params: MemberParams; Body: { expiresAt?: string | null } }>(
     `${base}/groups/:id/members/:subject`,
-    { schema: s.putMember, ...write, preValidation: optionalBody },
+    { schema: s.putMember, config: { access: 'write', optionalBody: true } },
     (req) => lockstep.addMember(req.params.org, req.params.id, req.params.subject, req.body, ctxOf(req)),
   );
   app.get<{ Params: WithId; Querystring: { kind?: 'subject' | 'group'; limit?: string; cursor?: string } }>(
