@@ -20,6 +20,8 @@ import { propagationRoutes } from './routes/propagation.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { directoryRoutes } from './routes/directories.ts';
 import { scimRoutes } from './routes/scim.ts';
+import { keyRoutes } from './routes/keys.ts';
+import { applyRoutes } from './routes/apply.ts';
 import type { DirectoryStore } from '../directories/directories.ts';
 import type { ScimWrites } from '../directories/scim-write.ts';
 import { confirmHooks, deliveryRoutes, type WatchOptions } from './routes/delivery.ts';
@@ -256,6 +258,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     readRoutes(api, lockstep, opts.delivery);
     propagationRoutes(api, lockstep, opts.metrics, opts.delivery, async () => ({ live: await liveWorkers(db, clock()), expected: expectWorkers }));
     if (opts.delivery) deliveryRoutes(api, opts.delivery, db, opts.watch);
+    keyRoutes(api, db);
+    applyRoutes(api, lockstep, opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
     dashboardRoutes(api);
     if (opts.directories) {
       directoryRoutes(api, opts.directories.store);

@@ -70,6 +70,62 @@ export async function createKey(db: Database, opts: CreateKeyOptions): Promise<{
   return { id, key };
 }
 
+/** A key as listings show it: never the key, never its hash. */
+export interface KeyInfo {
+  id: string;
+  scope: KeyScope;
+  /** null for admin keys. */
+  org: string | null;
+  name: string | null;
+  /** `created` (keys create, POST /v1/keys), `generated` (first start) or `env` (LOCKSTEP_ADMIN_KEY). */
+  origin: KeyOrigin;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+interface KeyInfoRow {
+  id: string;
+  scope: KeyScope;
+  org_id: string | null;
+  name: string | null;
+  origin: KeyOrigin;
+  created_at: number | string;
+  revoked_at: number | string | null;
+}
+
+const iso = (ms: number | string | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+const keyInfo = (r: KeyInfoRow): KeyInfo => ({
+  id: r.id,
+  scope: r.scope,
+  org: r.org_id,
+  name: r.name,
+  origin: r.origin,
+  createdAt: iso(r.created_at)!,
+  revokedAt: iso(r.revoked_at),
+});
+const KEY_INFO = 'SELECT id, scope, org_id, name, origin, created_at, revoked_at FROM api_keys';
+
+export interface ListKeysOptions {
+  /** Only this organization's keys (admin keys, which have none, are then left out). */
+  org?: string;
+  /** Include revoked keys (default: active ones only). */
+  revoked?: boolean;
+}
+
+/** The keys, oldest first; at most a few hundred in practice, so not paginated. */
+export async function listKeys(db: Sql, opts: ListKeysOptions = {}): Promise<KeyInfo[]> {
+  const rows = await db.all<KeyInfoRow>(`${KEY_INFO} WHERE ($1 = '' OR org_id = $1) AND ($2 = 1 OR revoked_at IS NULL) ORDER BY created_at, id`, [
+    opts.org ?? '',
+    opts.revoked ? 1 : 0,
+  ]);
+  return rows.map(keyInfo);
+}
+
+export async function getKey(db: Sql, id: string): Promise<KeyInfo | undefined> {
+  const row = await db.get<KeyInfoRow>(`${KEY_INFO} WHERE id = $1`, [id]);
+  return row ? keyInfo(row) : undefined;
+}
+
 /** Revokes a key by id; answers whether it was active. */
 export async function revokeKey(db: Database, id: string, now: () => number = Date.now): Promise<boolean> {
   return (await db.run('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now(), id])) > 0;

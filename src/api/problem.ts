@@ -47,6 +47,8 @@ export class ApiError extends Error {
 export interface FieldError {
   path: string;
   message: string;
+  /** A policy file's line (POST /v1/apply). */
+  line?: number;
 }
 
 export interface Problem {
@@ -108,6 +110,19 @@ export function schemaErrors(errors: readonly SchemaError[]): FieldError[] {
   });
 }
 
+/**
+ * A policy file's problems (each with its line), or the one located engine error of an apply, as
+ * `errors`; undefined for every other error.
+ */
+function fileErrors(field: string | undefined, message: string, meta: Record<string, unknown>): { errors: FieldError[] } | undefined {
+  const line = (v: unknown) => (typeof v === 'number' ? { line: v } : {});
+  if (Array.isArray(meta.problems)) {
+    return { errors: (meta.problems as { path: string; line?: unknown; message: string }[]).map((p) => ({ path: p.path, message: p.message, ...line(p.line) })) };
+  }
+  if (typeof meta.file === 'string' && field !== undefined) return { errors: [{ path: field, message, ...line(meta.line) }] };
+  return undefined;
+}
+
 interface FastifyLikeError {
   code?: string;
   statusCode?: number;
@@ -119,7 +134,11 @@ interface FastifyLikeError {
 /** Maps anything thrown while serving a request to a problem. */
 export function toProblem(err: unknown, requestId: string): Problem {
   if (isLockstepError(err)) {
-    return problem(err.code, err.message, requestId, { ...(err.field === undefined ? {} : { field: err.field }), expose: err.meta.expose === true });
+    return problem(err.code, err.message, requestId, {
+      ...(err.field === undefined ? {} : { field: err.field }),
+      ...(fileErrors(err.field, err.message, err.meta) ?? {}),
+      expose: err.meta.expose === true,
+    });
   }
   if (err instanceof ApiError) return problem(err.code, err.message, requestId, err.field === undefined ? {} : { field: err.field });
   const e = (err ?? {}) as FastifyLikeError;

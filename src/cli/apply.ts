@@ -1,15 +1,24 @@
 /**
  * `lockstep apply -f policy.yaml`: validates the whole file first (every problem reported, nothing
  * written), then applies it in one transaction. Idempotent: a second run reports nothing changed.
+ * With `--url`, the server does both (POST /v1/apply: the same function, one transaction on its
+ * database) and its workers run the asynchronous grants' jobs; the command waits for them unless
+ * `--no-wait`.
  */
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { data, type LockstepClient } from '../../packages/client/src/index.ts';
+import { LockstepError } from '../domain/errors.ts';
+import type { JobState } from '../domain/contract.ts';
+import { addRemoteOptions, remote, type RemoteOptions } from './remote.ts';
+import { Unreachable } from './errors.ts';
 import { applyPolicyFile, OBJECT_KINDS, type ApplyReport } from '../policy-file/apply.ts';
 import { readPolicyFile } from '../policy-file/parse.ts';
 import { addDbOptions, withStore, type DbOptions } from './database.ts';
 import { createProgress } from './progress.ts';
 import { createWorker } from '../propagation/worker.ts';
 
-interface ApplyOptions extends DbOptions {
+interface ApplyOptions extends DbOptions, RemoteOptions {
   file: string;
   /** false with --no-wait */
   wait?: boolean;
@@ -38,7 +47,50 @@ export function formatReport(r: ApplyReport, seconds: number, leftPending = true
   return lines.join('\n');
 }
 
+/** How long `apply --url` waits for the server's workers to run the queued jobs. */
+const REMOTE_WAIT_MS = 120_000;
+const UNFINISHED: JobState[] = ['pending', 'running', 'retrying'];
+
+/** Jobs of these organizations still queued or running on the server. */
+async function unfinishedJobs(client: LockstepClient, orgs: string[]): Promise<number> {
+  let n = 0;
+  for (const org of orgs) {
+    for (const state of UNFINISHED) n += (await data(client.api.GET('/v1/jobs', { params: { query: { org, state, limit: '1000' } } }))).jobs.length;
+  }
+  return n;
+}
+
+async function applyRemote(opts: ApplyOptions, client: LockstepClient) {
+  let policy: string;
+  try {
+    policy = await readFile(opts.file, 'utf8');
+  } catch (e) {
+    throw new LockstepError('VALIDATION', `cannot read ${opts.file}: ${(e as Error).message}`, { field: 'file' });
+  }
+  const started = performance.now();
+  const report = await data(client.api.POST('/v1/apply', { body: { policy, source: opts.file, dryRun: opts.dryRun === true } }));
+  let waited: 'effective' | 'pending' = report.pending > 0 ? 'pending' : 'effective';
+  if (!report.dryRun && report.pending > 0 && opts.wait !== false) {
+    const orgs = report.organizations.map((o) => o.id);
+    const deadline = Date.now() + REMOTE_WAIT_MS;
+    while ((await unfinishedJobs(client, orgs)) > 0) {
+      if (Date.now() > deadline) {
+        throw new Unreachable(
+          `applied ${opts.file} (committed), but the server's jobs for ${orgs.join(', ')} are still unfinished after ${REMOTE_WAIT_MS / 1000} s: is a worker running? (lockstep jobs list --url …)`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    waited = 'effective';
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const note = report.pending > 0 && waited === 'effective' && !report.dryRun ? "\npropagated the pending grants: the server's workers ran their jobs" : '';
+  process.stdout.write(opts.json ? `${JSON.stringify({ ...report, propagation: waited }, null, 2)}\n` : `${formatReport(report, seconds, opts.wait === false)}${note}\n`);
+}
+
 async function apply(opts: ApplyOptions) {
+  const client = remote(opts);
+  if (client) return applyRemote(opts, client);
   const file = await readPolicyFile(opts.file);
   const started = performance.now();
   let propagated = 0;
@@ -67,13 +119,13 @@ async function apply(opts: ApplyOptions) {
 }
 
 export function registerApply(program: Command) {
-  addDbOptions(
+  addRemoteOptions(addDbOptions(
     program
       .command('apply')
       .description('Apply a declarative policy file (YAML) in one transaction; additive and idempotent')
       .requiredOption('-f, --file <path>', 'the policy file (see docs/policy-file.md)')
       .option('--dry-run', 'validate and apply in a transaction that is rolled back; report what would change')
       .option('--json', 'print the report as JSON')
-      .option('--no-wait', 'leave asynchronous grants to the workers instead of propagating them before exiting'),
-  ).action(apply);
+      .option('--no-wait', 'leave asynchronous grants to the workers instead of propagating them (with --url: waiting for them) before exiting'),
+  )).action(apply);
 }

@@ -11,6 +11,8 @@ import { LockstepError as HttpError } from '../../packages/client/src/index.ts';
 export const EXIT = {
   /** --url: the server refused the key (401) or its scope (403). */
   AUTH: 12,
+  /** --url: too many failed authentications from this address (429, Retry-After). */
+  RATE_LIMITED: 13,
   OK: 0,
   INTERNAL: 1,
   USAGE: 2,
@@ -42,6 +44,7 @@ const BY_CODE: Record<ErrorCode, number> = {
 const BY_HTTP_CODE: Record<string, number> = {
   UNAUTHENTICATED: EXIT.AUTH,
   FORBIDDEN: EXIT.AUTH,
+  RATE_LIMITED: EXIT.RATE_LIMITED,
   ROUTE_NOT_FOUND: EXIT.NOT_FOUND,
   PAYLOAD_TOO_LARGE: EXIT.VALIDATION,
   URI_TOO_LONG: EXIT.VALIDATION,
@@ -89,9 +92,18 @@ export function reportError(e: unknown, out: (line: string) => void): number {
     return BY_CODE[e.code] ?? EXIT.INTERNAL;
   }
   if (e instanceof HttpError) {
-    // The server's problem+json: the same line as an engine error, and the request id to quote.
-    out(`${e.code}: ${e.detail}${where(e.field, undefined)}`);
-    for (const p of e.problem.errors ?? []) if (p.path !== e.field) out(`  ${p.path}: ${p.message}`);
+    // The server's problem+json: the same lines as an engine error (a policy file's problems with
+    // their lines), and the request id to quote.
+    const errors = (e.problem.errors ?? []) as { path: string; message: string; line?: number }[];
+    if (errors.length > 1 && errors.some((p) => p.line !== undefined)) {
+      out(`${e.code}: ${e.detail}`);
+      for (const p of errors) out(`  ${p.path}${p.line === undefined ? '' : ` (line ${p.line})`}: ${p.message}`);
+    } else {
+      // A 429 is not retried (it answers failed authentication: retrying extends the lockout), so say when to.
+      const after = e.code === 'RATE_LIMITED' && e.retryAfter !== undefined ? ` (retry after ${e.retryAfter} s; check the key)` : '';
+      out(`${e.code}: ${e.detail}${where(e.field, errors.find((p) => p.path === e.field)?.line)}${after}`);
+      for (const p of errors) if (p.path !== e.field) out(`  ${p.path}: ${p.message}`);
+    }
     if (e.requestId !== undefined) out(`  request id: ${e.requestId}`);
     return (BY_CODE as Record<string, number>)[e.code] ?? BY_HTTP_CODE[e.code] ?? EXIT.INTERNAL;
   }

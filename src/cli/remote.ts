@@ -21,6 +21,9 @@ export function addRemoteOptions(cmd: Command): Command {
     .option('--key <key>', 'API key for --url (default: $LOCKSTEP_KEY)');
 }
 
+/** Tries of a read the server answered 503 (the client's default). */
+const RETRY_ATTEMPTS = 3;
+
 /** The client the options name, or undefined: open the database. */
 export function remote(opts: RemoteOptions, env: NodeJS.ProcessEnv = process.env): LockstepClient | undefined {
   if (opts.url !== undefined && opts.db !== undefined) throw new UsageError('--url and --db name two stores: give one');
@@ -37,6 +40,14 @@ export function remote(opts: RemoteOptions, env: NodeJS.ProcessEnv = process.env
   return createClient({
     url: base,
     key,
+    // The client's retry of a 503 to a read (a check whose revision the read model has not reached,
+    // a busy database), said on stderr so that a slow command is not a silent one.
+    retry: {
+      onRetry: (r) => {
+        process.stderr.write(`${r.problem.code}: ${r.problem.detail}; retrying in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt + 1} of ${RETRY_ATTEMPTS})\n`);
+      },
+      attempts: RETRY_ATTEMPTS,
+    },
     async fetch(input) {
       try {
         return await fetch(input);

@@ -50,6 +50,11 @@ export interface ApplyOptions {
   ctx?: WriteContext;
   /** Called after every write. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after each organization's own write (create / rename), inside the transaction: throwing
+   * rolls the whole apply back. The HTTP route refuses there what only an admin key may do.
+   */
+  onOrganization?: (org: OrganizationSpec, result: WriteResult) => void;
 }
 
 class Rollback extends Error {
@@ -100,7 +105,11 @@ async function applyOrganization(ls: Lockstep, file: PolicyFile, org: Organizati
     return m ? [Number(m[1])] : undefined;
   };
 
-  await write('organizations', org.path, () => ls.putOrganization(org.id, { name: org.name }, ctx));
+  await write('organizations', org.path, async () => {
+    const r = await ls.putOrganization(org.id, { name: org.name }, ctx);
+    opts.onOrganization?.(org, r);
+    return r;
+  });
   // The policy first, so that the file's own writes propagate as it says.
   const policy = org.propagation;
   if (policy) await write('propagation', [...org.path, 'propagation'], () => ls.putPropagationPolicy(org.id, policy, ctx));

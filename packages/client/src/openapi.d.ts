@@ -50,6 +50,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -138,6 +140,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -206,6 +210,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -228,6 +234,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -250,6 +258,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -272,6 +282,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -294,6 +306,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -383,6 +397,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -405,6 +421,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -427,6 +445,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -449,6 +469,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -471,6 +493,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -493,6 +517,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -515,6 +541,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -537,6 +565,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -816,6 +846,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -838,6 +870,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -860,6 +894,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -882,6 +918,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -904,6 +942,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -926,6 +966,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -948,6 +990,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -970,6 +1014,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1078,6 +1124,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1100,6 +1148,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1122,6 +1172,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1144,6 +1196,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1166,6 +1220,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1188,6 +1244,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1210,6 +1268,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1232,6 +1292,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1346,6 +1408,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1368,6 +1432,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1390,6 +1456,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1412,6 +1480,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1434,6 +1504,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1456,6 +1528,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1478,6 +1552,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1500,6 +1576,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1589,6 +1667,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1611,6 +1691,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1633,6 +1715,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1655,6 +1739,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1677,6 +1763,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1699,6 +1787,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1721,6 +1811,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1743,6 +1835,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1813,6 +1907,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1835,6 +1931,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1857,6 +1955,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1879,6 +1979,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1901,6 +2003,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -1994,6 +2098,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2016,6 +2122,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2038,6 +2146,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2060,6 +2170,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2082,6 +2194,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2104,6 +2218,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2126,6 +2242,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2148,6 +2266,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2232,6 +2352,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2254,6 +2376,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2276,6 +2400,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2298,6 +2424,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2320,6 +2448,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2342,6 +2472,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2364,6 +2496,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2386,6 +2520,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2493,6 +2629,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2515,6 +2653,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2537,6 +2677,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2559,6 +2701,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2581,6 +2725,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2603,6 +2749,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2625,6 +2773,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2647,6 +2797,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2731,6 +2883,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2753,6 +2907,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2775,6 +2931,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2797,6 +2955,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2819,6 +2979,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2841,6 +3003,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2863,6 +3027,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2885,6 +3051,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -2997,6 +3165,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3019,6 +3189,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3041,6 +3213,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3063,6 +3237,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3085,6 +3261,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3107,6 +3285,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3129,6 +3309,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3151,6 +3333,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3240,6 +3424,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3262,6 +3448,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3284,6 +3472,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3306,6 +3496,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3328,6 +3520,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3350,6 +3544,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3372,6 +3568,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3394,6 +3592,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3484,6 +3684,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3506,6 +3708,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3528,6 +3732,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3550,6 +3756,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3572,6 +3780,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3731,6 +3941,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3753,6 +3965,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3775,6 +3989,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3797,6 +4013,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3819,6 +4037,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3841,6 +4061,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3863,6 +4085,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3885,6 +4109,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3958,6 +4184,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -3980,6 +4208,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4002,6 +4232,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4024,6 +4256,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4046,6 +4280,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4131,6 +4367,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4153,6 +4391,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4175,6 +4415,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4197,6 +4439,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4219,6 +4463,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4241,6 +4487,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4263,6 +4511,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4285,6 +4535,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4401,6 +4653,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4423,6 +4677,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4445,6 +4701,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4467,6 +4725,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4489,6 +4749,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4513,6 +4775,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4648,6 +4912,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4670,6 +4936,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4692,6 +4960,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4714,6 +4984,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4736,6 +5008,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4760,6 +5034,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4862,6 +5138,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4884,6 +5162,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4906,6 +5186,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4928,6 +5210,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -4950,6 +5234,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5064,6 +5350,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5086,6 +5374,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5108,6 +5398,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5130,6 +5422,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5152,6 +5446,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5268,6 +5564,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5290,6 +5588,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5312,6 +5612,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5334,6 +5636,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5356,6 +5660,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5510,6 +5816,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5532,6 +5840,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5554,6 +5864,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5576,6 +5888,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5598,6 +5912,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5692,6 +6008,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5714,6 +6032,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5736,6 +6056,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5758,6 +6080,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5780,6 +6104,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5910,6 +6236,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5932,6 +6260,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5954,6 +6284,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5976,6 +6308,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -5998,6 +6332,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6102,6 +6438,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6124,6 +6462,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6146,6 +6486,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6168,6 +6510,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6190,6 +6534,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6358,6 +6704,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6380,6 +6728,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6402,6 +6752,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6424,6 +6776,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6446,6 +6800,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6468,6 +6824,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6490,6 +6848,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6512,6 +6872,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6618,6 +6980,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6640,6 +7004,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6662,6 +7028,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6684,6 +7052,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6706,6 +7076,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6728,6 +7100,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6750,6 +7124,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6772,6 +7148,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6882,6 +7260,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6904,6 +7284,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6926,6 +7308,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6948,6 +7332,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -6970,6 +7356,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7063,6 +7451,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7085,6 +7475,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7107,6 +7499,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7129,6 +7523,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7151,6 +7547,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7173,6 +7571,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7195,6 +7595,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7217,6 +7619,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7366,6 +7770,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7388,6 +7794,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7410,6 +7818,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7432,6 +7842,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7454,6 +7866,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7566,6 +7980,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7588,6 +8004,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7610,6 +8028,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7632,6 +8052,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7654,6 +8076,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7676,6 +8100,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7698,6 +8124,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7720,6 +8148,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7825,6 +8255,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7847,6 +8279,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7869,6 +8303,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7891,6 +8327,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7913,6 +8351,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7973,6 +8413,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -7995,6 +8437,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8017,6 +8461,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8039,6 +8485,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8061,6 +8509,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8144,6 +8594,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8166,6 +8618,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8188,6 +8642,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8210,6 +8666,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8232,6 +8690,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8254,6 +8714,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8276,6 +8738,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8298,6 +8762,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8416,6 +8882,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8438,6 +8906,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8460,6 +8930,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8482,6 +8954,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8504,6 +8978,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8526,6 +9002,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8548,6 +9026,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8570,6 +9050,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -8622,6 +9104,1014 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List API keys, oldest first (never the keys themselves: only their ids and what they may do) */
+        get: {
+            parameters: {
+                query?: {
+                    /**
+                     * @description only the keys of this organization
+                     * @example acme
+                     */
+                    org?: string;
+                    /**
+                     * @description true: include revoked keys (default false)
+                     * @example true
+                     */
+                    revoked?: "true" | "false";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            keys: {
+                                /** @description the key id (the part after lsk_) */
+                                id: string;
+                                /** @enum {string} */
+                                scope: "admin" | "write" | "check";
+                                /** @description the organization a check or write key belongs to; null for admin keys */
+                                org: string | null;
+                                name: string | null;
+                                /**
+                                 * @description keys create / POST /v1/keys, the first start, or LOCKSTEP_ADMIN_KEY
+                                 * @enum {string}
+                                 */
+                                origin: "created" | "generated" | "env";
+                                /** Format: date-time */
+                                createdAt: string;
+                                /** Format: date-time */
+                                revokedAt: string | null;
+                            }[];
+                        };
+                    };
+                };
+                /** @description invalid input (VALIDATION) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description missing or invalid API key (UNAUTHENTICATED) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the key may not do this, or not in this organization (FORBIDDEN) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description an object named by the request does not exist (NOT_FOUND) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create an API key; the answer holds the key itself, the only time it is shown */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "scope": "check",
+                     *       "org": "acme",
+                     *       "name": "web app"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description admin: every organization; write, check: one (give org)
+                         * @enum {string}
+                         */
+                        scope: "admin" | "write" | "check";
+                        /**
+                         * @description required for write and check keys, refused for admin keys
+                         * @example acme
+                         */
+                        org?: string;
+                        /**
+                         * @description a label to recognise the key by
+                         * @example ci deploy
+                         */
+                        name?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description created; `key` is not stored in clear and cannot be shown again */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the key id (the part after lsk_) */
+                            id: string;
+                            /** @enum {string} */
+                            scope: "admin" | "write" | "check";
+                            /** @description the organization a check or write key belongs to; null for admin keys */
+                            org: string | null;
+                            name: string | null;
+                            /**
+                             * @description keys create / POST /v1/keys, the first start, or LOCKSTEP_ADMIN_KEY
+                             * @enum {string}
+                             */
+                            origin: "created" | "generated" | "env";
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** Format: date-time */
+                            revokedAt: string | null;
+                            /** @description lsk_<id>_<secret>: send it as Authorization: Bearer <key> */
+                            key: string;
+                        };
+                    };
+                };
+                /** @description invalid input (VALIDATION) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description missing or invalid API key (UNAUTHENTICATED) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the key may not do this, or not in this organization (FORBIDDEN) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description an object named by the request does not exist (NOT_FOUND) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description conflicts with the current state (CONFLICT) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description body larger than the limit (PAYLOAD_TOO_LARGE) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key (it is refused from the next request on); revoking a revoked key changes nothing */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /**
+                     * @description key id, as GET /v1/keys shows it
+                     * @example 3f9c2a7d1e5b8c04
+                     */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            key: {
+                                /** @description the key id (the part after lsk_) */
+                                id: string;
+                                /** @enum {string} */
+                                scope: "admin" | "write" | "check";
+                                /** @description the organization a check or write key belongs to; null for admin keys */
+                                org: string | null;
+                                name: string | null;
+                                /**
+                                 * @description keys create / POST /v1/keys, the first start, or LOCKSTEP_ADMIN_KEY
+                                 * @enum {string}
+                                 */
+                                origin: "created" | "generated" | "env";
+                                /** Format: date-time */
+                                createdAt: string;
+                                /** Format: date-time */
+                                revokedAt: string | null;
+                            };
+                            /** @description false: it was revoked already */
+                            changed: boolean;
+                        };
+                    };
+                };
+                /** @description invalid input (VALIDATION) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description missing or invalid API key (UNAUTHENTICATED) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the key may not do this, or not in this organization (FORBIDDEN) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description an object named by the request does not exist (NOT_FOUND) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description conflicts with the current state (CONFLICT) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description body larger than the limit (PAYLOAD_TOO_LARGE) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply a policy file (its YAML text) in one transaction: every write commits or none does; with dryRun, rolled back and reported. A write key may apply a file that names only its own organization, and may not create or rename it */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "source": "acme.yaml",
+                     *       "policy": "organizations:\n  acme:\n    name: Acme\n    permissions:\n      project.read: { risk: standard }\n",
+                     *       "dryRun": true
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description the policy file, YAML (or JSON) text as lockstep apply -f reads it */
+                        policy: string;
+                        /**
+                         * @description the file name, for messages (default "policy file")
+                         * @example acme.yaml
+                         */
+                        source?: string;
+                        /** @description apply, report, and roll back: nothing is written */
+                        dryRun?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description committed (or, with dryRun, what would have been) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            file: string;
+                            dryRun: boolean;
+                            writes: number;
+                            /** @description writes that changed something */
+                            changed: number;
+                            /** @description changed writes whose propagation is pending: the server's workers run their jobs */
+                            pending: number;
+                            organizations: {
+                                id: string;
+                                /** @description the organization's revision after the apply: pass it as at_least_as_fresh */
+                                revision: number;
+                                counts: {
+                                    organizations: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    propagation: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    permissions: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    roles: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    resources: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    subjects: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    groups: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    memberships: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                    assignments: {
+                                        created: number;
+                                        updated: number;
+                                        unchanged: number;
+                                    };
+                                };
+                            }[];
+                        };
+                    };
+                };
+                /** @description invalid input (VALIDATION) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description missing or invalid API key (UNAUTHENTICATED) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the key may not do this, or not in this organization (FORBIDDEN) */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description an object named by the request does not exist (NOT_FOUND) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description conflicts with the current state (CONFLICT) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description body larger than the limit (PAYLOAD_TOO_LARGE) */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description the resource hierarchy would have a cycle or be too deep (CYCLE, DEPTH_EXCEEDED) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+                /** @description too many failed authentications from this address; see Retry-After (RATE_LIMITED) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            requestId: string;
+                            /** @description the offending field, when known */
+                            field?: string;
+                            errors?: {
+                                path: string;
+                                message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;

@@ -152,7 +152,11 @@ export const problemSchema = {
     field: { type: 'string', description: 'the offending field, when known' },
     errors: {
       type: 'array',
-      items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+      items: {
+        type: 'object',
+        required: ['path', 'message'],
+        properties: { path: { type: 'string' }, message: { type: 'string' }, line: { type: 'integer', description: "POST /v1/apply: the policy file's line" } },
+      },
     },
   },
 } as const;
