@@ -33,6 +33,7 @@ import { joinTransaction, type Database } from './storage/database.ts';
 import { openDatabase } from './storage/open.ts';
 import { createDelivery, type Delivery } from './delivery/service.ts';
 import type { DeliveryEvent } from './delivery/deliverer.ts';
+import { createTracing, deferredTracing, type Tracing } from './observability/tracing.ts';
 
 /** Failures and disablings at warn; acknowledgements at debug; errors with their lane. Never a secret or a body. */
 export function logDeliveryEvent(logger: Logger) {
@@ -63,6 +64,8 @@ export interface LockstepOptions {
   freshnessTimeoutMs?: number;
   /** Where access-history replays run (the server: worker threads); default: in the caller's thread. */
   history?: HistoryRunner;
+  /** Spans of policy writes (default: none). */
+  tracing?: Tracing;
 }
 
 const defaultId = () => randomBytes(12).toString('base64url');
@@ -88,7 +91,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
   const defaultPolicy = opts.defaultPolicy ?? DEFAULT_POLICY;
   const replayEngine = (scratch: Database, id: () => string, clock: () => number) =>
     createLockstep(scratch, { defaultPolicy: REPLAY_POLICY, newId: id, now: clock });
-  const policy = createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner });
+  const policy = createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner, tracing: opts.tracing });
   return {
     ...policy,
     // the scheduled expiry job (serve runs it on a timer; tests call it with their clock)
@@ -112,6 +115,8 @@ export interface AppDeps {
   /** Delivery engine settings (tests: short backoffs). */
   delivery?: Parameters<typeof createDelivery>[0]['engine'];
   watch?: { heartbeatMs?: number; pollMs?: number };
+  /** Tracing to use whatever `config.tracing` says (tests: an in-memory exporter's). */
+  tracing?: Tracing;
 }
 
 export interface App {
@@ -151,6 +156,7 @@ async function startupSummary(db: Database, config: Config, url: string, applied
     },
     delivery: config.delivery,
     verify: config.verify,
+    tracing: config.tracing,
   };
 }
 
@@ -161,6 +167,9 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const db = deps.database ?? openDatabase(config.db);
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
+  // Off by default; with LOCKSTEP_TRACING the SDK is loaded in start(), before the first request.
+  const tracing = deferredTracing();
+  if (deps.tracing) tracing.use(deps.tracing);
   let listenUrl = `http://${config.host}:${config.port}`;
   const delivery = createDelivery({
     db,
@@ -170,6 +179,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     timeoutMs: config.deliveryTimeoutMs,
     metrics,
     onEvent: logDeliveryEvent(logger),
+    tracing,
     ...(deps.delivery ? { engine: deps.delivery } : {}),
   });
   const log = logTo(logger);
@@ -180,6 +190,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
       verify: config.verify,
       batchSize: config.batchSize,
       maxBatchRows: config.batchRows,
+      tracing,
       ...log,
       onEvent: (e) => {
         log.onEvent?.(e);
@@ -199,12 +210,13 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     history,
     freshnessTimeoutMs: config.freshnessTimeoutMs,
     onEnqueued: () => workers.forEach((w) => w.wake()),
+    tracing,
   });
   // Directories write through the same write frame and group commit: an identity provider sends
   // requests several at a time (Okta up to its rate limit, Entra in parallel), each one write.
   const directories = {
     store: createDirectoryStore(db),
-    writes: createScimWrites({ db, now: Date.now, newId: defaultId, metrics, onEnqueued: () => workers.forEach((w) => w.wake()), defaultPolicy: DEFAULT_POLICY, combiner }),
+    writes: createScimWrites({ db, now: Date.now, newId: defaultId, metrics, onEnqueued: () => workers.forEach((w) => w.wake()), defaultPolicy: DEFAULT_POLICY, combiner, tracing }),
   };
   const server = buildServer({
     lockstep,
@@ -216,6 +228,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     delivery,
     authFailureLimit: { max: config.authFailureLimit, windowMs: config.authFailureWindowMs },
     readiness: { expectWorkers: config.expectWorkers },
+    tracing,
     ...(deps.watch ? { watch: deps.watch } : {}),
   });
   let stopped: Promise<void> | undefined;
@@ -237,6 +250,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     logger,
     history,
     async start() {
+      if (!deps.tracing && config.tracing !== 'off') tracing.use(await createTracing({ exporter: config.tracing }));
       const applied = await db.migrate();
       if (applied.length > 0) logger.info({ applied, database: db.description }, 'migrations applied');
       // LOCKSTEP_ADMIN_KEY (and its rotation) before listening: no request meets the old key.
@@ -262,6 +276,7 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
         .close()
         .then(() => expiring)
         .then(() => Promise.all([...workers.map((w) => w.stop()), delivery.deliverer.stop(), history.close()]))
+        .then(() => (deps.tracing ? undefined : tracing.shutdown()))
         .then(() => lockstep.close());
       return stopped;
     },

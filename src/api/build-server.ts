@@ -30,6 +30,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { healthz, readyz } from './schemas/reads.ts';
 import { liveWorkers } from '../propagation/presence.ts';
 import { loadMigrations } from '../storage/migrations.ts';
+import type { Tracing, TraceSpan } from '../observability/tracing.ts';
 
 export interface ServerOptions {
   lockstep: Lockstep;
@@ -47,6 +48,8 @@ export interface ServerOptions {
   watch?: WatchOptions;
   /** Failed authentications allowed per client address and window (default: auth.ts's). */
   authFailureLimit?: AuthFailureLimit;
+  /** A span per request (tracing on), the parent of the spans its handler starts. */
+  tracing?: Tracing;
   /** /readyz: workers that must be heartbeating (0 or absent: not checked), and the clock. */
   readiness?: { expectWorkers: number; now?: () => number };
 }
@@ -80,6 +83,10 @@ declare module 'fastify' {
      * `null` is a bad body, not none). The OpenAPI document then says `requestBody.required: false`.
      */
     optionalBody?: boolean;
+  }
+  interface FastifyRequest {
+    /** The request's span (tracing on). */
+    traceSpan?: TraceSpan;
   }
 }
 
@@ -167,7 +174,30 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     if (route.url.startsWith('/v1/') && !route.schema?.body && [route.method].flat().some((m) => m !== 'GET' && m !== 'HEAD')) {
       route.preValidation = [...[route.preValidation ?? []].flat(), refuseBody];
     }
+    // The handler runs inside the request's span, so the write it makes is that span's child.
+    const tracing = opts.tracing;
+    if (tracing) {
+      const handler = route.handler;
+      route.handler = function traced(this: FastifyInstance, request, reply) {
+        const span = request.traceSpan;
+        return span ? tracing.run(span, () => handler.call(this, request, reply)) : handler.call(this, request, reply);
+      };
+    }
   });
+  const tracing = opts.tracing;
+  if (tracing) {
+    app.decorateRequest('traceSpan', undefined);
+    // Started as the request arrives (a request refused before its handler has one too), ended
+    // with the status the client got.
+    app.addHook('onRequest', async (request) => {
+      if (!tracing.enabled) return;
+      const route = request.routeOptions.url ?? 'unmatched';
+      request.traceSpan = tracing.start(`${request.method} ${route}`, { 'http.request.method': request.method, 'http.route': route, 'lockstep.request_id': request.id });
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      request.traceSpan?.end({ 'http.response.status_code': reply.statusCode });
+    });
+  }
   // Only JSON bodies: without this, Fastify would parse text/plain and answer its bodies with a 400
   // from the schema instead of the documented 415.
   app.removeContentTypeParser('text/plain');

@@ -4,6 +4,7 @@
  * Stops after the current batch on SIGINT / SIGTERM; the lease of an unfinished job lapses and
  * another worker resumes it at its checkpoint.
  */
+import { createTracing, NO_TRACING } from '../observability/tracing.ts';
 import type { Command } from 'commander';
 import { createLogger } from '../api/logger.ts';
 import { logDeliveryEvent } from '../app.ts';
@@ -39,8 +40,11 @@ async function work(opts: WorkerOptions) {
   const batchSize = int('batch-size', opts.batchSize, 1, 100_000) ?? config.batchSize;
   const leaseMs = int('lease-ms', opts.leaseMs, 100, 600_000);
   const pollMs = int('poll-ms', opts.pollMs, 10, 600_000);
+  // LOCKSTEP_TRACING: batches and deliveries continue the traces of the writes (ADR 0016).
+  const tracing = config.tracing === 'off' ? NO_TRACING : await createTracing({ exporter: config.tracing });
   const worker = createWorker({
     db,
+    tracing,
     batchSize,
     maxBatchRows: config.batchRows,
     verify: config.verify,
@@ -58,6 +62,7 @@ async function work(opts: WorkerOptions) {
         allowPrivate: config.targetsAllowPrivate,
         timeoutMs: config.deliveryTimeoutMs,
         onEvent: logDeliveryEvent(logger),
+        tracing,
       })
     : undefined;
   logger.info({ owner: worker.owner, database: db.description, batchSize, delivery: deliverer !== undefined }, 'worker started');
@@ -65,6 +70,7 @@ async function work(opts: WorkerOptions) {
     const n = await worker.drain();
     await deliverer?.drain();
     logger.info({ jobs: n }, 'queue drained');
+    await tracing.shutdown();
     await db.close();
     return;
   }
@@ -81,6 +87,7 @@ async function work(opts: WorkerOptions) {
     worker.start();
     deliverer?.start();
   });
+  await tracing.shutdown();
   await db.close();
 }
 

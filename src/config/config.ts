@@ -45,7 +45,12 @@ export interface Config {
   readonly historyQueue: number;
   /** /readyz answers 503 while fewer workers than this (in-process or `lockstep worker`) heartbeat (0: not checked). */
   readonly expectWorkers: number;
+  /** OpenTelemetry tracing (docs/architecture.md, ADR 0016): off, or where spans go. */
+  readonly tracing: TracingMode;
 }
+
+export const TRACING_MODES = ['off', 'otlp', 'console'] as const;
+export type TracingMode = (typeof TRACING_MODES)[number];
 
 export const DEFAULTS: Config = Object.freeze({
   db: './data/lockstep.db',
@@ -68,6 +73,7 @@ export const DEFAULTS: Config = Object.freeze({
   authFailureWindowMs: 60_000,
   historyWorkers: 2,
   historyQueue: 4,
+  tracing: 'off',
   expectWorkers: 0,
 });
 
@@ -137,6 +143,7 @@ export function loadConfig(overrides: Partial<Config> = {}, env: NodeJS.ProcessE
     historyWorkers: pick('historyWorkers', 'LOCKSTEP_HISTORY_WORKERS', (v) => int('LOCKSTEP_HISTORY_WORKERS', v, 1, 64)),
     historyQueue: pick('historyQueue', 'LOCKSTEP_HISTORY_QUEUE', (v) => int('LOCKSTEP_HISTORY_QUEUE', v, 0, 10_000)),
     expectWorkers: pick('expectWorkers', 'LOCKSTEP_EXPECT_WORKERS', (v) => int('LOCKSTEP_EXPECT_WORKERS', v, 0, 1024)),
+    tracing: oneOf('tracing', TRACING_MODES, pick('tracing', 'LOCKSTEP_TRACING', (v) => oneOf('LOCKSTEP_TRACING', TRACING_MODES, v))),
   };
   return Object.freeze(cfg);
 }

@@ -22,6 +22,7 @@ import { sendMessage, type OutMessage, type Outcome } from './send.ts';
 import type { TargetRow } from './targets.ts';
 import type { Lookup } from './url-guard.ts';
 import { pollLoop } from '../runtime/poll-loop.ts';
+import type { Tracing } from '../observability/tracing.ts';
 
 export interface DeliveryRetry {
   maxAttempts: number;
@@ -50,6 +51,8 @@ export interface DelivererOptions {
   retry?: DeliveryRetry;
   metrics?: Metrics | undefined;
   onEvent?: (e: DeliveryEvent) => void;
+  /** A span per delivery attempt, a child of the span that recorded the event (tracing on). */
+  tracing?: Tracing | undefined;
 }
 
 export type DeliveryEvent =
@@ -79,6 +82,7 @@ interface PendingRow {
   decided_at: number;
   enforced_at: number;
   created_at: number;
+  trace_parent: string | null;
 }
 
 export function createDeliverer(o: DelivererOptions): Deliverer {
@@ -128,7 +132,7 @@ export function createDeliverer(o: DelivererOptions): Deliverer {
     await db.run(sql`UPDATE delivery_lanes SET owner = NULL, lease_expires_at = NULL${backoff} WHERE target_id = ${target} AND part = ${part} AND owner = ${owner}`);
   }
 
-  const PENDING = `SELECT d.revision, d.seq, d.generation, d.priority, d.attempts, e.type, e.subjects, e.body, e.decided_at, e.enforced_at, e.created_at
+  const PENDING = `SELECT d.revision, d.seq, d.generation, d.priority, d.attempts, e.type, e.subjects, e.body, e.decided_at, e.enforced_at, e.created_at, e.trace_parent
                      FROM deliveries d JOIN delivery_events e ON e.org_id = d.org_id AND e.revision = d.revision AND e.seq = d.seq
                     WHERE d.target_id = $1 AND d.part = $2 AND d.state = 'pending'
                     ORDER BY d.revision, d.seq, d.generation LIMIT 200`;
@@ -176,7 +180,11 @@ export function createDeliverer(o: DelivererOptions): Deliverer {
           createdAt: Number(next.created_at),
         };
         const sentAt = now();
+        const span = o.tracing?.enabled
+          ? o.tracing.start('lockstep.delivery.send', { 'lockstep.org': m.org, 'lockstep.target': target, 'lockstep.revision': m.revision, 'lockstep.event.seq': m.seq, 'lockstep.event.type': m.type }, next.trace_parent)
+          : undefined;
         const outcome = await sendMessage(t, m, sendEnv);
+        span?.end({ 'lockstep.delivery.outcome': outcome.kind });
         const doneAt = now();
         emit({ type: 'sent', target, revision: m.revision, seq: m.seq, outcome, ms: doneAt - sentAt });
         const key = [target, part, owner, m.revision, m.seq, m.generation];

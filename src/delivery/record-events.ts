@@ -28,6 +28,8 @@ export interface RecordSpec {
   jobId?: string | null;
   /** Several jobs in one batch transaction: each subject's events name the job that carried it. */
   jobOf?: ReadonlyMap<string, string>;
+  /** The span that recorded them (a write's or a batch's): each delivery becomes its child. */
+  traceParent?: string | undefined;
 }
 
 /** Change kinds that deprovision a subject (body.id names it): /v1 and SCIM (docs/directories.md). */
@@ -93,14 +95,16 @@ export async function recordEvents(tx: Sql, s: RecordSpec): Promise<number> {
     s.revision ?? Number((await tx.get<{ revision: number }>('SELECT revision FROM organizations WHERE id = $1', [s.org]))?.revision ?? 0);
   const last = await tx.get<{ n: number | null }>('SELECT MAX(seq) AS n FROM delivery_events WHERE org_id = $1 AND revision = $2', [s.org, revision]);
   const firstSeq = Number(last?.n ?? 0) + 1;
-  // Multi-row inserts of at most 200 events (11 parameters each: well under both engines' limits).
+  // Multi-row inserts of at most 200 events (12 parameters each: well under both engines' limits).
   for (let i = 0; i < messages.length; i += 200) {
     const slice = messages.slice(i, i + 200);
     const tuples = slice.map(
       (m, j) =>
-        sql`(${sql.join([s.org, revision, firstSeq + i + j, m.type, m.part, JSON.stringify(m.subjects), JSON.stringify({ subjects: m.subjects, access: m.access }), s.decidedAt, s.enforcedAt, m.job, s.now])})`,
+        sql`(${sql.join([s.org, revision, firstSeq + i + j, m.type, m.part, JSON.stringify(m.subjects), JSON.stringify({ subjects: m.subjects, access: m.access }), s.decidedAt, s.enforcedAt, m.job, s.now, s.traceParent ?? null])})`,
     );
-    await tx.run(sql`INSERT INTO delivery_events (org_id, revision, seq, type, part, subjects, body, decided_at, enforced_at, job_id, created_at) VALUES ${sql.join(tuples)}`);
+    await tx.run(
+      sql`INSERT INTO delivery_events (org_id, revision, seq, type, part, subjects, body, decided_at, enforced_at, job_id, created_at, trace_parent) VALUES ${sql.join(tuples)}`,
+    );
   }
   // The outbox: every active target of the organization gets every new event, in this transaction.
   await tx.run(

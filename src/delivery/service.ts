@@ -10,6 +10,8 @@ import { changeDelivery, confirmChange, deliveryOfChanges, revocationWindow } fr
 import { createTargets } from './targets.ts';
 import type { Lookup } from './url-guard.ts';
 
+import type { Tracing } from '../observability/tracing.ts';
+
 export interface DeliveryOptions {
   db: Database;
   now?: () => number;
@@ -21,6 +23,7 @@ export interface DeliveryOptions {
   lookup?: Lookup;
   onEvent?: (e: DeliveryEvent) => void;
   engine?: Partial<DelivererOptions>;
+  tracing?: Tracing | undefined;
 }
 
 export function createDelivery(o: DeliveryOptions) {
@@ -35,6 +38,7 @@ export function createDelivery(o: DeliveryOptions) {
     now,
     timeoutMs: o.timeoutMs,
     metrics: o.metrics,
+    tracing: o.tracing,
     ...(o.lookup ? { lookup: o.lookup } : {}),
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
     ...o.engine,

@@ -21,6 +21,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
 import type { Combiner } from './combiner.ts';
+import type { Tracing } from '../observability/tracing.ts';
 
 /**
  * What a command did, as data: the frame carries it out (propagation, revision, change log) and
@@ -58,6 +59,8 @@ export interface WriteEnv {
   defaultPolicy: PropagationPolicy;
   /** Group commit of concurrent writes (PostgreSQL); absent: one transaction per write. */
   combiner?: Combiner | undefined;
+  /** Spans of writes (off: absent or NO_TRACING). */
+  tracing?: Tracing | undefined;
 }
 
 export interface WriteSpec {
@@ -76,9 +79,25 @@ const MAX_TX_ATTEMPTS = 5;
 export type Written<O> = WriteResult & { outcome: Outcome<O> };
 
 export async function runWrite<O = undefined>(env: WriteEnv, spec: WriteSpec, command: Command<O>): Promise<Written<O>> {
+  if (!env.tracing?.enabled) return attemptWrite(env, spec, command, undefined);
+  // The span is started here, in the caller's context (a request's), and handed down explicitly:
+  // with group commit, writeOnce runs in whichever caller's context leads the shared transaction.
+  return env.tracing.trace('lockstep.write', { 'lockstep.org': spec.org, 'lockstep.change.kind': spec.kind }, async (span) => {
+    const written = await attemptWrite(env, spec, command, span.traceparent);
+    span.setAttributes({
+      'lockstep.revision': written.revision,
+      'lockstep.changed': written.changed,
+      'lockstep.propagation.mode': written.propagation.mode,
+      'lockstep.propagation.status': written.propagation.status,
+    });
+    return written;
+  });
+}
+
+async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<O>, traceParent: string | undefined): Promise<Written<O>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const once = (tx: Sql) => writeOnce(env, spec, tx, command);
+      const once = (tx: Sql) => writeOnce(env, spec, tx, command, traceParent);
       const result = await (env.combiner ? env.combiner.submit(spec.org, once) : env.db.transaction(once));
       if (result.propagation.status === 'pending') env.onEnqueued?.();
       return result;
@@ -92,7 +111,7 @@ export async function runWrite<O = undefined>(env: WriteEnv, spec: WriteSpec, co
   }
 }
 
-async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>): Promise<Written<O>> {
+async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined): Promise<Written<O>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
   // The lock and the organization's propagation policy in one round trip: the lock is held to
@@ -132,6 +151,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
       revision,
       now: env.now(),
       newId: env.newId,
+      traceParent,
     });
     // Wake workers in other processes when this commits (PostgreSQL NOTIFY is transactional).
     if (env.db.notifySql) await tx.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
@@ -165,7 +185,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
     ],
   );
   // Delivery events of this change, from its read-model diff, in this transaction (the outbox).
-  await recordEvents(tx, { org: spec.org, revision, kind, body: outcome.body ?? spec.body, decidedAt, enforcedAt: committedAt, now: committedAt });
+  await recordEvents(tx, { org: spec.org, revision, kind, body: outcome.body ?? spec.body, decidedAt, enforcedAt: committedAt, now: committedAt, traceParent });
   return {
     revision,
     changed: true,

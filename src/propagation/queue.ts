@@ -39,6 +39,8 @@ export interface JobRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** The enqueuing write's span, as a W3C traceparent (tracing on; the first write of a coalesced job). */
+  trace_parent?: string | null;
 }
 
 export interface EnqueueSpec {
@@ -49,6 +51,8 @@ export interface EnqueueSpec {
   revision: number;
   now: number;
   newId: () => string;
+  /** The write's span (tracing on): the job's batches become its children. */
+  traceParent?: string | undefined;
 }
 
 /**
@@ -59,14 +63,15 @@ export interface EnqueueSpec {
  */
 export async function enqueueJob(tx: Sql, s: EnqueueSpec): Promise<string> {
   const row = await tx.get<{ id: string }>(
-    `INSERT INTO jobs (id, org_id, scope, state, direction, priority, target_revision, run_at, created_at)
-     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7)
+    `INSERT INTO jobs (id, org_id, scope, state, direction, priority, target_revision, run_at, created_at, trace_parent)
+     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7, $8)
      ON CONFLICT (org_id, scope) WHERE state = 'pending' DO UPDATE SET
+       trace_parent = COALESCE(jobs.trace_parent, excluded.trace_parent),
        target_revision = CASE WHEN excluded.target_revision > jobs.target_revision THEN excluded.target_revision ELSE jobs.target_revision END,
        priority = CASE WHEN excluded.priority < jobs.priority THEN excluded.priority ELSE jobs.priority END,
        direction = CASE WHEN jobs.direction = excluded.direction THEN jobs.direction ELSE 'both' END
      RETURNING id`,
-    ['job_' + s.newId(), s.org, s.scope, s.direction, s.priority, s.revision, s.now],
+    ['job_' + s.newId(), s.org, s.scope, s.direction, s.priority, s.revision, s.now, s.traceParent ?? null],
   );
   return row!.id;
 }

@@ -9,6 +9,7 @@
 import { tierOfRank, verifies, type VerifyMode } from '../domain/model.ts';
 import { sql, type Database, type Sql } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import { deleteEffective, deleteEffectiveBySubject, insertDesired, insertDesiredBySubject } from '../derivation/read-model.ts';
 import { notDerived } from '../derivation/rule.ts';
 import { checkpointJobs, fenceJobs, finishJobs, LeaseLost, type CarriedChange, type JobRow } from './queue.ts';
@@ -53,6 +54,8 @@ export interface BatchEnv {
   now: () => number;
   metrics?: Metrics | undefined;
   verify: VerifyMode;
+  /** A span per batch transaction, a child of the enqueuing write's (tracing on). */
+  tracing?: Tracing | undefined;
 }
 
 export interface BatchResult {
@@ -77,7 +80,7 @@ async function batchMembers(tx: Sql, org: string, scope: Scope, batchSize: numbe
 }
 
 /** One batch of one job inside `tx` (which holds the organization's lock), fenced by ownership. */
-async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, batchSize: number, leaseMs: number, maxRows: number): Promise<BatchResult> {
+async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, batchSize: number, leaseMs: number, maxRows: number, traceParent: string | undefined): Promise<BatchResult> {
   const started = env.now();
   const cur = (await fenceJobs(tx, [jobId], owner)).get(jobId);
   if (!cur) throw new LeaseLost(jobId);
@@ -92,7 +95,7 @@ async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, 
     const first = subjects[0]!;
     const last = subjects[subjects.length - 1]!;
     ({ added, removed } = await reconcileRange(tx, cur.org_id, scope, first, last));
-    await recordBatchEvents(env, tx, cur);
+    await recordBatchEvents(env, tx, cur, undefined, traceParent);
     job = (await checkpointJobs(tx, [{ job: cur, first, last, members: subjects.length, added, removed, startedAt: started }], owner, env.now(), leaseMs))[0]!;
   }
   const finished = subjects.length < size;
@@ -105,8 +108,27 @@ async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, 
  * job's creation (its first carried change); enforced then too where checks verify, which is when
  * the policy write committed.
  */
-function recordBatchEvents(env: BatchEnv, tx: Sql, job: JobRow, jobOf?: ReadonlyMap<string, string>) {
-  return recordEvents(tx, { org: job.org_id, decidedAt: Number(job.created_at), enforcedAt: Number(job.created_at), now: env.now(), jobId: job.id, ...(jobOf ? { jobOf } : {}) });
+function recordBatchEvents(env: BatchEnv, tx: Sql, job: JobRow, jobOf: ReadonlyMap<string, string> | undefined, traceParent: string | undefined) {
+  return recordEvents(tx, {
+    org: job.org_id,
+    decidedAt: Number(job.created_at),
+    enforcedAt: Number(job.created_at),
+    now: env.now(),
+    jobId: job.id,
+    ...(jobOf ? { jobOf } : {}),
+    traceParent,
+  });
+}
+
+/**
+ * `run` inside a batch span (tracing on): a child of the first job's enqueuing write, since a batch
+ * of subject jobs may carry several writes' jobs (each job id is an attribute).
+ */
+function traced<T>(env: BatchEnv, jobs: JobRow[], run: (traceParent: string | undefined) => Promise<T>): Promise<T> {
+  if (!env.tracing?.enabled) return run(undefined);
+  const first = jobs[0]!;
+  const attrs = { 'lockstep.org': first.org_id, 'lockstep.job.id': jobs.map((j) => j.id).join(','), 'lockstep.job.scope': first.scope, 'lockstep.job.count': jobs.length };
+  return env.tracing.trace('lockstep.job.batch', attrs, (span) => run(span.traceparent), first.trace_parent ?? null);
 }
 
 async function lockOrganization(env: BatchEnv, tx: Sql, org: string) {
@@ -123,10 +145,12 @@ function observe(env: BatchEnv, t0: bigint, results: BatchResult[]) {
 
 export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchSize: number, leaseMs: number, maxRows = Infinity): Promise<BatchResult> {
   const t0 = process.hrtime.bigint();
-  const result = await env.db.transaction(async (tx) => {
-    await lockOrganization(env, tx, job.org_id);
-    return applyBatch(env, tx, job.id, owner, batchSize, leaseMs, maxRows);
-  });
+  const result = await traced(env, [job], (traceParent) =>
+    env.db.transaction(async (tx) => {
+      await lockOrganization(env, tx, job.org_id);
+      return applyBatch(env, tx, job.id, owner, batchSize, leaseMs, maxRows, traceParent);
+    }),
+  );
   observe(env, t0, [result]);
   return result;
 }
@@ -141,7 +165,7 @@ export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchS
 export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: string, leaseMs: number): Promise<(BatchResult | 'lost')[]> {
   const t0 = process.hrtime.bigint();
   const org = jobs[0]!.org_id;
-  const results = await env.db.transaction(async (tx) => {
+  const results = await traced(env, jobs, (traceParent) => env.db.transaction(async (tx) => {
     await lockOrganization(env, tx, org);
     const now = env.now();
     const owned = await fenceJobs(tx, jobs.map((j) => j.id), owner);
@@ -149,7 +173,7 @@ export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: strin
     if (live.length === 0) return jobs.map(() => 'lost' as const);
 
     const { added, removed } = await reconcileSubjects(tx, org, live.map((l) => l.subject));
-    await recordBatchEvents(env, tx, live[0]!.job, new Map(live.map((l) => [l.subject, l.job.id])));
+    await recordBatchEvents(env, tx, live[0]!.job, new Map(live.map((l) => [l.subject, l.job.id])), traceParent);
     const rowsOf = (subject: string) => ({ added: added.get(subject) ?? 0, removed: removed.get(subject) ?? 0 });
     const checkpointed = await checkpointJobs(
       tx,
@@ -163,7 +187,7 @@ export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: strin
       const l = live.find((x) => x.job.id === j.id);
       return l ? { finished: true, members: 1, ...rowsOf(l.subject) } : ('lost' as const);
     });
-  });
+  }));
   observe(env, t0, results.filter((r): r is BatchResult => r !== 'lost'));
   return results;
 }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { VerifyMode } from '../domain/model.ts';
 import type { Database } from '../storage/database.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import { announce, PRESENCE_INTERVAL_MS, withdraw } from './presence.ts';
 import { claimJobs, DEFAULT_RETRY, failJobs, heartbeat, JOBS_CHANNEL, LeaseLost, pruneDoneJobs, releaseJobs, type JobRow, type RetryPolicy } from './queue.ts';
 import { runBatch, runSubjectJobs } from './reconcile.ts';
@@ -30,6 +31,8 @@ export interface WorkerOptions {
   verify?: VerifyMode;
   now?: () => number;
   metrics?: Metrics | undefined;
+  /** Batch spans (tracing on): children of the writes that enqueued the jobs. */
+  tracing?: Tracing | undefined;
   onEvent?: (e: WorkerEvent) => void;
   /**
    * An error the loop survived (claiming, heartbeating, recording a failure, releasing, pruning,
@@ -105,7 +108,7 @@ export function createWorker(opts: WorkerOptions): Worker {
   const pollMs = opts.pollMs ?? 1000;
   const retry = opts.retry ?? DEFAULT_RETRY;
   const now = opts.now ?? Date.now;
-  const env = { db: opts.db, now, metrics: opts.metrics, verify: opts.verify ?? 'always' };
+  const env = { db: opts.db, now, metrics: opts.metrics, verify: opts.verify ?? 'always', tracing: opts.tracing };
   const emit = opts.onEvent ?? (() => undefined);
   const report = opts.onError ?? stderrError;
 
