@@ -21,7 +21,7 @@ describeEachStore('lockstep directories', (newStore) => {
   const users = (base: string, token: string) => fetch(`${base}/Users`, { headers: { authorization: `Bearer ${token}` } });
 
   it('create prints a token that opens the SCIM base URL; rotate stops the old one at once; list shows no token', async () => {
-    const created = await lockstep(withDb('directories', 'create', '--org', 'acme', '--name', 'Okta prod', '--provider', 'okta', '--url', url));
+    const created = await lockstep(withDb('directories', 'create', '--org', 'acme', '--name', 'Okta prod', '--provider', 'okta', '--public-url', url));
     expect(created.code, created.stderr).toBe(0);
     const token = created.stdout.trim();
     expect(token).toMatch(/^lsd_[a-f0-9]{16}_\S{43}$/);
@@ -29,7 +29,7 @@ describeEachStore('lockstep directories', (newStore) => {
     expect(base).toMatch(new RegExp(`^${url}/scim/v2/[a-f0-9]{16}$`));
     expect((await users(base!, token)).status).toBe(200);
 
-    const list = await lockstep(withDb('directories', 'list', '--org', 'acme', '--url', url, '--json'));
+    const list = await lockstep(withDb('directories', 'list', '--org', 'acme', '--public-url', url, '--json'));
     const rows = JSON.parse(list.stdout) as { id: string; name: string; provider: string; scimBaseUrl: string }[];
     expect(rows).toEqual([expect.objectContaining({ name: 'Okta prod', provider: 'okta', scimBaseUrl: base })]);
     expect(list.stdout).not.toContain(token.split('_')[2]);
@@ -50,5 +50,13 @@ describeEachStore('lockstep directories', (newStore) => {
     expect(bad.stderr).toMatch(/^VALIDATION: provider must be one of okta, entra, generic/);
     const missing = await lockstep(withDb('directories', 'rotate', '0123456789abcdef', '--org', 'acme'));
     expect(missing.code).toBe(EXIT.NOT_FOUND);
+  });
+
+  it('the old --url (now --public-url) is a usage error that says so, and creates nothing', async () => {
+    const old = await lockstep(withDb('directories', 'create', '--org', 'acme', '--name', 'x', '--url', 'https://lockstep.example'));
+    expect(old.code).toBe(EXIT.USAGE);
+    expect(old.stderr).toMatch(/^USAGE: directories: --url is now --public-url/m);
+    const rows = JSON.parse((await lockstep(withDb('directories', 'list', '--org', 'acme', '--json'))).stdout) as { name: string }[];
+    expect(rows.map((r) => r.name)).not.toContain('x');
   });
 });
