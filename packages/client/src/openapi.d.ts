@@ -651,6 +651,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -673,6 +675,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -695,6 +699,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -717,6 +723,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
@@ -739,6 +747,8 @@ export interface paths {
                             errors?: {
                                 path: string;
                                 message: string;
+                                /** @description POST /v1/apply: the policy file's line */
+                                line?: number;
                             }[];
                         };
                     };
