@@ -1,10 +1,10 @@
 /**
  * The benchmark harness: Lockstep (sync; async + verification; async, verification never) on SQLite
- * and PostgreSQL, the naive synchronous baseline, SpiceDB embedded and node-casbin, through five
- * scenarios, in one process run. Writes report.md, results.json and the SVG charts under
+ * and PostgreSQL, the naive synchronous baseline, SpiceDB embedded and node-casbin, through the
+ * scenarios, in one process run (scenario 8: several `serve` child processes on one store). Writes report.md, results.json and the SVG charts under
  * bench/results/<timestamp>-<mode>/ (or --out DIR). Progress on stderr.
  *
- *   npm run bench -- [--smoke|--quick|--full] [--engines sqlite,postgres] [--pg URL] [--out DIR] [--scenarios 1,2,3,4,5,6,7]
+ *   npm run bench -- [--smoke|--quick|--full] [--engines sqlite,postgres] [--pg URL] [--out DIR] [--scenarios 1,2,3,4,5,6,7,8]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ import { membership } from './scenarios/membership.ts';
 import { propagation } from './scenarios/propagation.ts';
 import { directories } from './scenarios/directories.ts';
 import { nested } from './scenarios/nested.ts';
+import { multiServe } from './scenarios/multi-serve.ts';
 
 export type { BenchResults } from './lib/results.ts';
 
@@ -70,7 +71,7 @@ export async function runBench(opts: BenchOptions): Promise<{ dir: string; resul
   const size = SIZES[opts.mode];
   const pgDown = opts.engines.includes('postgres') ? await postgresUnavailable(opts.pg) : null;
   const tmp = mkdtempSync(join(tmpdir(), 'lockstep-bench-'));
-  const wanted = new Set(opts.scenarios ?? [1, 2, 3, 4, 5, 6, 7]);
+  const wanted = new Set(opts.scenarios ?? [1, 2, 3, 4, 5, 6, 7, 8]);
   const steps = [...wanted].length;
   const bar = stream.isTTY ? createProgress(steps, stream, { label: 'bench', unit: 'scenarios', threshold: 0 }) : null;
   let done = 0;
@@ -95,7 +96,7 @@ export async function runBench(opts: BenchOptions): Promise<{ dir: string; resul
     machine: machine(),
     sizes: size,
     systems: [],
-    scenarios: { membership: [], propagation: [], largeGroup: [], checks: { inProcess: [], http: [] }, crash: [], directories: [], nested: { checks: [], edges: [] } },
+    scenarios: { membership: [], propagation: [], largeGroup: [], checks: { inProcess: [], http: [] }, crash: [], directories: [], nested: { checks: [], edges: [] }, multiServe: [] },
   };
   const step = async <T>(n: number, label: string, fn: () => Promise<T>, fallback: () => T): Promise<T> => {
     if (!wanted.has(n)) return fallback();
@@ -114,11 +115,12 @@ export async function runBench(opts: BenchOptions): Promise<{ dir: string; resul
     results.scenarios.crash = await step(5, 'crash and resume', () => crash(ctx), () => []);
     results.scenarios.directories = await step(6, 'directory provisioning (SCIM)', () => directories(ctx), () => []);
     results.scenarios.nested = await step(7, 'nested groups', () => nested(ctx), () => ({ checks: [], edges: [] }));
+    results.scenarios.multiServe = await step(8, 'several serve processes, one organization', () => multiServe(ctx), () => []);
   } finally {
     bar?.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
-  for (const n of [1, 2, 3, 4, 5, 6, 7]) if (!wanted.has(n)) stream.write(`[bench] ${skipped(n)}\n`);
+  for (const n of [1, 2, 3, 4, 5, 6, 7, 8]) if (!wanted.has(n)) stream.write(`[bench] ${skipped(n)}\n`);
   // Systems: ran somewhere, or the reasons they did not.
   const all = [
     ...results.scenarios.membership,
@@ -130,6 +132,7 @@ export async function runBench(opts: BenchOptions): Promise<{ dir: string; resul
     ...results.scenarios.directories,
     ...(results.scenarios.nested?.checks ?? []),
     ...(results.scenarios.nested?.edges ?? []),
+    ...(results.scenarios.multiServe ?? []),
   ] as Array<{ system: string; engine: string; notRun?: string }>;
   for (const { system, engines } of SYSTEMS) {
     for (const engine of engines) {
@@ -173,7 +176,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const engines = a.engines!.split(',').map((e) => e.trim()).filter(Boolean);
   for (const e of engines) if (e !== 'sqlite' && e !== 'postgres') throw new Error(`--engines: unknown engine '${e}' (sqlite, postgres)`);
   const scenarios = a.scenarios?.split(',').map(Number);
-  if (scenarios?.some((n) => !Number.isInteger(n) || n < 1 || n > 7)) throw new Error('--scenarios: numbers 1-7, comma-separated');
+  if (scenarios?.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error('--scenarios: numbers 1-8, comma-separated');
   return { mode: modes[0] ?? 'quick', engines: engines as Engine[], pg: a.pg!, ...(a.out ? { out: a.out } : {}), ...(scenarios ? { scenarios } : {}), command: `npm run bench -- ${argv.join(' ')}`.trim() };
 }
 

@@ -7,6 +7,7 @@ import type { MembershipRow } from '../scenarios/membership.ts';
 import type { PropagationRow } from '../scenarios/propagation.ts';
 import type { DirectoryRow } from '../scenarios/directories.ts';
 import type { NestedCheckRow, NestedEdgeRow } from '../scenarios/nested.ts';
+import type { MultiServeRow } from '../scenarios/multi-serve.ts';
 
 export interface BenchResults {
   mode: Mode;
@@ -25,5 +26,7 @@ export interface BenchResults {
     directories: DirectoryRow[];
     /** absent in results written before scenario 7 */
     nested?: { checks: NestedCheckRow[]; edges: NestedEdgeRow[] };
+    /** scenario 8; absent in results written before it */
+    multiServe?: MultiServeRow[];
   };
 }
