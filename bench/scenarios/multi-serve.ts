@@ -15,6 +15,7 @@
  * model with a full recompute, and the memberships with what the clients were told.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +51,9 @@ export interface MultiServeRow {
   /** probes answered 503 (the read model had not applied the revision within the freshness timeout) */
   probeUnavailable?: number;
   probeErrors?: number;
+  /** CPU the serve processes (together) and this load generator used in the measured window, in cores (Linux /proc; absent elsewhere) */
+  serveCpu?: number;
+  clientCpu?: number;
   /** after the run: queue drained in settleMs; drift = read model vs a full recompute */
   settleMs?: number;
   failedJobs?: number;
@@ -115,6 +119,22 @@ async function stopServe(s: Serve): Promise<void> {
   await exited;
   clearTimeout(timer);
 }
+
+/** utime + stime of a process, in seconds (from /proc/PID/stat; undefined where there is none). */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields 14 and 15 of stat(5), counted after the command name: utime, stime (clock ticks, 100/s on Linux)
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+const serveCpuSeconds = (serves: Serve[]) => {
+  const xs = serves.map((s) => cpuSeconds(s.child.pid));
+  return xs.some((x) => x === undefined) ? undefined : xs.reduce<number>((a, x) => a + x!, 0);
+};
 
 interface Answer {
   status: number;
@@ -248,8 +268,12 @@ async function drive(ctx: Ctx, store: Store, serves: Serve[], member: boolean[],
   await sleep(warmupSeconds * 1000);
   measuring = true;
   const t0 = performance.now();
+  const cpu0 = serveCpuSeconds(serves);
+  const own0 = process.cpuUsage();
   await sleep(size.seconds * 1000);
   const elapsed = (performance.now() - t0) / 1000;
+  const cpu1 = serveCpuSeconds(serves);
+  const own = process.cpuUsage(own0);
   stop = true;
   await Promise.all(running);
 
@@ -273,6 +297,8 @@ async function drive(ctx: Ctx, store: Store, serves: Serve[], member: boolean[],
     changes,
     perSecond: round(changes / elapsed, 1),
     writes: summarize(writes),
+    ...(cpu0 !== undefined && cpu1 !== undefined ? { serveCpu: round((cpu1 - cpu0) / elapsed, 2) } : {}),
+    clientCpu: round((own.user + own.system) / 1e6 / elapsed, 2),
     errors,
     ...(firstError ? { firstError } : {}),
     probes,

@@ -57,7 +57,7 @@ describe('lockstep bench --smoke', () => {
     // the floor line, with a ratio for each engine whose floor ran
     expect(md).toMatch(/\*\*Floor\*\* .*sqlite: add p50 [\d.]+ (ms|µs), .*lockstep sync add \(\d+ assignments\) p50 [\d.]+× floor/);
     expect(md).toContain('add p50 / floor');
-    for (const h of ['## Systems', '## 1. Membership change latency', '## 2. Propagation under load', '## 3. Large group', '## 4. Checks', '## 5. Crash and resume', '## 6. Directory provisioning (SCIM)', '## 7. Nested groups']) expect(md).toContain(h);
+    for (const h of ['## Systems', '## 1. Membership change latency', '## 2. Propagation under load', '## 3. Large group', '## 4. Checks', '## 5. Crash and resume', '## 6. Directory provisioning (SCIM)', '## 7. Nested groups', '## 8. Several serve processes, one organization']) expect(md).toContain(h);
     for (const svg of ['membership-cdf-small.svg', 'checks-cdf.svg']) {
       expect(md).toContain(`](${svg})`);
       expect(readFileSync(join(dir, svg), 'utf8')).toMatch(/^<svg [\s\S]*<\/svg>$/);
@@ -168,6 +168,25 @@ describe('lockstep bench --smoke', () => {
           if (r && op === 'remove') expect(r.firstCheck, `${e} remove over ${n}`).toBe('as written');
         }
         for (const m of ['minimize_latency', 'fully_consistent']) expectMeasured(edges, `spicedb ${m}`, 'memdb', 'writeMs', at);
+      }
+    }
+  });
+
+  it('scenario 8: serve processes on one store — changes/s per process count with the ratio to one, and the audit after each run', () => {
+    const rows = (res.scenarios.multiServe ?? []) as unknown as Row[];
+    for (const e of ENGINES) {
+      for (const s of ['lockstep sync', 'lockstep async+verify']) {
+        for (const n of [1, 2]) {
+          const at = (r: Row) => r.processes === n;
+          expectMeasured(rows, s, e, 'perSecond', at), expectMeasured(rows, s, e, 'writes.p99', at);
+          const r = rows.find((x) => x.system === s && x.engine === e && at(x) && !x.notRun);
+          if (!r) continue;
+          if (n > 1) expect(typeof r.vsOne, `${s} (${e}) ${n} processes: ratio to 1`).toBe('number');
+          // The safety figures the scenario exists to show (not times): nothing stale, nothing lost.
+          // (A failed write is counted in errors and its subject left out of the comparison.)
+          expect(typeof r.errors).toBe('number');
+          expect([r.staleAllows, r.missedGrants, r.membershipMismatch, r.failedJobs, r.drift], `${s} (${e}) ${n} processes`).toEqual([0, 0, 0, 0, { missing: 0, extra: 0, pendingJobs: 0 }]);
+        }
       }
     }
   });
