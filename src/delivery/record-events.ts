@@ -30,6 +30,11 @@ export interface RecordSpec {
   jobOf?: ReadonlyMap<string, string>;
   /** The span that recorded them (a write's or a batch's): each delivery becomes its child. */
   traceParent?: string | undefined;
+  /**
+   * Whether the organization records events, where the caller read it already in this transaction
+   * under the organization lock (streams start under it: src/delivery/targets.ts `ensureStream`).
+   */
+  recording?: boolean;
 }
 
 /** Change kinds that deprovision a subject (body.id names it): /v1 and SCIM (docs/directories.md). */
@@ -43,8 +48,8 @@ export function deprovisionedBy(kind: string | undefined, body: unknown): string
 
 /** Returns the number of events written (0 when the organization records none). */
 export async function recordEvents(tx: Sql, s: RecordSpec): Promise<number> {
-  const stream = await tx.get<{ since_revision: number }>('SELECT since_revision FROM event_streams WHERE org_id = $1', [s.org]);
-  if (!stream) return 0;
+  if (s.recording === false) return 0;
+  if (s.recording === undefined && !(await tx.get('SELECT 1 AS x FROM event_streams WHERE org_id = $1', [s.org]))) return 0;
   const diff = await tx.all<{ subject_id: string; role: string; resource: string; net: number; now_n: number }>(
     `SELECT d.subject_id, d.role, d.resource, SUM(d.op) AS net,
             (SELECT COUNT(*) FROM effective_assignments e

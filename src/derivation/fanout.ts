@@ -4,8 +4,8 @@
  * write frame (../policy/write.ts) decides whether it is applied here, in the write's transaction,
  * or handed to a reconciliation job of `scope`.
  */
-import type { Sql, SqlFragment } from '../storage/database.ts';
-import { deleteEffective, insertDesired } from './read-model.ts';
+import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
+import { deleteEffective, deleteEffectiveStatement, insertDesired, insertDesiredStatement } from './read-model.ts';
 import type { Anchor } from './rule.ts';
 
 /**
@@ -31,4 +31,17 @@ export async function applyFanout(tx: Sql, f: Fanout): Promise<{ added: number; 
   for (const where of f.remove ?? []) removed += await deleteEffective(tx, where);
   for (const where of f.add ?? []) added += await insertDesired(tx, where, f.anchor);
   return { added, removed };
+}
+
+/**
+ * A fan-out that is one statement (a single removal or a single addition) as the body of a
+ * data-modifying CTE (`RETURNING 1`, so the rows it changed can be counted from it), and which of
+ * the two counts it is; null when the fan-out takes several statements, which must run in order.
+ */
+export function fanoutAsCte(f: Fanout): { body: SqlFragment; counts: 'added' | 'removed' } | null {
+  const removes = f.remove ?? [];
+  const adds = f.add ?? [];
+  if (removes.length === 1 && adds.length === 0) return { body: sql`${deleteEffectiveStatement(removes[0]!)} RETURNING 1`, counts: 'removed' };
+  if (adds.length === 1 && removes.length === 0) return { body: sql`${insertDesiredStatement(adds[0]!, f.anchor)} RETURNING 1`, counts: 'added' };
+  return null;
 }

@@ -8,8 +8,12 @@ import { desired, ROW_COLUMNS, type Anchor } from './rule.ts';
 
 /** Inserts the desired rows matching `where` (a predicate on `d.`-qualified row columns; `anchor`: see `desired`). */
 export function insertDesired(tx: Sql, where: SqlFragment, anchor?: Anchor): Promise<number> {
-  return tx.run(sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where, undefined, anchor)} ON CONFLICT DO NOTHING`);
+  return tx.run(insertDesiredStatement(where, anchor));
 }
+
+/** The statement `insertDesired` runs (for a caller that embeds it, e.g. in a data-modifying CTE). */
+export const insertDesiredStatement = (where: SqlFragment, anchor?: Anchor): SqlFragment =>
+  sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where, undefined, anchor)} ON CONFLICT DO NOTHING`;
 
 /** Rows per subject, from `RETURNING subject_id`. */
 const perSubject = (rows: { subject_id: string }[]) => rows.reduce((m, r) => m.set(r.subject_id, (m.get(r.subject_id) ?? 0) + 1), new Map<string, number>());
@@ -47,8 +51,11 @@ export async function countGroupRows(tx: Sql, org: string, group: string): Promi
 
 /** Deletes the read-model rows matching `where` (unqualified column names). */
 export function deleteEffective(tx: Sql, where: SqlFragment): Promise<number> {
-  return tx.run(sql`DELETE FROM effective_assignments WHERE ${where}`);
+  return tx.run(deleteEffectiveStatement(where));
 }
+
+/** The statement `deleteEffective` runs. */
+export const deleteEffectiveStatement = (where: SqlFragment): SqlFragment => sql`DELETE FROM effective_assignments WHERE ${where}`;
 
 /** `deleteEffective`, counting the rows it removed per subject. */
 export async function deleteEffectiveBySubject(tx: Sql, where: SqlFragment): Promise<Map<string, number>> {

@@ -4,7 +4,7 @@
  * (The ownership record is the object's row in `scim_resources`, written by src/directories/.)
  */
 import { LockstepError } from '../domain/errors.ts';
-import type { Sql } from '../storage/database.ts';
+import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 
 export async function ownerOf(tx: Sql, org: string, type: 'User' | 'Group', id: string): Promise<{ id: string; name: string } | null> {
   const r = await tx.get<{ id: string; name: string }>(
@@ -15,9 +15,25 @@ export async function ownerOf(tx: Sql, org: string, type: 'User' | 'Group', id: 
   return r ?? null;
 }
 
+/**
+ * `ownerOf` as two columns of a caller's SELECT, `owner_id` and `owner_name` (NULL: no directory
+ * owns it), so that a write's first lookup asks it in the same round trip. The type is a literal:
+ * SQLite plans `resource_type = ?` far worse (35 µs against 4 µs a probe, measured).
+ */
+export function ownerColumns(org: string, type: 'User' | 'Group', id: string): SqlFragment {
+  const literal = sql.raw(type === 'User' ? "'User'" : "'Group'");
+  const owner = (col: SqlFragment) =>
+    sql`(SELECT ${col} FROM scim_resources s JOIN directories d ON d.id = s.directory_id WHERE s.org_id = ${org} AND s.resource_type = ${literal} AND s.id = ${id})`;
+  return sql`${owner(sql`d.id`)} AS owner_id, ${owner(sql`d.name`)} AS owner_name`;
+}
+
 /** Refuses a /v1 write to a directory-owned subject or group: a 409 that names the directory. */
 export async function assertNotDirectoryOwned(tx: Sql, org: string, type: 'User' | 'Group', id: string, field = 'id'): Promise<void> {
-  const owner = await ownerOf(tx, org, type, id);
+  refuseOwned(type, id, await ownerOf(tx, org, type, id), field);
+}
+
+/** `assertNotDirectoryOwned` for an owner the caller read already (`ownerColumns`). */
+export function refuseOwned(type: 'User' | 'Group', id: string, owner: { id: string; name: string } | null, field = 'id'): void {
   if (owner) {
     const what = type === 'User' ? 'subject' : 'group';
     throw new LockstepError('CONFLICT', `${what} '${id}' is managed by directory '${owner.name}' (${owner.id}); change it in the identity provider`, {

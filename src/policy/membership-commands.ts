@@ -19,7 +19,7 @@ import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { groupAncestors, notDerived, subjectsUnder } from '../derivation/rule.ts';
 import { addEdgeToClosure, loadGroupEdges, removeEdgeFromClosure } from '../derivation/closure.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
-import { assertNotDirectoryOwned } from './directory-ownership.ts';
+import { ownerColumns, refuseOwned } from './directory-ownership.ts';
 
 export type Member = { type: 'subject'; id: SubjectId } | { type: 'group'; id: GroupId };
 
@@ -32,16 +32,22 @@ export const memberString = (m: Member) => `${m.type}:${m.id}`;
 
 const EXPIRY_ACTOR = 'lockstep:expiry';
 
-/** Assignments of the groups `groups` selects: how many, and the highest risk of their roles (one round trip). */
-async function assignmentsOf(tx: Sql, org: OrgId, groups: SqlFragment): Promise<{ n: number; rank: number | null }> {
-  const row = await tx.get<{ n: number; r: number | null }>(
-    sql`SELECT (SELECT COUNT(*) FROM assignments WHERE org_id = ${org} AND principal_type = 'group' AND principal_id IN (${groups})) AS n,
-               (SELECT MAX(p.risk) FROM role_permissions rp JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
-                 WHERE rp.org_id = ${org} AND rp.role IN (
-                   SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id IN (${groups}))) AS r`,
-  );
+/** Assignments of the groups `groups` selects: how many (`n`), and the highest risk of their roles (`r`), as two columns. */
+const assignmentColumns = (org: OrgId, groups: SqlFragment): SqlFragment =>
+  sql`(SELECT COUNT(*) FROM assignments WHERE org_id = ${org} AND principal_type = 'group' AND principal_id IN (${groups})) AS n,
+      (SELECT MAX(p.risk) FROM role_permissions rp JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
+        WHERE rp.org_id = ${org} AND rp.role IN (
+          SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id IN (${groups}))) AS r`;
+
+type Assignments = { n: number; rank: number | null };
+const assignmentsFrom = (row: { n?: number | null; r?: number | null } | undefined): Assignments => {
   const n = Number(row?.n ?? 0);
   return { n, rank: n > 0 ? (row?.r ?? null) : null };
+};
+
+/** Assignments of the groups `groups` selects: how many, and the highest risk of their roles (one round trip). */
+async function assignmentsOf(tx: Sql, org: OrgId, groups: SqlFragment): Promise<Assignments> {
+  return assignmentsFrom(await tx.get<{ n: number; r: number | null }>(sql`SELECT ${assignmentColumns(org, groups)}`));
 }
 
 /** Active subjects in `group` or a group nested in it. */
@@ -91,14 +97,30 @@ export function createMembershipCommands(env: WriteEnv) {
     const started = process.hrtime.bigint();
     const written = await runWrite(env, { org, kind, body, ctx }, async (tx): Promise<Outcome> => {
       const now = env.now();
-      // Both lookups in one round trip (this is the hot path); the group is reported first.
-      const found = await tx.get<{ g: number | null; m: number | null; exp: number | null; present: number | null }>(
+      // Every lookup in one round trip (this is the hot path, and the organization lock is held):
+      // the group and the member (the group is reported first), the membership, the directory that
+      // owns the group, whether the organization records events and, for a subject, the assignments
+      // its fan-out multiplies — of the group and the groups above it, which the change leaves as
+      // they are. (A nested edge changes the groups above its member: it reads them as it goes.)
+      const common = sql`(SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${group}) AS g, ${ownerColumns(org, 'Group', group)},
+                         (SELECT 1 FROM event_streams WHERE org_id = ${org}) AS stream`;
+      const found = await tx.get<{
+        g: number | null;
+        m: number | null;
+        exp: number | null;
+        present: number | null;
+        owner_id: string | null;
+        owner_name: string | null;
+        stream: number | null;
+        n?: number | null;
+        r?: number | null;
+      }>(
         member.type === 'subject'
-          ? sql`SELECT (SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${group}) AS g,
+          ? sql`SELECT ${common}, ${assignmentColumns(org, groupAncestors(org, group))},
                        (SELECT active FROM subjects WHERE org_id = ${org} AND id = ${member.id}) AS m,
                        (SELECT 1 FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}) AS present,
                        (SELECT expires_at FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}) AS exp`
-          : sql`SELECT (SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${group}) AS g,
+          : sql`SELECT ${common},
                        (SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${member.id}) AS m,
                        (SELECT 1 FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}) AS present,
                        (SELECT expires_at FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}) AS exp`,
@@ -106,7 +128,9 @@ export function createMembershipCommands(env: WriteEnv) {
       if (found?.g === null || found?.g === undefined) throw notFound('group', 'group', group);
       if (found.m === null || found.m === undefined) throw notFound(member.type === 'subject' ? 'subject' : 'member', member.type, member.id);
       // A directory-owned group's members change only through its directory (the expiry job is not a /v1 write).
-      if (op !== 'expire') await assertNotDirectoryOwned(tx, org, 'Group', group, 'group');
+      if (op !== 'expire') refuseOwned('Group', group, found.owner_id ? { id: found.owner_id, name: found.owner_name ?? '' } : null, 'group');
+      const recording = found.stream !== null && found.stream !== undefined;
+      const known = member.type === 'subject' ? assignmentsFrom(found) : undefined;
       const present = found.present !== null && found.present !== undefined;
       const prevExpiry = found.exp === null || found.exp === undefined ? null : Number(found.exp);
       const active = member.type === 'group' || Number(found.m) === 1;
@@ -119,7 +143,7 @@ export function createMembershipCommands(env: WriteEnv) {
             : tx.run(sql`UPDATE group_members SET expires_at = ${expiresAt} WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}`));
           // A live membership's rows are unchanged; an expired one comes back (its rows may still
           // be in the read model, or may have been cleaned: the fan-out restores them either way).
-          if (isLive(prevExpiry, now)) return { changed: true, kind: 'membership.update' };
+          if (isLive(prevExpiry, now)) return { changed: true, kind: 'membership.update', recording };
         } else if (member.type === 'subject') {
           await tx.run(sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at) VALUES (${org}, ${group}, ${member.id}, ${expiresAt})`);
         } else {
@@ -129,7 +153,7 @@ export function createMembershipCommands(env: WriteEnv) {
           await addEdgeToClosure(tx, org, group, member.id);
         }
         const kindNow = present ? 'membership.update' : 'membership.add';
-        return { ...(active ? await fanout(tx, org, member, 'grant', groupAncestors(org, group)) : { changed: true }), kind: kindNow };
+        return { ...(active ? await fanout(tx, org, member, 'grant', groupAncestors(org, group), known) : { changed: true }), kind: kindNow, recording };
       }
 
       if (!present) return NO_CHANGE;
@@ -142,7 +166,7 @@ export function createMembershipCommands(env: WriteEnv) {
         await tx.run(sql`DELETE FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}`);
         await removeEdgeFromClosure(tx, org, group, member.id);
       }
-      const effect: Outcome = active ? await fanout(tx, org, member, 'revoke', above) : { changed: true };
+      const effect: Outcome = { ...(active ? await fanout(tx, org, member, 'revoke', above, known) : { changed: true }), recording };
       // A removal of what had already expired revokes nothing new; its rows still go.
       if (op === 'remove' && !isLive(prevExpiry, now)) return { ...effect, revokeRank: null };
       return op === 'expire' ? { ...effect, decidedAt: prevExpiry! } : effect;
@@ -157,10 +181,11 @@ export function createMembershipCommands(env: WriteEnv) {
 
   /**
    * The rows a membership change touches: its member's subjects (S, or everyone under group c) times
-   * the assignments of `groups` (the group and every group it is nested in, as before the change).
+   * the assignments of `groups` (the group and every group it is nested in, as before the change),
+   * unless the caller `known` them already.
    */
-  async function fanout(tx: Sql, org: OrgId, member: Member, direction: 'grant' | 'revoke', groups: SqlFragment): Promise<Outcome> {
-    const a = await assignmentsOf(tx, org, groups);
+  async function fanout(tx: Sql, org: OrgId, member: Member, direction: 'grant' | 'revoke', groups: SqlFragment, known?: Assignments): Promise<Outcome> {
+    const a = known ?? (await assignmentsOf(tx, org, groups));
     const subjects = member.type === 'subject' ? sql`${member.id}` : subjectsUnder(org, member.id);
     const rows = a.n === 0 ? 0 : a.n * (member.type === 'subject' ? 1 : await countSubjectsUnder(tx, org, member.id));
     // Classified by reach (docs/semantics.md): the member's subjects × the assignments above, even

@@ -14,8 +14,8 @@ import { notFound } from '../domain/errors.ts';
 import { directionOf, tierOfRank, type OrgId } from '../domain/model.ts';
 import { decide, parsePolicy, type PropagationPolicy } from '../domain/propagation.ts';
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
-import type { Database, Sql } from '../storage/database.ts';
-import { applyFanout, type Fanout } from '../derivation/fanout.ts';
+import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
+import { applyFanout, fanoutAsCte, type Fanout } from '../derivation/fanout.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
@@ -42,6 +42,8 @@ export interface Outcome<O = undefined> {
   output?: O;
   /** When the change was decided, if not at the write (an expiry: its instant). */
   decidedAt?: number;
+  /** Whether the organization records delivery events, if the command read it (saves the frame a round trip). */
+  recording?: boolean;
 }
 
 export const NO_CHANGE: Outcome = { changed: false };
@@ -137,12 +139,16 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   const policy = row?.policy ? parsePolicy(JSON.parse(row.policy), env.defaultPolicy) : env.defaultPolicy;
   const decision = decide(policy, direction, tier, fanout?.rows ?? 0);
 
+  let jobId: string | null = null;
+  const inline = fanout && decision.mode === 'sync' ? fanout : null;
+  // PostgreSQL: the inline fan-out, when it is one statement, runs as a data-modifying CTE of the
+  // change-log INSERT below (one round trip, not two). Otherwise it runs here, first.
+  const cte = inline && tx.dialect === 'postgres' ? fanoutAsCte(inline) : null;
   let added = 0;
   let removed = 0;
-  let jobId: string | null = null;
-  if (fanout && decision.mode === 'sync') {
-    ({ added, removed } = await applyFanout(tx, fanout));
-  } else if (fanout) {
+  if (inline && !cte) {
+    ({ added, removed } = await applyFanout(tx, inline));
+  } else if (fanout && !inline) {
     jobId = await enqueueJob(tx, {
       org: spec.org,
       scope: fanout.scope,
@@ -159,33 +165,50 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   const effectiveAt = jobId === null ? env.now() : null;
   const committedAt = effectiveAt ?? env.now();
   const kind = outcome.kind ?? spec.kind;
-  await tx.run('UPDATE organizations SET revision = $2 WHERE id = $1', [spec.org, revision]);
-  await tx.run(
-    `INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at,
-                          rows_added, rows_removed, slo_ms, job_scope, job_id, committed_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-    [
-      spec.org,
-      revision,
-      kind,
-      direction,
-      tier === null ? null : rank,
-      decision.mode,
-      spec.ctx?.actor ?? null,
-      spec.ctx?.requestId ?? null,
-      JSON.stringify(outcome.body ?? spec.body ?? null),
-      outcome.decidedAt ?? decidedAt,
-      effectiveAt,
-      added,
-      removed,
-      decision.sloMs,
-      jobId === null ? null : fanout!.scope,
-      jobId,
-      committedAt,
-    ],
-  );
+  const logChange = (rowsAdded: SqlFragment | number, rowsRemoved: SqlFragment | number) =>
+    sql`INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at,
+                             rows_added, rows_removed, slo_ms, job_scope, job_id, committed_at)
+        VALUES (${sql.join([
+          spec.org,
+          revision,
+          kind,
+          direction,
+          tier === null ? null : rank,
+          decision.mode,
+          spec.ctx?.actor ?? null,
+          spec.ctx?.requestId ?? null,
+          JSON.stringify(outcome.body ?? spec.body ?? null),
+          outcome.decidedAt ?? decidedAt,
+          effectiveAt,
+        ])}, ${rowsAdded}, ${rowsRemoved}, ${sql.join([decision.sloMs, jobId === null ? null : fanout!.scope, jobId, committedAt])})`;
+  const bump = sql`UPDATE organizations SET revision = ${revision} WHERE id = ${spec.org}`;
+  if (cte) {
+    // The fan-out, the revision and the change log in one statement. Its parts share one snapshot,
+    // and none reads what another writes (the fan-out reads the source rows, written before it).
+    const count = sql`(SELECT COUNT(*) FROM fanout_rows)`;
+    await tx.run(
+      sql`WITH fanout_rows AS (${cte.body}), bump AS (${bump})
+          ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0)}`,
+    );
+  } else if (tx.dialect === 'postgres') {
+    await tx.run(sql`WITH bump AS (${bump}) ${logChange(added, removed)}`);
+  } else {
+    // SQLite has no data-modifying CTEs; its statements cost no round trip.
+    await tx.run(bump);
+    await tx.run(logChange(added, removed));
+  }
   // Delivery events of this change, from its read-model diff, in this transaction (the outbox).
-  await recordEvents(tx, { org: spec.org, revision, kind, body: outcome.body ?? spec.body, decidedAt, enforcedAt: committedAt, now: committedAt, traceParent });
+  await recordEvents(tx, {
+    org: spec.org,
+    revision,
+    kind,
+    body: outcome.body ?? spec.body,
+    decidedAt,
+    enforcedAt: committedAt,
+    now: committedAt,
+    traceParent,
+    ...(outcome.recording === undefined ? {} : { recording: outcome.recording }),
+  });
   return {
     revision,
     changed: true,

@@ -1,0 +1,89 @@
+/**
+ * What a sync membership change sends inside its transaction, and that it still does all of it.
+ *
+ * The organization lock is held from the first statement to COMMIT, so on PostgreSQL every statement
+ * is a round trip that every write queued behind it pays too (issue 13). A subject added to or
+ * removed from a group takes: the lock, one lookup (group, subject, membership, owning directory,
+ * event stream, the assignments its fan-out multiplies), the membership row, and one statement for
+ * the fan-out, the revision and the change log (data-modifying CTEs). SQLite, which has no
+ * data-modifying CTEs and no round trips, runs the last one as three. Before: nine on both engines.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
+import { SYNC_POLICY } from '../../src/domain/propagation.ts';
+import type { Database, Sql } from '../../src/storage/database.ts';
+import { describeEachEngine } from '../helpers/engines.ts';
+
+/** `db`, counting the statements its transactions run. */
+function counting(db: Database) {
+  const seen = { n: 0 };
+  const wrap = (tx: Sql): Sql => ({
+    ...tx,
+    all: (s, p) => (seen.n++, tx.all(s, p)),
+    get: (s, p) => (seen.n++, tx.get(s, p)),
+    run: (s, p) => (seen.n++, tx.run(s, p)),
+  });
+  const wrapped: Database = { ...db, transaction: (fn) => db.transaction((tx) => fn(wrap(tx))) };
+  return { db: wrapped, seen };
+}
+
+describeEachEngine('statements of a sync membership change', (engine) => {
+  let raw: Database;
+  let ls: Lockstep;
+  let seen: { n: number };
+  const org = 'o1';
+  const expected = engine.name === 'postgres' ? 4 : 6;
+
+  beforeAll(async () => {
+    raw = await engine.open();
+    const c = counting(raw);
+    seen = c.seen;
+    ls = createLockstep(c.db, { defaultPolicy: SYNC_POLICY });
+    await ls.putOrganization(org, {});
+    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
+    await ls.putRole(org, 'viewer', { permissions: ['doc.read'] });
+    for (const d of ['d1', 'd2', 'd3']) await ls.putResource(org, 'doc', d, {});
+    await ls.putGroup(org, 'g', {});
+    await ls.putSubject(org, 'alice', { kind: 'user' });
+    for (const d of ['d1', 'd2', 'd3']) await ls.createAssignment(org, { principal: 'group:g', role: 'viewer', resource: `doc:${d}` });
+  });
+  afterAll(async () => {
+    await raw?.close();
+  });
+
+  const rows = async () => Number((await raw.get<{ n: number }>("SELECT COUNT(*) AS n FROM effective_assignments WHERE org_id = $1 AND subject_id = 'alice'", [org]))?.n);
+  const lastChange = async () =>
+    (await raw.get<{ kind: string; rows_added: number; rows_removed: number; revision: number }>(
+      'SELECT kind, rows_added, rows_removed, revision FROM changes WHERE org_id = $1 ORDER BY revision DESC LIMIT 1',
+      [org],
+    ))!;
+
+  it(`an add and a remove run ${expected} statements each, applying the fan-out and logging its counts and revision`, async () => {
+    seen.n = 0;
+    const added = await ls.addMember(org, 'g', 'alice');
+    expect(seen.n).toBe(expected);
+    expect(added.propagation).toMatchObject({ mode: 'sync', status: 'effective' });
+    expect(await rows()).toBe(3);
+    expect(await lastChange()).toMatchObject({ kind: 'membership.add', rows_added: 3, rows_removed: 0, revision: added.revision });
+    expect((await ls.getOrganization(org)).revision).toBe(added.revision);
+    expect((await ls.check(org, { subject: 'alice', permission: 'doc.read', resource: 'doc:d2' })).allowed).toBe(true);
+
+    seen.n = 0;
+    const removed = await ls.removeMember(org, 'g', 'alice');
+    expect(seen.n).toBe(expected);
+    expect(removed.revision).toBe(added.revision + 1);
+    expect(await rows()).toBe(0);
+    expect(await lastChange()).toMatchObject({ kind: 'membership.remove', rows_added: 0, rows_removed: 3, revision: removed.revision });
+    expect((await ls.check(org, { subject: 'alice', permission: 'doc.read', resource: 'doc:d2' })).allowed).toBe(false);
+  });
+
+  it('a write that changes nothing takes the lock and the lookup only, and stamps no revision', async () => {
+    const before = (await ls.getOrganization(org)).revision;
+    seen.n = 0;
+    const r = await ls.removeMember(org, 'g', 'alice');
+    expect(r.changed).toBe(false);
+    expect(seen.n).toBe(2);
+    expect((await ls.getOrganization(org)).revision).toBe(before);
+  });
+});
