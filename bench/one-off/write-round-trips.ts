@@ -48,7 +48,21 @@ async function main() {
     };
     const counting = (tx: Sql): Sql => ({ ...tx, all: timed(tx.all), get: timed(tx.get), run: timed(tx.run) });
     const db = store.db;
-    const counted = { ...db, transaction: (fn: (tx: Sql) => Promise<unknown>) => db.transaction((tx: Sql) => fn(counting(tx))) };
+    // Time inside the transaction's function (from after BEGIN to before COMMIT), by write.
+    const inside = new Map<string, number[]>();
+    const counted = {
+      ...db,
+      transaction: (fn: (tx: Sql) => Promise<unknown>) =>
+        db.transaction(async (tx: Sql) => {
+          const t = performance.now();
+          try {
+            return await fn(counting(tx));
+          } finally {
+            if (!inside.has(label)) inside.set(label, []);
+            inside.get(label)!.push(performance.now() - t);
+          }
+        }),
+    };
     const floor = await L.floorSystem(store, [M.user(1)]);
     const sys = L.lockstepSystem({ ...store, db: counted }, 'sync');
     const lat = { add: [] as number[], remove: [] as number[], floorAdd: [] as number[], floorRemove: [] as number[] };
@@ -100,7 +114,10 @@ async function main() {
         removePerFloor: r2(q(lat.remove, 0.5) / q(lat.floorRemove, 0.5)),
       }),
     );
-    if (process.env.LOCKSTEP_TRACE) for (const [k, v] of byPosition) console.log(k, r2(q(v, 0.5)), 'ms p50');
+    if (process.env.LOCKSTEP_TRACE) {
+      for (const [k, v] of byPosition) console.log(k, r2(q(v, 0.5)), 'ms p50');
+      for (const [k, v] of inside) console.log(k, 'inside the transaction', r2(q(v, 0.5)), 'ms p50');
+    }
     await sys.close();
   } finally {
     await store.close();

@@ -22,6 +22,8 @@ export interface Fanout {
   add?: readonly SqlFragment[];
   /** `subjects` where every `add` filter names its subjects (the join order, ./rule.ts:desired). */
   anchor?: Anchor;
+  /** Groups every `add` filter restricts `d.group_id` to, if it does (./rule.ts:desired narrows the derivation to them). */
+  groups?: SqlFragment;
 }
 
 /** Applies a fan-out inline: removals first, then additions; returns the rows each changed. */
@@ -29,7 +31,7 @@ export async function applyFanout(tx: Sql, f: Fanout): Promise<{ added: number; 
   let removed = 0;
   let added = 0;
   for (const where of f.remove ?? []) removed += await deleteEffective(tx, where);
-  for (const where of f.add ?? []) added += await insertDesired(tx, where, f.anchor);
+  for (const where of f.add ?? []) added += await insertDesired(tx, where, f.anchor, f.groups);
   return { added, removed };
 }
 
@@ -42,6 +44,6 @@ export function fanoutAsCte(f: Fanout): { body: SqlFragment; counts: 'added' | '
   const removes = f.remove ?? [];
   const adds = f.add ?? [];
   if (removes.length === 1 && adds.length === 0) return { body: sql`${deleteEffectiveStatement(removes[0]!)} RETURNING 1`, counts: 'removed' };
-  if (adds.length === 1 && removes.length === 0) return { body: sql`${insertDesiredStatement(adds[0]!, f.anchor)} RETURNING 1`, counts: 'added' };
+  if (adds.length === 1 && removes.length === 0) return { body: sql`${insertDesiredStatement(adds[0]!, f.anchor, f.groups)} RETURNING 1`, counts: 'added' };
   return null;
 }

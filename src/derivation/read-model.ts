@@ -7,13 +7,16 @@ import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { desired, ROW_COLUMNS, type Anchor } from './rule.ts';
 
 /** Inserts the desired rows matching `where` (a predicate on `d.`-qualified row columns; `anchor`: see `desired`). */
-export function insertDesired(tx: Sql, where: SqlFragment, anchor?: Anchor): Promise<number> {
-  return tx.run(insertDesiredStatement(where, anchor));
+export function insertDesired(tx: Sql, where: SqlFragment, anchor?: Anchor, groups?: SqlFragment): Promise<number> {
+  return tx.run(insertDesiredStatement(where, anchor, groups));
 }
 
-/** The statement `insertDesired` runs (for a caller that embeds it, e.g. in a data-modifying CTE). */
-export const insertDesiredStatement = (where: SqlFragment, anchor?: Anchor): SqlFragment =>
-  sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where, undefined, anchor)} ON CONFLICT DO NOTHING`;
+/**
+ * The statement `insertDesired` runs (for a caller that embeds it, e.g. in a data-modifying CTE);
+ * `groups`: see `desired`.
+ */
+export const insertDesiredStatement = (where: SqlFragment, anchor?: Anchor, groups?: SqlFragment): SqlFragment =>
+  sql`INSERT INTO effective_assignments (${ROW_COLUMNS}) ${desired(where, undefined, anchor, groups)} ON CONFLICT DO NOTHING`;
 
 /** Rows per subject, from `RETURNING subject_id`. */
 const perSubject = (rows: { subject_id: string }[]) => rows.reduce((m, r) => m.set(r.subject_id, (m.get(r.subject_id) ?? 0) + 1), new Map<string, number>());

@@ -39,9 +39,9 @@ const DIRECT = sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assign
  * group nested in it. DISTINCT: a subject in two groups under the assignment's group (or in one by
  * two paths) is one derivation. `tables` only orders the four tables (see `desired`).
  */
-const viaGroups = (tables: SqlFragment) => sql`SELECT DISTINCT a.org_id, m.subject_id, a.id, a.role, a.resource, a.principal_id
+const viaGroups = (tables: SqlFragment, only: SqlFragment = sql.empty) => sql`SELECT DISTINCT a.org_id, m.subject_id, a.id AS assignment_id, a.role, a.resource, a.principal_id AS group_id
   FROM ${tables}
- WHERE a.principal_type = 'group' AND c.org_id = a.org_id AND c.ancestor_id = a.principal_id
+ WHERE a.principal_type = 'group' ${only} AND c.org_id = a.org_id AND c.ancestor_id = a.principal_id
    AND m.org_id = c.org_id AND m.group_id = c.descendant_id
    AND s.org_id = m.org_id AND s.id = m.subject_id AND s.active = 1`;
 
@@ -50,7 +50,8 @@ const viaGroups = (tables: SqlFragment) => sql`SELECT DISTINCT a.org_id, m.subje
  * branch. The planner orders the group branch's joins itself (from the assignments, for a group, an
  * assignment or a whole organization) …
  */
-const UNANCHORED = sql`${DIRECT} UNION ALL ${viaGroups(sql`assignments a, group_closure c, memberships m, subjects s`)}`;
+const UNANCHORED_GROUP_TABLES = sql`assignments a, group_closure c, memberships m, subjects s`;
+const UNANCHORED = sql`${DIRECT} UNION ALL ${viaGroups(UNANCHORED_GROUP_TABLES)}`;
 
 /**
  * … except where the filter names the subjects. SQLite, without statistics, still starts from all of
@@ -58,7 +59,8 @@ const UNANCHORED = sql`${DIRECT} UNION ALL ${viaGroups(sql`assignments a, group_
  * memberships) and probes each; from the subjects' memberships up the closure to the assignments
  * is a handful of probes. CROSS JOIN pins that order on SQLite; PostgreSQL plans freely.
  */
-const FROM_SUBJECTS = sql`${DIRECT} UNION ALL ${viaGroups(sql`memberships m CROSS JOIN group_closure c CROSS JOIN assignments a CROSS JOIN subjects s`)}`;
+const SUBJECTS_FIRST = sql`memberships m CROSS JOIN group_closure c CROSS JOIN assignments a CROSS JOIN subjects s`;
+const FROM_SUBJECTS = sql`${DIRECT} UNION ALL ${viaGroups(SUBJECTS_FIRST)}`;
 
 /** What a `desired` filter is anchored at: named subjects (`d.subject_id = …`, `IN (…)`), or anything else. */
 export type Anchor = 'subjects' | 'other';
@@ -68,8 +70,25 @@ export type Anchor = 'subjects' | 'other';
  * `columns` (default: all of `ROW_COLUMNS`). `WHERE` is always present: SQLite needs it to parse
  * `INSERT … SELECT … ON CONFLICT`. `anchor: 'subjects'` when `where` names the subjects: the join
  * order changes, not the rows.
+ *
+ * `groups`, when `where` implies `d.group_id IN (groups)` (a subquery or a value list): the group
+ * branch is narrowed to those groups' assignments inside, before its DISTINCT — the rows do not
+ * change (the outer filter drops the others anyway, and every row of the direct branch, whose
+ * group is NULL: that branch is left out), but PostgreSQL does not push an IN-subquery
+ * filter through the DISTINCT, so without it a subject's grant derived the subject's whole set
+ * (303 rows for a standing set of 300 assignments, 0.6 ms) to keep the group's 3.
  */
-export function desired(where: SqlFragment, columns: SqlFragment = sql`d.org_id, d.subject_id, d.assignment_id, d.role, d.resource, d.group_id`, anchor: Anchor = 'other'): SqlFragment {
+export function desired(
+  where: SqlFragment,
+  columns: SqlFragment = sql`d.org_id, d.subject_id, d.assignment_id, d.role, d.resource, d.group_id`,
+  anchor: Anchor = 'other',
+  groups?: SqlFragment,
+): SqlFragment {
+  if (groups !== undefined) {
+    const only = sql`AND a.principal_id IN (${groups})`;
+    const branch = anchor === 'subjects' ? viaGroups(SUBJECTS_FIRST, only) : viaGroups(UNANCHORED_GROUP_TABLES, only);
+    return sql`SELECT ${columns} FROM (${branch}) d WHERE ${where}`;
+  }
   return sql`SELECT ${columns} FROM (${anchor === 'subjects' ? FROM_SUBJECTS : UNANCHORED}) d WHERE ${where}`;
 }
 

@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
-import { SYNC_POLICY } from '../../src/domain/propagation.ts';
+import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagation.ts';
 import type { Database, Sql } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 
@@ -85,5 +85,57 @@ describeEachEngine('statements of a sync membership change', (engine) => {
     expect(r.changed).toBe(false);
     expect(seen.n).toBe(2);
     expect((await ls.getOrganization(org)).revision).toBe(before);
+  });
+});
+
+/**
+ * A removal probes only the rows through the groups at and above its group when the organization has
+ * no open job (its read model is in step); with one open, every group row of the subject, since a
+ * pending revocation may have left a row elsewhere that no job will reach once the subject is gone.
+ */
+describeEachEngine('a sync removal cleans up stale rows while a job is open', (engine) => {
+  let db: Database;
+  const org = 'o2';
+  const ASYNC: PropagationPolicy = {
+    grant: { standard: { mode: 'async', sloMs: 2000 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } },
+    revoke: { standard: { mode: 'async', sloMs: 500 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } },
+    inlineBudget: 10_000,
+  };
+  beforeAll(async () => {
+    db = await engine.open();
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+  const rowsVia = async (group: string) =>
+    Number((await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM effective_assignments WHERE org_id = $1 AND subject_id = 'alice' AND group_id = $2", [org, group]))?.n);
+
+  it('an async removal left a row through g2; the sync removal from g1 takes it too, and in step it leaves g2 alone', async () => {
+    const sync = createLockstep(db, { defaultPolicy: SYNC_POLICY });
+    const async_ = createLockstep(db, { defaultPolicy: ASYNC });
+    await sync.putOrganization(org, {});
+    await sync.putPermission(org, 'doc.read', { risk: 'standard' });
+    await sync.putRole(org, 'viewer', { permissions: ['doc.read'] });
+    for (const g of ['g1', 'g2']) {
+      await sync.putResource(org, 'doc', g, {});
+      await sync.putGroup(org, g, {});
+      await sync.createAssignment(org, { principal: `group:${g}`, role: 'viewer', resource: `doc:${g}` });
+    }
+    await sync.putSubject(org, 'alice', { kind: 'user' });
+    for (const g of ['g1', 'g2']) await sync.addMember(org, g, 'alice');
+    expect([await rowsVia('g1'), await rowsVia('g2')]).toEqual([1, 1]);
+
+    // In step (no open job): the removal from g1 leaves the row through g2, which is still derived.
+    await sync.removeMember(org, 'g1', 'alice');
+    expect([await rowsVia('g1'), await rowsVia('g2')]).toEqual([0, 1]);
+    await sync.addMember(org, 'g1', 'alice');
+
+    // The revocation from g2 goes to a job that no worker runs: its row stays, no longer derived.
+    const pending = await async_.removeMember(org, 'g2', 'alice');
+    expect(pending.propagation.status).toBe('pending');
+    expect(await rowsVia('g2')).toBe(1);
+    // The sync removal from g1 sees the open job and probes every group row of alice.
+    await sync.removeMember(org, 'g1', 'alice');
+    expect([await rowsVia('g1'), await rowsVia('g2')]).toEqual([0, 0]);
   });
 });
