@@ -18,7 +18,7 @@ import { sql, type Database, type Sql, type SqlFragment } from '../storage/datab
 import { applyFanout, fanoutAsCte, type Fanout } from '../derivation/fanout.ts';
 import { isTransient } from '../storage/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { enqueueJob, JOBS_CHANNEL } from '../propagation/queue.ts';
+import { enqueueStatement, JOBS_CHANNEL } from '../propagation/queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
 import type { Combiner } from './combiner.ts';
 import type { Tracing } from '../observability/tracing.ts';
@@ -139,33 +139,28 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   const policy = row?.policy ? parsePolicy(JSON.parse(row.policy), env.defaultPolicy) : env.defaultPolicy;
   const decision = decide(policy, direction, tier, fanout?.rows ?? 0);
 
-  let jobId: string | null = null;
   const inline = fanout && decision.mode === 'sync' ? fanout : null;
-  // PostgreSQL: the inline fan-out, when it is one statement, runs as a data-modifying CTE of the
-  // change-log INSERT below (one round trip, not two). Otherwise it runs here, first.
+  // The transactional outbox: a job for the fan-out, committed with the write (or coalesced into its
+  // scope's pending one).
+  const enqueue = fanout && !inline ? enqueueStatement({ org: spec.org, scope: fanout.scope, direction, priority: decision.priority, revision, now: env.now(), newId: env.newId, traceParent }) : null;
+  // PostgreSQL: the inline fan-out (when it is one statement) or the enqueue runs as a data-modifying
+  // CTE of the change-log INSERT below — one round trip for the write's tail, not two or three.
+  // Otherwise they run here, first.
   const cte = inline && tx.dialect === 'postgres' ? fanoutAsCte(inline) : null;
+  const fuseJob = enqueue !== null && tx.dialect === 'postgres';
   let added = 0;
   let removed = 0;
-  if (inline && !cte) {
-    ({ added, removed } = await applyFanout(tx, inline));
-  } else if (fanout && !inline) {
-    jobId = await enqueueJob(tx, {
-      org: spec.org,
-      scope: fanout.scope,
-      direction,
-      priority: decision.priority,
-      revision,
-      now: env.now(),
-      newId: env.newId,
-      traceParent,
-    });
+  let jobId: string | null = null;
+  if (inline && !cte) ({ added, removed } = await applyFanout(tx, inline));
+  if (enqueue && !fuseJob) {
+    jobId = (await tx.get<{ id: string }>(enqueue))!.id;
     // Wake workers in other processes when this commits (PostgreSQL NOTIFY is transactional).
     if (env.db.notifySql) await tx.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
   }
-  const effectiveAt = jobId === null ? env.now() : null;
+  const effectiveAt = enqueue === null ? env.now() : null;
   const committedAt = effectiveAt ?? env.now();
   const kind = outcome.kind ?? spec.kind;
-  const logChange = (rowsAdded: SqlFragment | number, rowsRemoved: SqlFragment | number) =>
+  const logChange = (rowsAdded: SqlFragment | number, rowsRemoved: SqlFragment | number, job: SqlFragment | string | null) =>
     sql`INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at,
                              rows_added, rows_removed, slo_ms, job_scope, job_id, committed_at)
         VALUES (${sql.join([
@@ -180,7 +175,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
           JSON.stringify(outcome.body ?? spec.body ?? null),
           outcome.decidedAt ?? decidedAt,
           effectiveAt,
-        ])}, ${rowsAdded}, ${rowsRemoved}, ${sql.join([decision.sloMs, jobId === null ? null : fanout!.scope, jobId, committedAt])})`;
+        ])}, ${rowsAdded}, ${rowsRemoved}, ${sql.join([decision.sloMs, enqueue === null ? null : fanout!.scope])}, ${job}, ${committedAt})`;
   const bump = sql`UPDATE organizations SET revision = ${revision} WHERE id = ${spec.org}`;
   if (cte) {
     // The fan-out, the revision and the change log in one statement. Its parts share one snapshot,
@@ -188,14 +183,21 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
     const count = sql`(SELECT COUNT(*) FROM fanout_rows)`;
     await tx.run(
       sql`WITH fanout_rows AS (${cte.body}), bump AS (${bump})
-          ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0)}`,
+          ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0, null)}`,
+    );
+  } else if (fuseJob) {
+    // The job, the revision, the change log naming the job, and the NOTIFY that wakes workers in
+    // other processes when this commits (transactional): one statement.
+    await tx.run(
+      sql`WITH job AS (${enqueue!}), bump AS (${bump})
+          ${logChange(added, removed, sql`(SELECT id FROM job)`)} RETURNING pg_notify(${JOBS_CHANNEL}, ${spec.org}) AS notified`,
     );
   } else if (tx.dialect === 'postgres') {
-    await tx.run(sql`WITH bump AS (${bump}) ${logChange(added, removed)}`);
+    await tx.run(sql`WITH bump AS (${bump}) ${logChange(added, removed, jobId)}`);
   } else {
     // SQLite has no data-modifying CTEs; its statements cost no round trip.
     await tx.run(bump);
-    await tx.run(logChange(added, removed));
+    await tx.run(logChange(added, removed, jobId));
   }
   // Delivery events of this change, from its read-model diff, in this transaction (the outbox).
   await recordEvents(tx, {

@@ -7,7 +7,7 @@
 import { JOB_STATES, type JobState, type QueueStats } from '../domain/contract.ts';
 import { LockstepError } from '../domain/errors.ts';
 import type { Direction } from '../domain/model.ts';
-import { sql, type Database, type Sql } from '../storage/database.ts';
+import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
 import { keyAfter } from '../storage/keyset.ts';
 import { decodeCursor, pageOf } from '../domain/page.ts';
 import { parseScope, totalMembers } from './scope.ts';
@@ -62,18 +62,20 @@ export interface EnqueueSpec {
  * waits for it.
  */
 export async function enqueueJob(tx: Sql, s: EnqueueSpec): Promise<string> {
-  const row = await tx.get<{ id: string }>(
-    `INSERT INTO jobs (id, org_id, scope, state, direction, priority, target_revision, run_at, created_at, trace_parent)
-     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7, $8)
+  const row = await tx.get<{ id: string }>(enqueueStatement(s));
+  return row!.id;
+}
+
+/** The statement `enqueueJob` runs, returning the job's `id` (for a caller that embeds it in a data-modifying CTE). */
+export function enqueueStatement(s: EnqueueSpec): SqlFragment {
+  return sql`INSERT INTO jobs (id, org_id, scope, state, direction, priority, target_revision, run_at, created_at, trace_parent)
+     VALUES (${sql.join(['job_' + s.newId(), s.org, s.scope])}, 'pending', ${sql.join([s.direction, s.priority, s.revision, s.now, s.now, s.traceParent ?? null])})
      ON CONFLICT (org_id, scope) WHERE state = 'pending' DO UPDATE SET
        trace_parent = COALESCE(jobs.trace_parent, excluded.trace_parent),
        target_revision = CASE WHEN excluded.target_revision > jobs.target_revision THEN excluded.target_revision ELSE jobs.target_revision END,
        priority = CASE WHEN excluded.priority < jobs.priority THEN excluded.priority ELSE jobs.priority END,
        direction = CASE WHEN jobs.direction = excluded.direction THEN jobs.direction ELSE 'both' END
-     RETURNING id`,
-    ['job_' + s.newId(), s.org, s.scope, s.direction, s.priority, s.revision, s.now, s.traceParent ?? null],
-  );
-  return row!.id;
+     RETURNING id`;
 }
 
 export class LeaseLost extends LockstepError {

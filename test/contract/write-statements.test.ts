@@ -15,6 +15,13 @@ import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagatio
 import type { Database, Sql } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 
+/** Every change through a job. */
+const ASYNC: PropagationPolicy = {
+  grant: { standard: { mode: 'async', sloMs: 2000 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } },
+  revoke: { standard: { mode: 'async', sloMs: 500 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } },
+  inlineBudget: 10_000,
+};
+
 /** `db`, counting the statements its transactions run. */
 function counting(db: Database) {
   const seen = { n: 0 };
@@ -78,6 +85,29 @@ describeEachEngine('statements of a sync membership change', (engine) => {
     expect((await ls.check(org, { subject: 'alice', permission: 'doc.read', resource: 'doc:d2' })).allowed).toBe(false);
   });
 
+  it(`an async add and remove run ${expected} statements each, enqueueing the job the change log names`, async () => {
+    const c = counting(raw);
+    const async_ = createLockstep(c.db, { defaultPolicy: ASYNC, groupCommit: false });
+    for (const op of ['add', 'remove'] as const) {
+      c.seen.n = 0;
+      const r = op === 'add' ? await async_.addMember(org, 'g', 'alice') : await async_.removeMember(org, 'g', 'alice');
+      // PostgreSQL: the job, the revision, the change log and the NOTIFY in one statement.
+      expect(c.seen.n).toBe(expected);
+      expect(r.propagation).toMatchObject({ mode: 'async', status: 'pending' });
+      const logged = (await raw.get<{ job_id: string; job_scope: string; revision: number }>(
+        'SELECT job_id, job_scope, revision FROM changes WHERE org_id = $1 ORDER BY revision DESC LIMIT 1',
+        [org],
+      ))!;
+      expect(logged).toMatchObject({ job_scope: 'subject:alice', revision: r.revision });
+      const job = await raw.get<{ state: string; target_revision: number; scope: string }>('SELECT state, target_revision, scope FROM jobs WHERE id = $1', [logged.job_id]);
+      // The remove coalesces into the add's pending job: same id, its target revision raised.
+      expect(job).toMatchObject({ state: 'pending', target_revision: r.revision, scope: 'subject:alice' });
+    }
+    // No worker here: the add's rows never came, so the read model is as before.
+    expect(await rows()).toBe(0);
+    await raw.run("UPDATE jobs SET state = 'done' WHERE org_id = $1", [org]);
+  });
+
   it('a write that changes nothing takes the lock and the lookup only, and stamps no revision', async () => {
     const before = (await ls.getOrganization(org)).revision;
     seen.n = 0;
@@ -96,11 +126,6 @@ describeEachEngine('statements of a sync membership change', (engine) => {
 describeEachEngine('a sync removal cleans up stale rows while a job is open', (engine) => {
   let db: Database;
   const org = 'o2';
-  const ASYNC: PropagationPolicy = {
-    grant: { standard: { mode: 'async', sloMs: 2000 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } },
-    revoke: { standard: { mode: 'async', sloMs: 500 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } },
-    inlineBudget: 10_000,
-  };
   beforeAll(async () => {
     db = await engine.open();
   });
