@@ -32,7 +32,7 @@ export function registerBench(program: Command) {
     .option('--engines <list>', 'Lockstep engines: sqlite,postgres', 'sqlite,postgres')
     .option('--pg <url>', 'PostgreSQL server (a fresh schema per run, dropped after)')
     .option('--out <dir>', 'output directory (default bench/results/<timestamp>-<mode>/)')
-    .option('--scenarios <list>', 'scenarios to run, 1-7 comma-separated (default all)')
+    .option('--scenarios <list>', 'scenarios to run, 1-8 comma-separated (default all)')
     .action(async (f: BenchFlags) => {
       const argv: string[] = [];
       for (const m of ['smoke', 'quick', 'full'] as const) if (f[m]) argv.push(`--${m}`);
