@@ -1,6 +1,6 @@
 /**
  * The Express version of fastify-guard.ts: a middleware that asks Lockstep before a handler runs.
- * docs/client.md walks through it; test/client/express-example.test.ts runs it against a live Lockstep.
+ * docs/client.md walks through it; test/client/guard-examples.test.ts runs it against a live Lockstep.
  *
  *   LOCKSTEP_URL=http://127.0.0.1:7300 LOCKSTEP_KEY=lsk_… node --import tsx examples/client/express-guard.ts
  */

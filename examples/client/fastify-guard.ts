@@ -1,6 +1,6 @@
 /**
  * An application's own HTTP server that asks Lockstep before a handler runs: docs/client.md walks
- * through it, and test/client/example.test.ts runs it against a live Lockstep.
+ * through it, and test/client/guard-examples.test.ts runs it against a live Lockstep.
  *
  *   LOCKSTEP_URL=http://127.0.0.1:7300 LOCKSTEP_KEY=lsk_… node --import tsx examples/client/fastify-guard.ts
  */

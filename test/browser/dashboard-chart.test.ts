@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, ORG, seed, startHarness, type Harness } from '../e2e/harness.ts';
 import { sqliteEngine } from '../helpers/engines.ts';
-import { browserAvailability, launchChromium } from './chromium.ts';
+import { browserAvailability, launchChromium, openDashboard } from './chromium.ts';
 
 const availability = browserAvailability();
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -61,12 +61,7 @@ describe.skipIf(!availability.run)('dashboard lag chart (uPlot) in Chromium', ()
   });
 
   async function open(viewport: { width: number; height: number }): Promise<Page> {
-    const page = await (await browser.newContext({ viewport })).newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(`${h.url}/`);
-    await page.getByTestId('key-input').fill(ADMIN_KEY);
-    await page.getByTestId('org-input').fill(org);
-    await page.getByTestId('connect').click();
+    const page = await openDashboard(browser, { url: h.url, key: ADMIN_KEY, org, viewport, pageErrors });
     await page.getByTestId('lag-chart-grant').locator('.chart canvas').waitFor(WAIT);
     return page;
   }

@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_KEY, ORG, seed, startHarness, type Harness } from '../e2e/harness.ts';
 import { sqliteEngine } from '../helpers/engines.ts';
-import { browserAvailability, launchChromium } from './chromium.ts';
+import { browserAvailability, launchChromium, openDashboard } from './chromium.ts';
 import { startReceiver } from '../helpers/receivers.ts';
 
 const availability = browserAvailability();
@@ -44,12 +44,7 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
   });
 
   async function open(key: string): Promise<Page> {
-    const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(`${h.url}/`);
-    await page.getByTestId('key-input').fill(key);
-    await page.getByTestId('org-input').fill(org);
-    await page.getByTestId('connect').click();
+    const page = await openDashboard(browser, { url: h.url, key, org, viewport: { width: 1360, height: 900 }, pageErrors });
     return page;
   }
 
@@ -149,11 +144,8 @@ describe.skipIf(!availability.run)('dashboard in Chromium', () => {
 
   it('an admin key picks among every organization; switching shows the chosen one', async () => {
     await seed(h, 'zeta');
-    const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(`${h.url}/`);
-    await page.getByTestId('key-input').fill(ADMIN_KEY);
-    await page.getByTestId('connect').click(); // no organization typed: the first one
+    // no organization typed: the first one
+    const page = await openDashboard(browser, { url: h.url, key: ADMIN_KEY, viewport: { width: 1360, height: 900 }, pageErrors });
     const picker = page.getByTestId('org-picker');
     await picker.waitFor({ state: 'visible', ...WAIT });
     const listed = ((await h.req('GET', '/v1/organizations')).json.organizations as { id: string }[]).map((o) => o.id);

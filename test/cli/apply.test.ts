@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ApplyReport } from '../../src/policy-file/apply.ts';
 import { EXIT } from '../../src/cli/errors.ts';
-import { describeEachStore, killAll, lockstep, ROOT, snapshot, type Store } from './harness.ts';
+import { describeEachStore, killAll, lockstep, ROOT, storedSnapshot, type Store } from './harness.ts';
 
 const ACME = join(ROOT, 'examples/acme.yaml');
 
@@ -17,14 +17,7 @@ describeEachStore('lockstep apply and check', (newStore) => {
   let store: Store;
   let files: string;
   const withDb = (...args: string[]) => [...args, '--db', store.db];
-  const inspect = async () => {
-    const db = store.open();
-    try {
-      return await snapshot(db);
-    } finally {
-      await db.close();
-    }
-  };
+  const inspect = () => storedSnapshot(store);
 
   beforeAll(async () => {
     store = await newStore();

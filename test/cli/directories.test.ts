@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { beforeAll, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
-import { acmeStore, describeEachStore, lockstep, start, waitForStderr } from './harness.ts';
+import { acmeStore, describeEachStore, lockstep, servingUrl, start } from './harness.ts';
 
 describeEachStore('lockstep directories', (newStore) => {
   const { withDb } = acmeStore(newStore);
@@ -15,7 +15,7 @@ describeEachStore('lockstep directories', (newStore) => {
 
   beforeAll(async () => {
     server = start(withDb('serve', '--port', '0'));
-    url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
+    url = await servingUrl(server);
   });
 
   const users = (base: string, token: string) => fetch(`${base}/Users`, { headers: { authorization: `Bearer ${token}` } });

@@ -145,6 +145,63 @@ export function acmeStore(newStore: () => Promise<Store>): { withDb: (...args: s
   return { withDb: (...args) => [...args, '--db', current().db], store: current };
 }
 
+/** Opens `store` in-process, takes its `snapshot`, closes it. */
+export async function storedSnapshot(store: Store): Promise<Record<string, unknown>> {
+  const db = store.open();
+  try {
+    return await snapshot(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** The URL a `lockstep serve` child says it serves on (it prints it on stderr once listening). */
+export async function servingUrl(child: ChildProcess): Promise<string> {
+  return (await waitForStderr(child, /serving on (http:\/\/\S+)/))[1]!;
+}
+
+/** The admin key of the servers `servedStore` starts. */
+export const SERVED_KEY = 'remote-cli-admin-key-0123456789abcdefghijklmnop';
+
+export interface ServedStore {
+  store(): Store;
+  /** The server's URL. */
+  url(): string;
+  /** Runs the CLI with `--url` and `--key` naming the server. */
+  remote(...args: string[]): Promise<Run>;
+}
+
+/**
+ * A suite's store and a `lockstep serve` on it (admin key SERVED_KEY), started before the suite's
+ * tests — after `prepare`, if given, has run on the fresh store; after them every child is killed and
+ * the store dropped. `serveArgs` are added to `serve --port 0 --db …`, `env` to the child's env.
+ */
+export function servedStore(
+  newStore: () => Promise<Store>,
+  opts: { serveArgs?: string[]; env?: Record<string, string>; prepare?: (store: Store) => Promise<void> } = {},
+): ServedStore {
+  let store: Store | undefined;
+  let url: string | undefined;
+  const made = <T,>(v: T | undefined): T => {
+    if (v === undefined) throw new Error('the served store is made in beforeAll');
+    return v;
+  };
+  beforeAll(async () => {
+    store = await newStore();
+    await opts.prepare?.(store);
+    url = await servingUrl(start(['serve', '--port', '0', '--db', store.db, ...(opts.serveArgs ?? [])], childEnv({ LOCKSTEP_ADMIN_KEY: SERVED_KEY, ...opts.env })));
+  });
+  afterAll(async () => {
+    killAll();
+    await store?.drop();
+  });
+  return {
+    store: () => made(store),
+    url: () => made(url),
+    remote: (...args) => lockstep([...args, '--url', made(url), '--key', SERVED_KEY]),
+  };
+}
+
 /** The problems `parsePolicyFile` reports for `text` (it must refuse it, with a LockstepError). */
 export function policyProblems(text: string, opts: ParseOptions = {}): Problem[] {
   try {

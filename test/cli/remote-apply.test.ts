@@ -3,42 +3,25 @@
  * engines — one transaction on the server's database, the pending grants' jobs waited for, the same
  * report and the same problem lines (with their line numbers) as a local apply.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
 import type { ApplyReport } from '../../src/policy-file/apply.ts';
-import { childEnv, describeEachStore, killAll, lockstep, ROOT, snapshot, start, waitForStderr, type Store } from './harness.ts';
+import { describeEachStore, lockstep, ROOT, servedStore, storedSnapshot } from './harness.ts';
 
-const KEY = 'remote-cli-admin-key-0123456789abcdefghijklmnop';
 const ACME = join(ROOT, 'examples/acme.yaml');
 
 describeEachStore('lockstep apply against a server (--url)', (newStore) => {
-  let store: Store;
-  let server: ChildProcess | undefined;
-  let url = '';
+  const { store, url, remote } = servedStore(newStore);
   let dir = '';
-  const remote = (...args: string[]) => lockstep([...args, '--url', url, '--key', KEY]);
-  const stored = async () => {
-    const db = store.open();
-    try {
-      return await snapshot(db);
-    } finally {
-      await db.close();
-    }
-  };
+  const stored = () => storedSnapshot(store());
 
   beforeAll(async () => {
-    store = await newStore();
     dir = await mkdtemp(join(tmpdir(), 'lockstep-apply-'));
-    server = start(['serve', '--port', '0', '--db', store.db], childEnv({ LOCKSTEP_ADMIN_KEY: KEY }));
-    url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
   });
   afterAll(async () => {
-    killAll();
-    await store?.drop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -60,7 +43,7 @@ describeEachStore('lockstep apply against a server (--url)', (newStore) => {
     const report = JSON.parse(again.stdout) as ApplyReport & { propagation: string };
     expect(report).toMatchObject({ changed: 0, pending: 0, dryRun: false, propagation: 'effective' });
     // the same report a local apply gives of the same file on the same store
-    const local = JSON.parse((await lockstep(['apply', '-f', ACME, '--json', '--db', store.db])).stdout) as ApplyReport;
+    const local = JSON.parse((await lockstep(['apply', '-f', ACME, '--json', '--db', store().db])).stdout) as ApplyReport;
     expect(local.organizations).toEqual(report.organizations);
   });
 
@@ -80,7 +63,7 @@ describeEachStore('lockstep apply against a server (--url)', (newStore) => {
     const before = await stored();
     const r = await remote('apply', '-f', file);
     expect(r.code).toBe(EXIT.VALIDATION);
-    const local = await lockstep(['apply', '-f', file, '--db', store.db]);
+    const local = await lockstep(['apply', '-f', file, '--db', store().db]);
     expect(local.code).toBe(EXIT.VALIDATION);
     const lines = (s: string) => s.split('\n').filter((l) => l !== '' && !l.startsWith('  request id:'));
     expect(lines(r.stderr)).toEqual(lines(local.stderr));
@@ -93,12 +76,12 @@ describeEachStore('lockstep apply against a server (--url)', (newStore) => {
   });
 
   it("a write key of another organization: exit 12 naming the file's organization; of its own: applied", async () => {
-    const beta = (await lockstep(['keys', 'create', '--scope', 'write', '--org', 'beta', '--db', store.db])).stdout.trim();
-    const r = await lockstep(['apply', '-f', ACME, '--url', url, '--key', beta]);
+    const beta = (await lockstep(['keys', 'create', '--scope', 'write', '--org', 'beta', '--db', store().db])).stdout.trim();
+    const r = await lockstep(['apply', '-f', ACME, '--url', url(), '--key', beta]);
     expect(r.code).toBe(EXIT.AUTH);
     expect(r.stderr).toMatch(/^FORBIDDEN: .*\(organizations\.acme\)$/m);
-    const acme = (await lockstep(['keys', 'create', '--scope', 'write', '--org', 'acme', '--db', store.db])).stdout.trim();
-    const own = await lockstep(['apply', '-f', ACME, '--url', url, '--key', acme, '--json']);
+    const acme = (await lockstep(['keys', 'create', '--scope', 'write', '--org', 'acme', '--db', store().db])).stdout.trim();
+    const own = await lockstep(['apply', '-f', ACME, '--url', url(), '--key', acme, '--json']);
     expect(own.code, own.stderr).toBe(EXIT.OK);
     expect(JSON.parse(own.stdout)).toMatchObject({ changed: 0 });
   });

@@ -3,28 +3,13 @@
  * with the same output as the local commands; a check key is refused (exit 12), bad input is exit 4
  * naming the field.
  */
-import type { ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
-import { childEnv, describeEachStore, killAll, lockstep, start, waitForStderr, type Store } from './harness.ts';
+import { describeEachStore, lockstep, servedStore } from './harness.ts';
 
-const KEY = 'remote-cli-admin-key-0123456789abcdefghijklmnop';
 
 describeEachStore('lockstep keys against a server (--url)', (newStore) => {
-  let store: Store;
-  let server: ChildProcess | undefined;
-  let url = '';
-  const remote = (...args: string[]) => lockstep([...args, '--url', url, '--key', KEY]);
-
-  beforeAll(async () => {
-    store = await newStore();
-    server = start(['serve', '--port', '0', '--db', store.db], childEnv({ LOCKSTEP_ADMIN_KEY: KEY }));
-    url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
-  });
-  afterAll(async () => {
-    killAll();
-    await store?.drop();
-  });
+  const { store, url, remote } = servedStore(newStore);
 
   it('create prints the key once on stdout; list shows it (table, --json) without the secret; revoke; revoke again', async () => {
     const made = await remote('keys', 'create', '--scope', 'check', '--org', 'acme', '--name', 'web app');
@@ -34,7 +19,7 @@ describeEachStore('lockstep keys against a server (--url)', (newStore) => {
     expect(id).toBeDefined();
     expect(made.stderr).toContain(`created check key ${id} for organization acme; it is shown only this once`);
     // the key works against the server (denied: acme has no such subject, but authenticated)
-    const check = await lockstep(['check', '--org', 'acme', '--subject', 'x', '--permission', 'p.read', '--resource', 'doc:1', '--url', url, '--key', key]);
+    const check = await lockstep(['check', '--org', 'acme', '--subject', 'x', '--permission', 'p.read', '--resource', 'doc:1', '--url', url(), '--key', key]);
     expect(check.code, check.stderr).not.toBe(EXIT.AUTH);
 
     const table = await remote('keys', 'list', '--org', 'acme');
@@ -46,7 +31,7 @@ describeEachStore('lockstep keys against a server (--url)', (newStore) => {
     expect(json.find((k) => k.id === id)).toMatchObject({ scope: 'check', org: 'acme', name: 'web app', revokedAt: null });
     expect(json.some((k) => k.scope === 'admin')).toBe(true);
     // the database lists the same keys
-    const local = JSON.parse((await lockstep(['keys', 'list', '--json', '--db', store.db])).stdout) as { id: string }[];
+    const local = JSON.parse((await lockstep(['keys', 'list', '--json', '--db', store().db])).stdout) as { id: string }[];
     expect(local.map((k) => k.id)).toEqual(json.map((k) => k.id));
 
     const revoked = await remote('keys', 'revoke', id!);
@@ -55,7 +40,7 @@ describeEachStore('lockstep keys against a server (--url)', (newStore) => {
     const again = await remote('keys', 'revoke', id!);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`^key ${id} was already revoked`));
-    const refused = await lockstep(['check', '--org', 'acme', '--subject', 'x', '--permission', 'p.read', '--resource', 'doc:1', '--url', url, '--key', key]);
+    const refused = await lockstep(['check', '--org', 'acme', '--subject', 'x', '--permission', 'p.read', '--resource', 'doc:1', '--url', url(), '--key', key]);
     expect(refused.code).toBe(EXIT.AUTH);
     expect((JSON.parse((await remote('keys', 'list', '--all', '--json')).stdout) as { id: string; revokedAt: string | null }[]).find((k) => k.id === id)?.revokedAt).toEqual(expect.any(String));
   });
@@ -63,10 +48,10 @@ describeEachStore('lockstep keys against a server (--url)', (newStore) => {
   it('--json on create gives id and key; a check or write key may not manage keys (exit 12); bad input exit 4 naming the field', async () => {
     const made = JSON.parse((await remote('keys', 'create', '--scope', 'write', '--org', 'acme', '--json')).stdout) as { id: string; key: string; scope: string; org: string };
     expect(made).toMatchObject({ scope: 'write', org: 'acme', key: expect.stringMatching(new RegExp(`^lsk_${made.id}_`)) });
-    const denied = await lockstep(['keys', 'list', '--url', url, '--key', made.key]);
+    const denied = await lockstep(['keys', 'list', '--url', url(), '--key', made.key]);
     expect(denied.code).toBe(EXIT.AUTH);
     expect(denied.stderr).toMatch(/^FORBIDDEN: this route needs a admin key/m);
-    const denied2 = await lockstep(['keys', 'create', '--scope', 'check', '--org', 'acme', '--url', url, '--key', made.key]);
+    const denied2 = await lockstep(['keys', 'create', '--scope', 'check', '--org', 'acme', '--url', url(), '--key', made.key]);
     expect(denied2.code).toBe(EXIT.AUTH);
     const bad = await remote('keys', 'create', '--scope', 'check', '--org', 'not an id');
     expect(bad.code).toBe(EXIT.VALIDATION);

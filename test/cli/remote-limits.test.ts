@@ -5,32 +5,17 @@
  * --no-wait`, which returns at the commit with the grants pending. A real `lockstep serve` with no
  * workers, both engines.
  */
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
 import type { ApplyReport } from '../../src/policy-file/apply.ts';
-import { childEnv, describeEachStore, killAll, lockstep, ROOT, start, waitForStderr, type Store } from './harness.ts';
+import { describeEachStore, lockstep, ROOT, servedStore } from './harness.ts';
 
-const KEY = 'remote-cli-admin-key-0123456789abcdefghijklmnop';
 
 describeEachStore('lockstep --url: 429 and 503 answers', (newStore) => {
-  let store: Store;
-  let server: ChildProcess | undefined;
-  let url = '';
-  const remote = (...args: string[]) => lockstep([...args, '--url', url, '--key', KEY]);
-
-  beforeAll(async () => {
-    store = await newStore();
-    server = start(
-      ['serve', '--port', '0', '--db', store.db, '--workers', '0'],
-      childEnv({ LOCKSTEP_ADMIN_KEY: KEY, LOCKSTEP_FRESHNESS_TIMEOUT_MS: '50', LOCKSTEP_AUTH_FAILURE_LIMIT: '2' }),
-    );
-    url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
-  });
-  afterAll(async () => {
-    killAll();
-    await store?.drop();
+  const { url, remote } = servedStore(newStore, {
+    serveArgs: ['--workers', '0'],
+    env: { LOCKSTEP_FRESHNESS_TIMEOUT_MS: '50', LOCKSTEP_AUTH_FAILURE_LIMIT: '2' },
   });
 
   it('apply --no-wait returns at the commit; a check at its revision is retried on 503, then exits 9', async () => {
@@ -56,7 +41,7 @@ describeEachStore('lockstep --url: 429 and 503 answers', (newStore) => {
   });
 
   it('a bad key is 12 until the limit, then 429: exit 13 with when to retry, no retry; a valid key still works', async () => {
-    const bad = (n: number) => lockstep(['jobs', 'list', '--url', url, '--key', `lsk_0000000000000000_wrong${n}`]);
+    const bad = (n: number) => lockstep(['jobs', 'list', '--url', url(), '--key', `lsk_0000000000000000_wrong${n}`]);
     const first = await bad(1);
     expect(first.code).toBe(EXIT.AUTH);
     let limited = first;

@@ -3,36 +3,24 @@
  * `check`, `jobs`, `drift` and `changes` as child processes talking HTTP on loopback to a real
  * `lockstep serve`, both engines. Errors keep the CLI's exit statuses; usage mistakes are 2.
  */
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
 import type { ApplyReport } from '../../src/policy-file/apply.ts';
-import { childEnv, describeEachStore, killAll, lockstep, ROOT, start, waitForStderr, type Store } from './harness.ts';
+import { childEnv, describeEachStore, lockstep, ROOT, SERVED_KEY, servedStore } from './harness.ts';
 
-const KEY = 'remote-cli-admin-key-0123456789abcdefghijklmnop';
 
 describeEachStore('lockstep CLI against a server (--url)', (newStore) => {
-  let store: Store;
-  let server: ChildProcess | undefined;
-  let url = '';
   let revision = 0;
-  const withDb = (...args: string[]) => [...args, '--db', store.db];
-  const remote = (...args: string[]) => lockstep([...args, '--url', url, '--key', KEY]);
-  const viaEnv = (args: string[], extra: Record<string, string> = {}) => lockstep(args, childEnv({ LOCKSTEP_URL: url, LOCKSTEP_KEY: KEY, ...extra }));
-
-  beforeAll(async () => {
-    store = await newStore();
-    const applied = await lockstep(withDb('apply', '-f', join(ROOT, 'examples/acme.yaml'), '--json'));
-    expect(applied.code, applied.stderr).toBe(0);
-    revision = (JSON.parse(applied.stdout) as ApplyReport).organizations[0]!.revision;
-    server = start(withDb('serve', '--port', '0'), childEnv({ LOCKSTEP_ADMIN_KEY: KEY }));
-    url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
+  const { store, url, remote } = servedStore(newStore, {
+    async prepare(fresh) {
+      const applied = await lockstep(['apply', '-f', join(ROOT, 'examples/acme.yaml'), '--json', '--db', fresh.db]);
+      expect(applied.code, applied.stderr).toBe(0);
+      revision = (JSON.parse(applied.stdout) as ApplyReport).organizations[0]!.revision;
+    },
   });
-  afterAll(async () => {
-    killAll();
-    await store?.drop();
-  });
+  const withDb = (...args: string[]) => [...args, '--db', store().db];
+  const viaEnv = (args: string[], extra: Record<string, string> = {}) => lockstep(args, childEnv({ LOCKSTEP_URL: url(), LOCKSTEP_KEY: SERVED_KEY, ...extra }));
 
   it('check: allowed exits 0, denied 3, the answer as JSON off a terminal', async () => {
     const allowed = await remote('check', '--org', 'acme', '--subject', 'amir.okafor', '--permission', 'project.delete', '--resource', 'project:api');
@@ -58,29 +46,29 @@ describeEachStore('lockstep CLI against a server (--url)', (newStore) => {
     expect(bad.code).toBe(EXIT.VALIDATION);
     expect(bad.stderr).toMatch(/^VALIDATION: .*\(resource\)$/m);
     expect(bad.stderr).toMatch(/request id: \S+/);
-    const stranger = await lockstep(['jobs', 'list', '--url', url, '--key', 'lsk_nobody_nothing']);
+    const stranger = await lockstep(['jobs', 'list', '--url', url(), '--key', 'lsk_nobody_nothing']);
     expect(stranger.code).toBe(EXIT.AUTH);
     expect(stranger.stderr).toMatch(/^UNAUTHENTICATED: /m);
     const made = await lockstep(withDb('keys', 'create', '--scope', 'check', '--org', 'acme'));
     const checkKey = made.stdout.trim();
-    const forbidden = await lockstep(['jobs', 'retry', 'job_nope', '--url', url, '--key', checkKey]);
+    const forbidden = await lockstep(['jobs', 'retry', 'job_nope', '--url', url(), '--key', checkKey]);
     expect(forbidden.code).toBe(EXIT.AUTH);
     expect(forbidden.stderr).toMatch(/^FORBIDDEN: /m);
-    const nobody = await lockstep(['jobs', 'list', '--url', 'http://127.0.0.1:9', '--key', KEY]);
+    const nobody = await lockstep(['jobs', 'list', '--url', 'http://127.0.0.1:9', '--key', SERVED_KEY]);
     expect(nobody.code).toBe(EXIT.UNAVAILABLE);
     expect(nobody.stderr).toMatch(/^UNAVAILABLE: no answer from http:\/\/127\.0\.0\.1:9/m);
   });
 
   it('usage mistakes are exit 2 and reach no store', async () => {
-    const both = await lockstep(withDb('jobs', 'list', '--url', url, '--key', KEY));
+    const both = await lockstep(withDb('jobs', 'list', '--url', url(), '--key', SERVED_KEY));
     expect(both.code).toBe(EXIT.USAGE);
     expect(both.stderr).toContain('--url and --db name two stores');
-    const keyAlone = await lockstep(withDb('jobs', 'list', '--key', KEY));
+    const keyAlone = await lockstep(withDb('jobs', 'list', '--key', SERVED_KEY));
     expect(keyAlone.code).toBe(EXIT.USAGE);
-    const noKey = await lockstep(['jobs', 'list', '--url', url]);
+    const noKey = await lockstep(['jobs', 'list', '--url', url()]);
     expect(noKey.code).toBe(EXIT.USAGE);
     expect(noKey.stderr).toContain('--key');
-    const notUrl = await lockstep(['jobs', 'list', '--url', 'localhost:7300', '--key', KEY]);
+    const notUrl = await lockstep(['jobs', 'list', '--url', 'localhost:7300', '--key', SERVED_KEY]);
     expect(notUrl.code).toBe(EXIT.USAGE);
   });
 
@@ -102,7 +90,7 @@ describeEachStore('lockstep CLI against a server (--url)', (newStore) => {
     expect(clean.code, clean.stderr).toBe(EXIT.OK);
     expect(clean.stdout).toMatch(/organization acme at \S+: 0 missing rows, 0 extra rows/);
     // damage the read model behind the server's back
-    const db = store.open();
+    const db = store().open();
     try {
       await db.run(`DELETE FROM effective_assignments WHERE org_id = $1 AND subject_id = $2`, ['acme', 'tomas.smith']);
     } finally {

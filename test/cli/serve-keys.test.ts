@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
 import type { ApplyReport } from '../../src/policy-file/apply.ts';
-import { childEnv, describeEachStore, finished, killAll, lockstep, ROOT, start, waitForStderr, type Store } from './harness.ts';
+import { childEnv, describeEachStore, finished, killAll, lockstep, ROOT, servingUrl, start, waitForStderr, type Store } from './harness.ts';
 
 describeEachStore('lockstep serve and keys', (newStore) => {
   let store: Store;
@@ -33,7 +33,7 @@ describeEachStore('lockstep serve and keys', (newStore) => {
     server = start(withDb('serve', '--port', '0'));
     let stderr = '';
     server.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
+    url = await servingUrl(server);
     firstStart = stderr;
   });
   afterAll(async () => {
@@ -117,7 +117,7 @@ it('serve honours LOCKSTEP_DB and reports a port in use as an error', async () =
   const store = await sqliteStore();
   try {
     const first = start(['serve', '--port', '0'], childEnv({ LOCKSTEP_DB: store.db }));
-    const url = (await waitForStderr(first, /serving on (http:\/\/\S+)/))[1]!;
+    const url = await servingUrl(first);
     const port = new URL(url).port;
     const clash = await lockstep(['serve', '--port', port], childEnv({ LOCKSTEP_DB: store.db }));
     expect(clash.code).toBe(EXIT.INTERNAL);

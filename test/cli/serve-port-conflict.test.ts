@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeEachStore, killAll, lockstep, start, waitForStderr, type Store } from './harness.ts';
+import { describeEachStore, killAll, lockstep, servingUrl, start, type Store } from './harness.ts';
 
 describeEachStore('lockstep serve on a port in use', (newStore) => {
   let store: Store;
@@ -39,7 +39,7 @@ describeEachStore('lockstep serve on a port in use', (newStore) => {
     const server = start(['serve', '--port', '0', '--workers', '0', '--db', store.db]);
     let stderr = '';
     server.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const url = (await waitForStderr(server, /serving on (http:\/\/\S+)/))[1]!;
+    const url = await servingUrl(server);
     const key = /ADMIN API key[\s\S]*?\n\s+(lsk_\S+)\n/.exec(stderr)?.[1];
     expect(key).toBeDefined();
     const res = await fetch(`${url}/v1/jobs`, { headers: { authorization: `Bearer ${key}` } });

@@ -3,7 +3,6 @@
  * stdout goes away (`| head`); `audit export --org nope` fails; a flag combination is a usage error
  * (exit 2); an organization is not "in this organization"; `worker` takes `--log-level` like `serve`.
  */
-import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { EXIT } from '../../src/cli/errors.ts';
 import { acmeStore, describeEachStore, finished, lockstep, start } from './harness.ts';

@@ -11,7 +11,6 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { applyCommand, createOracleState, oracleCheck, type Command } from '../../src/domain/oracle.ts';
-import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 import { lockstepSuite } from '../helpers/lockstep-suite.ts';
 import { attempt, callEngine, PERMS, RESOURCES, SUBJECTS, worldArb, writeArb } from '../helpers/oracle-commands.ts';
@@ -21,9 +20,8 @@ const SEED = process.env.LOCKSTEP_PROPERTY_SEED ? Number(process.env.LOCKSTEP_PR
 const TYPES = [undefined, 'doc', 'folder'];
 
 describeEachEngine('property: lookupResources == the resources the oracle allows', (engine) => {
-  let db: Database;
   let ls: Lockstep;
-  lockstepSuite(engine, (made) => ({ db, ls } = made));
+  lockstepSuite(engine, (made) => ({ ls } = made));
 
   let run = 0;
   it('agrees on every subject × permission × type, paged, and batch checks agree', async () => {
