@@ -116,13 +116,7 @@ async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<
 async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined): Promise<Written<O>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
-  // The lock and the organization's propagation policy in one round trip: the lock is held to
-  // commit, so every round trip inside it is paid by every write queued behind it.
-  const row = await tx.get<{ revision: number; policy: string | null }>(
-    `SELECT o.revision, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id
-      WHERE o.id = $1${tx.forUpdate ? `${tx.forUpdate} OF o` : ''}`,
-    [spec.org],
-  );
+  const row = await lockOrganization(tx, spec.org);
   env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
   if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
   const current = Number(row?.revision ?? 0);
@@ -130,13 +124,18 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   if (!outcome.changed) return { revision: current, changed: false, propagation: { mode: 'sync', status: 'effective' }, outcome };
 
   const revision = current + 1;
+  // Read after the lock, by a statement of its own: under READ COMMITTED a statement that waited for
+  // the lock keeps the snapshot it took before the wait, so a policy read fused into the lock
+  // statement could be the one from before a policy change that committed while this write waited.
+  // (Only a change needs it.)
+  const policyRow = await tx.get<{ policy: string }>('SELECT policy FROM propagation_policies WHERE org_id = $1', [spec.org]);
   const grantRank = outcome.grantRank ?? 0;
   const revokeRank = outcome.revokeRank ?? 0;
   const direction = directionOf(grantRank > 0, revokeRank > 0);
   const rank = Math.max(grantRank, revokeRank);
   const tier = tierOfRank(rank);
   const fanout = outcome.fanout;
-  const policy = row?.policy ? parsePolicy(JSON.parse(row.policy), env.defaultPolicy) : env.defaultPolicy;
+  const policy = policyRow ? parsePolicy(JSON.parse(policyRow.policy), env.defaultPolicy) : env.defaultPolicy;
   const decision = decide(policy, direction, tier, fanout?.rows ?? 0);
 
   const inline = fanout && decision.mode === 'sync' ? fanout : null;
@@ -220,6 +219,14 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
         : { mode: 'sync', status: 'effective', effectiveAt: new Date(effectiveAt).toISOString() },
     outcome,
   };
+}
+
+/**
+ * Takes the lock a policy write of `org` takes first and holds to commit (every write of the
+ * organization waits for it), and returns the organization's revision (undefined: no such row).
+ */
+export async function lockOrganization(tx: Sql, org: string): Promise<{ revision: number } | undefined> {
+  return tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
 }
 
 /** The write result alone (what the API answers). */

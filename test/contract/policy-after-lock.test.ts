@@ -1,0 +1,71 @@
+/**
+ * A write applies the propagation policy that is current when it holds the organization's lock, not
+ * the one of the snapshot it took before waiting for it. Under READ COMMITTED a statement that waits
+ * for a lock keeps its snapshot for every row but the locked one, so the policy must be read by a
+ * later statement. PostgreSQL only: SQLite has one writer and no statement waits inside it.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createLockstep } from '../../src/app.ts';
+import type { Lockstep } from '../../src/domain/contract.ts';
+import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagation.ts';
+import { lockOrganization } from '../../src/policy/write.ts';
+import type { Database } from '../../src/storage/database.ts';
+import { describeEachEngine } from '../helpers/engines.ts';
+
+const ASYNC: PropagationPolicy = { ...SYNC_POLICY, grant: { standard: { mode: 'async', sloMs: 2000 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } } };
+
+describeEachEngine('the propagation policy a write applies', (engine) => {
+  let db: Database;
+  let ls: Lockstep;
+  const org = 'p';
+  beforeAll(async () => {
+    db = await engine.open();
+    ls = createLockstep(db, { defaultPolicy: SYNC_POLICY });
+    await ls.putOrganization(org, {});
+    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
+    await ls.putRole(org, 'reader', { permissions: ['doc.read'] });
+    await ls.putResource(org, 'doc', 'd', {});
+    await ls.putGroup(org, 'g', {});
+    await ls.createAssignment(org, { principal: 'group:g', role: 'reader', resource: 'doc:d' });
+    await ls.putSubject(org, 'alice', { kind: 'user' });
+  });
+  afterAll(() => db.close());
+
+  it.runIf(engine.name === 'postgres')('is the one a policy change committed while the write waited for the lock', async () => {
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    // A policy change holding the lock a write takes, as a policy write does, until told to commit.
+    const change = db.transaction(async (tx) => {
+      await lockOrganization(tx, org);
+      await tx.run(`INSERT INTO propagation_policies (org_id, policy, updated_at) VALUES ($1, $2, $3)`, [org, JSON.stringify(ASYNC), Date.now()]);
+      locked();
+      await new Promise<void>((r) => (release = r));
+    });
+    await isLocked;
+    const write = ls.addMember(org, 'g', 'alice');
+    // The write is waiting for a lock (pg_stat_activity says so) before the change commits.
+    for (let i = 0; ; i++) {
+      const waiting = await db.get<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND state = 'active'`,
+      );
+      if (Number(waiting?.n) > 0) break;
+      if (i > 2000) throw new Error('the write never waited for the lock');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    release();
+    await change;
+    const written = await write;
+    expect(written.propagation).toMatchObject({ mode: 'async', status: 'pending' });
+    expect((await ls.getChange(org, written.revision)).mode).toBe('async');
+  });
+
+  it('is the one set before it (both engines)', async () => {
+    for (const [policy, subject, mode] of [[ASYNC, 'bob', 'async'], [SYNC_POLICY, 'carol', 'sync']] as const) {
+      await ls.putPropagationPolicy(org, policy);
+      await ls.putSubject(org, subject, { kind: 'user' });
+      const written = await ls.addMember(org, 'g', subject);
+      expect((await ls.getChange(org, written.revision)).mode).toBe(mode);
+    }
+  });
+});
