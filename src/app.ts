@@ -96,7 +96,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
     ...policy,
     // the scheduled expiry job (serve runs it on a timer; tests call it with their clock)
     expireDue: (o = {}) => expireDue(db, policy, now, o),
-    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db) }),
+    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db), batch: db.genericPlans }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
     ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always', history: opts.history }),
     transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined))),

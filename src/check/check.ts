@@ -39,7 +39,8 @@ import type {
 import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { keyAfter } from '../storage/keyset.ts';
 import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
-import { ancestors, chainAt, chainTo, desiredOnAncestors, liveAt, memberGroups, provenAt } from '../derivation/rule.ts';
+import { ancestors, chainAt, chainTo, desiredOnAncestors, liveAt, memberGroups, provenAt, type Instant } from '../derivation/rule.ts';
+import { createCoalescer } from './coalesce.ts';
 import { isLive } from '../domain/groups.ts';
 import { loadGroupEdges } from '../derivation/closure.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -48,11 +49,21 @@ import type { Metrics } from '../observability/metrics.ts';
  * Where the tier of risk rank `risk` is verified (`flags[rank - 1]` is 1), read-model row `e` must
  * still be derived (provenance, ../derivation/rule.ts).
  */
-const verifiedByTier = (risk: SqlFragment, flags: readonly number[], now: number) =>
+const verifiedByTier = (risk: SqlFragment, flags: readonly number[], now: Instant) =>
   sql`(CASE CAST(${risk} AS INTEGER) WHEN 1 THEN CAST(${flags[0]} AS INTEGER) WHEN 2 THEN CAST(${flags[1]} AS INTEGER)
      ELSE CAST(${flags[2]} AS INTEGER) END = 0 OR ${provenAt('e', now)})`;
 
+/** What one check reads with: values, or (in the batched statement) the columns of its item. */
 interface CheckArgs {
+  org: unknown;
+  resource: unknown;
+  subject: unknown;
+  permission: unknown;
+  now: Instant;
+}
+
+/** One check's values. */
+interface CheckValues extends CheckArgs {
   org: OrgId;
   resource: ResourceRef;
   subject: SubjectId;
@@ -99,13 +110,36 @@ const checkStatement = (q: CheckArgs, hit: SqlFragment, chain: SqlFragment) => s
    WHERE o.id = ${q.org}`;
 
 interface CheckRow {
-  revision: number;
+  /** null: no such organization (the batched statement's row of an item it found no organization for). */
+  revision: number | null;
   risk: number | null;
   assignment_id: AssignmentId | null;
   group_id: GroupId | null;
   role: RoleSlug | null;
   resource: ResourceRef | null;
   chain: string | null;
+}
+
+/**
+ * The batched check (PostgreSQL): the read-model statement of every item at once, each item's the
+ * lone statement over the columns of its row of `q` (LATERAL: its CTEs are evaluated per item), in
+ * one statement — one snapshot, one round trip. Each item keeps its own clock (`now`), so its
+ * answer is the one its lone statement would give on the same snapshot.
+ */
+const ITEM: CheckArgs = { org: sql.raw('q.org'), resource: sql.raw('q.resource'), subject: sql.raw('q.subject'), permission: sql.raw('q.permission'), now: sql.raw('q.now') };
+const batchStatement = (items: readonly CheckValues[], flags: readonly number[]) => sql`
+  SELECT q.i, x.revision, x.risk, x.assignment_id, x.group_id, x.role, x.resource, x.chain
+    FROM unnest(CAST(${items.map((_, i) => i)} AS INTEGER[]), CAST(${items.map((c) => c.org)} AS TEXT[]), CAST(${items.map((c) => c.subject)} AS TEXT[]),
+                CAST(${items.map((c) => c.resource)} AS TEXT[]), CAST(${items.map((c) => c.permission)} AS TEXT[]), CAST(${items.map((c) => c.now)} AS BIGINT[]))
+         AS q(i, org, subject, resource, permission, now)
+    LEFT JOIN LATERAL (${checkStatement(ITEM, candidate(ITEM, flags), candidateChain(ITEM))}) x ON TRUE
+   ORDER BY q.i`;
+
+async function runBatch(db: Sql, items: CheckValues[], flags: readonly number[]): Promise<(CheckRow | undefined)[]> {
+  const rows = await db.all<CheckRow & { i: number }>(batchStatement(items, flags));
+  const out: (CheckRow | undefined)[] = items.map(() => undefined);
+  for (const r of rows) if (r.revision !== null) out[Number(r.i)] = r;
+  return out;
 }
 
 interface ViaRow {
@@ -136,6 +170,12 @@ export interface CheckEnv {
    * REPEATABLE READ transaction on PostgreSQL, a transaction on SQLite. Absent: `fn(db)`.
    */
   snapshot?: (<T>(fn: (tx: Sql) => Promise<T>) => Promise<T>) | undefined;
+  /**
+   * Where the read-model statements of concurrent checks are coalesced into one (the batched
+   * check; PostgreSQL's `genericPlans`): the checks that arrive while one is out share the next.
+   * Absent (SQLite, a transaction, a batch's snapshot): each check runs its own.
+   */
+  batch?: Sql | undefined;
 }
 
 /** The most checks one `checkBatch` takes. */
@@ -189,6 +229,9 @@ export function createChecks(env: CheckEnv) {
   const { db } = env;
   const flags = verifyFlags(env.verify);
   const timeoutMs = env.freshnessTimeoutMs ?? 2000;
+  const batchOn = env.batch;
+  // One statement out at a time: the checks that arrive meanwhile share the next (docs/adr/0018-*).
+  const batched = batchOn ? createCoalescer((items: CheckValues[]) => runBatch(batchOn, items, flags), { maxSize: MAX_BATCH, maxInFlight: 1 }) : undefined;
 
   /** at_least_as_fresh: wait (bounded) until the read model has applied `revision` for the subject. */
   async function waitFresh(org: OrgId, subject: SubjectId, revision: unknown): Promise<void> {
@@ -225,14 +268,14 @@ export function createChecks(env: CheckEnv) {
       if (requested !== undefined && !CONSISTENCY_MODES.includes(requested)) {
         throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
       }
-      const q: CheckArgs = { org, resource, subject, permission, now: env.now() };
-      const evaluate = async (hit: SqlFragment, chain: SqlFragment) => {
-        const row = await db.get<CheckRow>(checkStatement(q, hit, chain));
-        if (!row) throw notFound('org', 'organization', org);
+      const q: CheckValues = { org, resource, subject, permission, now: env.now() };
+      const evaluated = (row: CheckRow | undefined) => {
+        if (!row || row.revision === null) throw notFound('org', 'organization', org);
         const risk = tierOfRank(row.risk);
         if (risk === null) throw notFound('permission', 'permission', permission);
         return { row, risk, revision: Number(row.revision) };
       };
+      const evaluate = async (hit: SqlFragment, chain: SqlFragment) => evaluated(await db.get<CheckRow>(checkStatement(q, hit, chain)));
       const answer = (r: { row: CheckRow; revision: number }, mode: ConsistencyMode, source: boolean, verified: boolean): CheckResult => ({
         allowed: r.row.assignment_id !== null,
         revision: r.revision,
@@ -253,7 +296,9 @@ export function createChecks(env: CheckEnv) {
       async function decideCheck(): Promise<CheckResult> {
         if (requested === 'fully_consistent') return answer(await evaluate(source(q), sql`h.chain`), requested, true, true);
         if (requested === 'at_least_as_fresh') await waitFresh(org, subject, req.consistency?.revision);
-        const fast = await evaluate(candidate(q, flags), candidateChain(q));
+        // Batched: the statement is sent after this call is queued, so it reads a snapshot taken
+        // after this check started, as the lone one would (coalesce.ts).
+        const fast = batched ? evaluated(await batched(q)) : await evaluate(candidate(q, flags), candidateChain(q));
         // Critical permissions are decided on the source unless the caller asked for something else.
         if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(source(q), sql`h.chain`), 'fully_consistent', true, true);
         return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
@@ -429,7 +474,7 @@ export function createChecks(env: CheckEnv) {
       if (consistency?.mode === 'at_least_as_fresh') for (const s of new Set(subjects)) await waitFresh(org, s, consistency.revision);
       const snapshot = env.snapshot ?? ((fn) => fn(db));
       return snapshot(async (tx) => {
-        const inner = tx === db ? checks : createChecks({ ...env, db: tx, snapshot: undefined });
+        const inner = tx === db ? checks : createChecks({ ...env, db: tx, snapshot: undefined, batch: undefined });
         const results: CheckResult[] = [];
         for (const [i, c] of items.entries()) {
           try {

@@ -22,11 +22,17 @@ import { MAX_GROUP_DEPTH } from '../domain/groups.ts';
 import { MAX_RESOURCE_DEPTH } from '../domain/model.ts';
 import { sql, type SqlFragment } from '../storage/database.ts';
 
+/**
+ * A time in epoch milliseconds: a value (a parameter), or an expression of the statement — the
+ * batched check's per-item `q.now` (../check/check.ts).
+ */
+export type Instant = number | SqlFragment;
+
 /** A read-model row's columns, in the table's insertion order. */
 export const ROW_COLUMNS = sql.raw('org_id, subject_id, assignment_id, role, resource, group_id');
 
 /** Item `x` (a table alias with `expires_at`) is live at `now`. */
-export const liveAt = (x: string, now: number): SqlFragment => sql`(${sql.raw(x)}.expires_at IS NULL OR ${sql.raw(x)}.expires_at > ${now})`;
+export const liveAt = (x: string, now: Instant): SqlFragment => sql`(${sql.raw(x)}.expires_at IS NULL OR ${sql.raw(x)}.expires_at > ${now})`;
 
 /** The rule's first branch: an assignment to a subject derives one row for it, if it is active. */
 const DIRECT = sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id
@@ -99,7 +105,7 @@ export function desired(
  * several paths appears once per path; the depth bound caps them. CROSS JOIN: each step probes the
  * edges of the groups found (SQLite otherwise scans the organization's edges once per step).
  */
-export const memberGroups = (org: unknown, subject: unknown, now: number): SqlFragment => sql`up(g, depth, path) AS (
+export const memberGroups = (org: unknown, subject: unknown, now: Instant): SqlFragment => sql`up(g, depth, path) AS (
     SELECT m.group_id, 1, m.group_id FROM memberships m WHERE m.org_id = ${org} AND m.subject_id = ${subject} AND ${liveAt('m', now)}
     UNION ALL
     SELECT e.group_id, up.depth + 1, up.path || '/' || e.group_id FROM up
@@ -110,14 +116,14 @@ export const memberGroups = (org: unknown, subject: unknown, now: number): SqlFr
 export const chainTo = (g: SqlFragment): SqlFragment => sql`(SELECT up.path FROM up WHERE up.g = ${g} ORDER BY up.depth, up.path LIMIT 1)`;
 
 /** `subject` is a live direct member of group `g` at `now`: one primary-key probe. */
-const directlyIn = (org: unknown, subject: unknown, g: unknown, now: number): SqlFragment =>
+const directlyIn = (org: unknown, subject: unknown, g: unknown, now: Instant): SqlFragment =>
   sql`EXISTS (SELECT 1 FROM memberships dm WHERE dm.org_id = ${org} AND dm.group_id = ${g} AND dm.subject_id = ${subject} AND ${liveAt('dm', now)})`;
 
 /**
  * `chainTo(g)` for `subject`, with the common case first: a live direct membership is the shortest
  * chain (depth 1, the group alone), and then the walk `up` is not needed at all.
  */
-export const chainAt = (org: unknown, subject: unknown, g: SqlFragment, now: number): SqlFragment =>
+export const chainAt = (org: unknown, subject: unknown, g: SqlFragment, now: Instant): SqlFragment =>
   sql`CASE WHEN ${directlyIn(org, subject, g, now)} THEN ${g} ELSE ${chainTo(g)} END`;
 
 /**
@@ -130,7 +136,7 @@ export const chainAt = (org: unknown, subject: unknown, g: SqlFragment, now: num
  * subject's direct group on the way (the caller proves the nested part of the path: the closure
  * does not know expiry). CROSS JOIN pins SQLite's join order (PostgreSQL plans freely).
  */
-export function desiredOnAncestors(org: unknown, now: number, subject?: unknown): SqlFragment {
+export function desiredOnAncestors(org: unknown, now: Instant, subject?: unknown): SqlFragment {
   const direct = sql`SELECT a.org_id, a.principal_id AS subject_id, a.id AS assignment_id, a.role, a.resource, CAST(NULL AS TEXT) AS group_id, anc.depth,
            CAST(NULL AS TEXT) AS ${sql.raw(subject === undefined ? 'member_group' : 'chain')}
       FROM anc CROSS JOIN assignments a CROSS JOIN subjects s
@@ -177,7 +183,7 @@ export function stillDerived(x: string): SqlFragment {
  * subject reaches the group by live links — the walk `up` of `memberGroups` (for this row's subject)
  * must be in scope. What a verified check honours.
  */
-export function provenAt(x: string, now: number): SqlFragment {
+export function provenAt(x: string, now: Instant): SqlFragment {
   const r = sql.raw(x);
   // A live direct membership first (a probe); the walk only for a nested path.
   const inGroup = sql`(${directlyIn(sql`${r}.org_id`, sql`${r}.subject_id`, sql`${r}.group_id`, now)} OR EXISTS (SELECT 1 FROM up WHERE up.g = ${r}.group_id))`;

@@ -85,19 +85,30 @@ export interface PostgresOptions {
   max?: number;
   /** Connections for transactions (policy writes, reconciliation batches, claims). */
   writeMax?: number;
+  /** Connections for `genericPlans` (the check batcher's statements). */
+  genericMax?: number;
 }
 
 export function openPostgres(url: string, opts: PostgresOptions = {}): Database {
   const schema = opts.schema;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`bad schema name ${schema}`);
-  const connection = { connectionString: url, ...(schema ? { options: `-c search_path=${schema}` } : {}) };
+  const searchPath = schema ? `-c search_path=${schema}` : undefined;
+  const connection = { connectionString: url, ...(searchPath ? { options: searchPath } : {}) };
   // Two pools: a storm of checks must not queue the writes (and the worker's batches) behind it for
   // a connection; transactions have connections of their own.
   const pool = new pg.Pool({ ...connection, max: opts.max ?? 10 });
   const writePool = new pg.Pool({ ...connection, max: opts.writeMax ?? 4 });
+  // Few connections: the check batcher keeps few statements in flight (more would only split its
+  // batches), and nothing else reads here.
+  const genericPool = new pg.Pool({
+    ...connection,
+    options: [searchPath, '-c plan_cache_mode=force_generic_plan'].filter(Boolean).join(' '),
+    max: opts.genericMax ?? 2,
+  });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   writePool.on('error', () => undefined);
+  genericPool.on('error', () => undefined);
   const safeUrl = maskUrl(url);
   let ensured: Promise<void> | undefined;
   const ensureSchema = () =>
@@ -105,6 +116,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
 
   return {
     ...sqlOn(pool),
+    genericPlans: sqlOn(genericPool),
     description: `postgres ${safeUrl}${schema ? ` (schema ${schema})` : ''}`,
     async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
       let client: pg.PoolClient;
@@ -189,7 +201,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
       }
     },
     async close() {
-      await Promise.all([pool.end(), writePool.end()]);
+      await Promise.all([pool.end(), writePool.end(), genericPool.end()]);
     },
   };
 }

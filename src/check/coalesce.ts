@@ -1,0 +1,70 @@
+/**
+ * Coalescing of concurrent calls into batches (DataLoader's idea, without its timer): a call made
+ * while fewer than `maxInFlight` batches are out starts a batch at once — a lone call waits for
+ * nothing; calls made while the batches are out queue, and the next batch takes every queued call
+ * (up to `maxSize`) as soon as one comes back. Under load a batch is as large as what arrived
+ * during one round trip; at rest every batch is a single call.
+ *
+ * A call never joins a batch that has already started: what that batch reads was fixed before the
+ * call was made, which is what keeps a batched check's answer as fresh as a lone one (docs/adr/0018-*).
+ */
+
+export interface CoalesceOptions {
+  /** The most calls in one batch. */
+  maxSize: number;
+  /** The most batches out at once. */
+  maxInFlight: number;
+}
+
+interface Pending<I, R> {
+  item: I;
+  resolve: (r: R) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * `run` answers a batch of items with one result per item, in order, or throws for all of them.
+ * Returns the function that submits one item.
+ */
+export function createCoalescer<I, R>(run: (items: I[]) => Promise<R[]>, opts: CoalesceOptions): (item: I) => Promise<R> {
+  const queue: Pending<I, R>[] = [];
+  let inFlight = 0;
+
+  function dispatch(): void {
+    while (inFlight < opts.maxInFlight && queue.length > 0) {
+      const batch = queue.splice(0, opts.maxSize);
+      inFlight++;
+      let out: Promise<R[]>;
+      try {
+        out = run(batch.map((p) => p.item));
+      } catch (e) {
+        out = Promise.reject(e);
+      }
+      out.then(
+        (results) => {
+          // The next batch first, then the answers: the database works on it while this process
+          // serializes these.
+          inFlight--;
+          dispatch();
+          if (results.length !== batch.length) {
+            const err = new Error(`a batch of ${batch.length} calls returned ${results.length} results`);
+            for (const p of batch) p.reject(err);
+            return;
+          }
+          batch.forEach((p, i) => p.resolve(results[i]!));
+        },
+        (e: unknown) => {
+          inFlight--;
+          dispatch();
+          for (const p of batch) p.reject(e);
+        },
+      );
+    }
+  }
+
+  return (item) =>
+    new Promise<R>((resolve, reject) => {
+      queue.push({ item, resolve, reject });
+      dispatch();
+    });
+}
