@@ -38,7 +38,7 @@ import type {
 } from '../domain/contract.ts';
 import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { keyAfter } from '../storage/keyset.ts';
-import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
+import { prepared, sql, type CompiledSql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
 import { ancestors, chainAt, chainTo, desiredOnAncestors, liveAt, memberGroups, provenAt, type Instant } from '../derivation/rule.ts';
 import { createCoalescer } from './coalesce.ts';
 import { isLive } from '../domain/groups.ts';
@@ -127,16 +127,34 @@ interface CheckRow {
  * answer is the one its lone statement would give on the same snapshot.
  */
 const ITEM: CheckArgs = { org: sql.raw('q.org'), resource: sql.raw('q.resource'), subject: sql.raw('q.subject'), permission: sql.raw('q.permission'), now: sql.raw('q.now') };
-const batchStatement = (items: readonly CheckValues[], flags: readonly number[]) => sql`
+/** The batched statement's arguments: one array per column of `q`. */
+interface BatchArrays {
+  i: number[];
+  org: unknown[];
+  subject: unknown[];
+  resource: unknown[];
+  permission: unknown[];
+  now: unknown[];
+}
+const BATCH_KEYS = ['i', 'org', 'subject', 'resource', 'permission', 'now'] as const;
+const batchStatement = (a: BatchArrays, flags: readonly number[]) => sql`
   SELECT q.i, x.revision, x.risk, x.assignment_id, x.group_id, x.role, x.resource, x.chain
-    FROM unnest(CAST(${items.map((_, i) => i)} AS INTEGER[]), CAST(${items.map((c) => c.org)} AS TEXT[]), CAST(${items.map((c) => c.subject)} AS TEXT[]),
-                CAST(${items.map((c) => c.resource)} AS TEXT[]), CAST(${items.map((c) => c.permission)} AS TEXT[]), CAST(${items.map((c) => c.now)} AS BIGINT[]))
+    FROM unnest(CAST(${a.i} AS INTEGER[]), CAST(${a.org} AS TEXT[]), CAST(${a.subject} AS TEXT[]),
+                CAST(${a.resource} AS TEXT[]), CAST(${a.permission} AS TEXT[]), CAST(${a.now} AS BIGINT[]))
          AS q(i, org, subject, resource, permission, now)
     LEFT JOIN LATERAL (${checkStatement(ITEM, candidate(ITEM, flags), candidateChain(ITEM))}) x ON TRUE
    ORDER BY q.i`;
 
-async function runBatch(db: Sql, items: CheckValues[], flags: readonly number[]): Promise<(CheckRow | undefined)[]> {
-  const rows = await db.all<CheckRow & { i: number }>(batchStatement(items, flags));
+async function runBatch(db: Sql, items: CheckValues[], statement: (a: BatchArrays) => CompiledSql): Promise<(CheckRow | undefined)[]> {
+  const { text, params } = statement({
+    i: items.map((_, i) => i),
+    org: items.map((c) => c.org),
+    subject: items.map((c) => c.subject),
+    resource: items.map((c) => c.resource),
+    permission: items.map((c) => c.permission),
+    now: items.map((c) => c.now),
+  });
+  const rows = await db.all<CheckRow & { i: number }>(text, params);
   const out: (CheckRow | undefined)[] = items.map(() => undefined);
   for (const r of rows) if (r.revision !== null) out[Number(r.i)] = r;
   return out;
@@ -231,7 +249,12 @@ export function createChecks(env: CheckEnv) {
   const timeoutMs = env.freshnessTimeoutMs ?? 2000;
   const batchOn = env.batch;
   // One statement out at a time: the checks that arrive meanwhile share the next (docs/adr/0018-*).
-  const batched = batchOn ? createCoalescer((items: CheckValues[]) => runBatch(batchOn, items, flags), { maxSize: MAX_BATCH, maxInFlight: 1 }) : undefined;
+  // Built once: per check, only the parameters change.
+  const CHECK_KEYS = ['org', 'resource', 'subject', 'permission', 'now'] as const;
+  const onReadModel = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, candidate(q, flags), candidateChain(q)));
+  const onSource = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, source(q), sql`h.chain`));
+  const onBatch = prepared<BatchArrays>(BATCH_KEYS, (a) => batchStatement(a, flags));
+  const batched = batchOn ? createCoalescer((items: CheckValues[]) => runBatch(batchOn, items, onBatch), { maxSize: MAX_BATCH, maxInFlight: 1 }) : undefined;
 
   /** at_least_as_fresh: wait (bounded) until the read model has applied `revision` for the subject. */
   async function waitFresh(org: OrgId, subject: SubjectId, revision: unknown): Promise<void> {
@@ -275,7 +298,10 @@ export function createChecks(env: CheckEnv) {
         if (risk === null) throw notFound('permission', 'permission', permission);
         return { row, risk, revision: Number(row.revision) };
       };
-      const evaluate = async (hit: SqlFragment, chain: SqlFragment) => evaluated(await db.get<CheckRow>(checkStatement(q, hit, chain)));
+      const evaluate = async (statement: (q: CheckValues) => CompiledSql) => {
+        const { text, params } = statement(q);
+        return evaluated(await db.get<CheckRow>(text, params));
+      };
       const answer = (r: { row: CheckRow; revision: number }, mode: ConsistencyMode, source: boolean, verified: boolean): CheckResult => ({
         allowed: r.row.assignment_id !== null,
         revision: r.revision,
@@ -294,13 +320,13 @@ export function createChecks(env: CheckEnv) {
       return result;
 
       async function decideCheck(): Promise<CheckResult> {
-        if (requested === 'fully_consistent') return answer(await evaluate(source(q), sql`h.chain`), requested, true, true);
+        if (requested === 'fully_consistent') return answer(await evaluate(onSource), requested, true, true);
         if (requested === 'at_least_as_fresh') await waitFresh(org, subject, req.consistency?.revision);
         // Batched: the statement is sent after this call is queued, so it reads a snapshot taken
         // after this check started, as the lone one would (coalesce.ts).
-        const fast = batched ? evaluated(await batched(q)) : await evaluate(candidate(q, flags), candidateChain(q));
+        const fast = batched ? evaluated(await batched(q)) : await evaluate(onReadModel);
         // Critical permissions are decided on the source unless the caller asked for something else.
-        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(source(q), sql`h.chain`), 'fully_consistent', true, true);
+        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(onSource), 'fully_consistent', true, true);
         return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
       }
     },

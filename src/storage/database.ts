@@ -7,7 +7,7 @@
  */
 import type { SqlFragment } from './sql.ts';
 
-export { sql, SqlFragment } from './sql.ts';
+export { prepared, sql, SqlFragment, type CompiledSql } from './sql.ts';
 
 /** A statement: an `sql` fragment, or fixed text whose `$n` parameters come in `params`. */
 export type Statement = SqlFragment | string;

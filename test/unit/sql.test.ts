@@ -1,6 +1,6 @@
 /** The `sql` tagged template: numbering, nesting, lists, the guard against hand-numbered text, and the compile cache. */
 import { describe, expect, it } from 'vitest';
-import { compiledShapes, compileSql, sql, type SqlFragment } from '../../src/storage/sql.ts';
+import { compiledShapes, compileSql, prepared, sql, type SqlFragment } from '../../src/storage/sql.ts';
 
 describe('sql tag', () => {
   it('numbers interpolated values in order', () => {
@@ -73,6 +73,31 @@ describe('sql tag', () => {
     it('numbers a fragment used twice in one statement at each place', () => {
       const live = sql`expires_at > ${5}`;
       expect(compileSql(sql`SELECT 1 WHERE ${live} AND ${live} AND y = ${6}`)).toEqual({ text: 'SELECT 1 WHERE expires_at > $1 AND expires_at > $2 AND y = $3', params: [5, 5, 6] });
+    });
+  });
+
+  describe('prepared', () => {
+    type Args = { org: string; now: number; ids: string[] };
+    const build = (a: Args) => sql`SELECT x FROM t WHERE org = ${a.org} AND ${sql`(e IS NULL OR e > ${a.now})`} AND id = ANY(${a.ids}) AND k = ${7} AND again = ${a.org}`;
+    const bind = prepared<Args>(['org', 'now', 'ids'], build);
+
+    it('gives what compiling the statement built from the arguments gives', () => {
+      for (const a of [{ org: 'o1', now: 5, ids: ['a'] }, { org: 'o2', now: 9, ids: ['b', 'c'] }]) {
+        expect(bind(a)).toEqual(compileSql(build(a)));
+      }
+      expect(bind({ org: 'o3', now: 1, ids: [] })).toEqual({
+        text: 'SELECT x FROM t WHERE org = $1 AND (e IS NULL OR e > $2) AND id = ANY($3) AND k = $4 AND again = $5',
+        params: ['o3', 1, [], 7, 'o3'],
+      });
+    });
+
+    it('does not build the fragments again', () => {
+      let built = 0;
+      const b = prepared<{ v: number }>(['v'], (a) => (built++, sql`SELECT ${a.v} AS v`));
+      b({ v: 1 });
+      b({ v: 2 });
+      expect(built).toBe(1);
+      expect(b({ v: 3 }).params).toEqual([3]);
     });
   });
 });
