@@ -7,7 +7,8 @@
  *
  *   batches   a `group:` backfill of members × assignments through the ordinary worker, for rows
  *             per batch (`maxBatchRows`: 10k, the default, 50k, 100k) and, on PostgreSQL, with the
- *             read-model diff triggers disabled (their cost when no organization has an event stream)
+ *             read-model diff triggers disabled (their cost when no organization has an event stream),
+ *             and on SQLite into the rowid table of before migration 021
  *   statement one 50k-row batch's INSERT (rolled back, repeated), PostgreSQL: as written
  *             (`ON CONFLICT DO NOTHING`), input ordered by the primary key, an anti-join instead of
  *             the conflict clause (safe under the organization lock: nobody else inserts), plain
@@ -24,10 +25,20 @@
  *             generated in SQL (`generate_series` / a recursive CTE) inserted into an empty copy of
  *             effective_assignments with both indexes, 10k rows per transaction
  *
+ *   shapes    (docs/adr/0020-*) the same generated rows, inserted `ON CONFLICT DO NOTHING` into the
+ *             real effective_assignments (its triggers included) reshaped per option, 10k rows per
+ *             transaction, on a fresh database each: SQLite as a rowid table (before migration
+ *             021) or WITHOUT ROWID (021), with or without the diff triggers, page size 8k/16k,
+ *             a 512 MB page cache, mmap; PostgreSQL as migrated, triggers disabled, key columns
+ *             COLLATE "C", index fillfactor 100, synchronous_commit off, wal_compression,
+ *             without effective_by_group (the lower bound)
+ *
  *   node --import tsx bench/one-off/backfill-options.ts [members] [assignments] [pgUrl]
- *   env: REPS (default 1), ENGINES (sqlite,postgres), PARTS (batches,statement,parallel,engine)
+ *   env: REPS (default 1), ENGINES (sqlite,postgres), PARTS (batches,statement,parallel,engine,shapes),
+ *        SHAPES, VARIANTS (names of the shapes / batches to run, separated by |; default all)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import BetterSqlite3 from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createWorker } from '../../src/propagation/worker.ts';
@@ -44,6 +55,7 @@ const pgUrl = process.argv[4] ?? 'postgres://postgres@127.0.0.1:5432/test';
 const reps = Number(process.env.REPS ?? 1);
 const engines = (process.env.ENGINES ?? 'sqlite,postgres').split(',') as Engine[];
 const parts = (process.env.PARTS ?? 'batches,statement,parallel,engine').split(',');
+const onlyShapes = process.env.SHAPES?.split('|');
 const rows = members * assignments;
 const out = (...cells: unknown[]) => process.stdout.write(cells.join('\t') + '\n');
 const rate = (n: number, ms: number) => `${Math.round(n / (ms / 1000)).toLocaleString('en')} rows/s`;
@@ -52,6 +64,19 @@ const open = (engine: Engine, poolMax = 4) => openStore(engine, pgUrl, { poolMax
 const scope = parseScope('group:everyone');
 const where = (lo: number, hi: number) => sql`d.org_id = ${ORG} AND d.subject_id >= ${user(lo)} AND d.subject_id <= ${user(hi)} AND ${scopeFilter(scope, 'd')}`;
 const ins = sql`INSERT INTO effective_assignments (${ROW_COLUMNS})`;
+
+const trig = `CREATE TRIGGER effective_diff_insert AFTER INSERT ON effective_assignments
+  WHEN EXISTS (SELECT 1 FROM event_streams WHERE org_id = NEW.org_id)
+  BEGIN INSERT INTO effective_diff (org_id, subject_id, role, resource, op) VALUES (NEW.org_id, NEW.subject_id, NEW.role, NEW.resource, 1); END;
+  CREATE TRIGGER effective_diff_delete AFTER DELETE ON effective_assignments
+  WHEN EXISTS (SELECT 1 FROM event_streams WHERE org_id = OLD.org_id)
+  BEGIN INSERT INTO effective_diff (org_id, subject_id, role, resource, op) VALUES (OLD.org_id, OLD.subject_id, OLD.role, OLD.resource, -1); END;`;
+/** SQLite: effective_assignments rebuilt as a rowid table or WITHOUT ROWID, with or without the triggers. */
+const rebuild = (withoutRowid: boolean, triggers: boolean) => `DROP TABLE effective_assignments;
+  CREATE TABLE effective_assignments (org_id TEXT NOT NULL, subject_id TEXT NOT NULL, resource TEXT NOT NULL, assignment_id TEXT NOT NULL,
+    role TEXT NOT NULL, group_id TEXT, PRIMARY KEY (org_id, subject_id, resource, assignment_id))${withoutRowid ? ' WITHOUT ROWID' : ''};
+  CREATE INDEX effective_by_group ON effective_assignments (org_id, group_id, subject_id);
+  ${triggers ? trig : ''}`;
 
 /** Runs `fn` in a transaction that is always rolled back. */
 async function rolledBack(store: Store, fn: (tx: Sql) => Promise<void>) {
@@ -77,8 +102,10 @@ async function midBackfill(engine: Engine) {
   return { store, sel: desired(where(done, done + batch - 1)), lo: done, hi: done + batch - 1 };
 }
 
-const variants: Array<{ name: string; maxBatchRows: number; noTriggers?: boolean }> = [
+const onlyVariants = process.env.VARIANTS?.split('|');
+const variants: Array<{ name: string; maxBatchRows: number; noTriggers?: boolean; rowidTable?: boolean }> = [
   { name: '10k rows/batch (default)', maxBatchRows: 10_000 },
+  { name: '10k, SQLite rowid table (before 021)', maxBatchRows: 10_000, rowidTable: true },
   { name: '50k rows/batch', maxBatchRows: 50_000 },
   { name: '100k rows/batch', maxBatchRows: 100_000 },
   { name: '10k, diff triggers off', maxBatchRows: 10_000, noTriggers: true },
@@ -88,8 +115,10 @@ try {
     for (let rep = 0; rep < reps; rep++) {
       for (const engine of engines) {
         for (const v of variants) {
+          if ((onlyVariants && !onlyVariants.includes(v.name)) || (v.rowidTable && engine !== 'sqlite')) continue;
           const store = await open(engine);
           try {
+            if (v.rowidTable) for (const stmt of rebuild(false, true).split(/;\s*(?=DROP|CREATE|ALTER)/)) await store.db.run(stmt);
             await loadDataset(store.db, largeDataset(members, assignments), { reconcile: false });
             if (v.noTriggers) {
               if (engine === 'postgres') await store.db.run('ALTER TABLE effective_assignments DISABLE TRIGGER USER');
@@ -157,9 +186,17 @@ try {
   }
 
   if (parts.includes('statement') && engines.includes('sqlite')) {
-    const { store, sel } = await midBackfill('sqlite');
+    const { store, sel, lo, hi } = await midBackfill('sqlite');
     try {
       for (let rep = 0; rep < Math.max(2, reps); rep++) {
+        await rolledBack(store, async (tx) => {
+          let t = performance.now();
+          const n = Number((await tx.get<{ n: number }>(sql`SELECT COUNT(*) AS n FROM (${sel}) x`))!.n);
+          out('sqlite', 'statement', 'select only (the derivation, no insert)', `${n} rows`, `${(performance.now() - t).toFixed(0)} ms`, rate(n, performance.now() - t));
+          t = performance.now();
+          await reconcileRange(tx, ORG, scope, user(lo), user(hi));
+          out('sqlite', 'statement', 'reconcileRange (delete + insert, as the worker)', `${n} rows`, `${(performance.now() - t).toFixed(0)} ms`, rate(n, performance.now() - t));
+        });
         for (const [name, pre] of [['as written (ON CONFLICT DO NOTHING)'], ['diff trigger dropped', 'DROP TRIGGER effective_diff_insert']] as const) {
           await rolledBack(store, async (tx) => {
             if (pre) await tx.run(pre);
@@ -243,6 +280,66 @@ try {
         out(engine, 'engine', 'generated rows into an indexed copy, 10k rows/transaction', `${rows} rows`, `${((performance.now() - t) / 1000).toFixed(2)} s`, rate(rows, performance.now() - t));
       } finally {
         await store.close();
+      }
+    }
+  }
+  if (parts.includes('shapes')) {
+    const cols = 'org_id, subject_id, resource, assignment_id, role, group_id';
+    interface Shape { name: string; engine: Engine; ddl?: string; pageSize?: number; pragmas?: string[]; session?: string[] }
+    const keysC = 'ALTER TABLE effective_assignments ' + ['org_id', 'subject_id', 'resource', 'assignment_id', 'group_id'].map((c) => `ALTER COLUMN ${c} TYPE TEXT COLLATE "C"`).join(', ');
+    const shapes: Shape[] = [
+      { name: 'rowid table (before 021)', engine: 'sqlite', ddl: rebuild(false, true) },
+      { name: 'rowid table, no diff triggers', engine: 'sqlite', ddl: rebuild(false, false) },
+      { name: 'WITHOUT ROWID (021)', engine: 'sqlite' },
+      { name: 'WITHOUT ROWID, no diff triggers', engine: 'sqlite', ddl: rebuild(true, false) },
+      { name: 'WITHOUT ROWID, page_size 8192', engine: 'sqlite', pageSize: 8192 },
+      { name: 'WITHOUT ROWID, page_size 16384', engine: 'sqlite', pageSize: 16384 },
+      { name: 'WITHOUT ROWID, cache_size 512 MB', engine: 'sqlite', pragmas: ['cache_size = -524288'] },
+      { name: 'WITHOUT ROWID, mmap_size 1 GB', engine: 'sqlite', pragmas: ['mmap_size = 1073741824'] },
+      { name: 'as migrated', engine: 'postgres' },
+      { name: 'diff triggers disabled', engine: 'postgres', ddl: 'ALTER TABLE effective_assignments DISABLE TRIGGER USER' },
+      { name: 'key columns COLLATE "C"', engine: 'postgres', ddl: keysC },
+      { name: 'indexes fillfactor 100', engine: 'postgres', ddl: 'ALTER INDEX effective_assignments_pkey SET (fillfactor = 100); ALTER INDEX effective_by_group SET (fillfactor = 100)' },
+      { name: 'synchronous_commit off (session)', engine: 'postgres', session: ['SET synchronous_commit = off'] },
+      { name: 'wal_compression on (session)', engine: 'postgres', session: ['SET wal_compression = on'] },
+      { name: 'COLLATE "C" + fillfactor 100 + partial by_group', engine: 'postgres', ddl: `${keysC}; ALTER INDEX effective_assignments_pkey SET (fillfactor = 100); DROP INDEX effective_by_group; CREATE INDEX effective_by_group ON effective_assignments (org_id, group_id, subject_id) WITH (fillfactor = 100) WHERE group_id IS NOT NULL` },
+      { name: 'without effective_by_group (lower bound)', engine: 'postgres', ddl: 'DROP INDEX effective_by_group' },
+    ];
+    for (let rep = 0; rep < reps; rep++) {
+      for (const shape of shapes) {
+        if (!engines.includes(shape.engine) || (onlyShapes && !onlyShapes.includes(shape.name))) continue;
+        const file = join(tmp, `s-${Date.now()}-${Math.random()}.db`);
+        if (shape.pageSize) {
+          const pre = new BetterSqlite3(file);
+          pre.pragma(`page_size = ${shape.pageSize}`);
+          pre.pragma('journal_mode = WAL'); // writes the header: the page size is fixed from here on
+          pre.close();
+        }
+        const store = shape.engine === 'sqlite' ? await openStore('sqlite', pgUrl, { file }) : await open('postgres', 2);
+        try {
+          if (shape.ddl) for (const stmt of shape.ddl.split(/;\s*(?=DROP|CREATE|ALTER)/)) await store.db.run(stmt);
+          for (const p of shape.pragmas ?? []) await store.db.run(`PRAGMA ${p}`);
+          const per = Math.max(1, Math.floor(10_000 / assignments));
+          const t = performance.now();
+          for (let s = 0; s < members; s += per) {
+            const hi = Math.min(members - 1, s + per - 1);
+            const gen =
+              shape.engine === 'postgres'
+                ? `SELECT 'bench', 'u' || lpad(s::text, 6, '0'), 'project:p' || lpad(a::text, 6, '0'), 'a_everyone_' || a, 'viewer', 'everyone' FROM generate_series(${s}, ${hi}) s, generate_series(0, ${assignments - 1}) a`
+                : `WITH RECURSIVE s(i) AS (SELECT ${s} UNION ALL SELECT i + 1 FROM s WHERE i < ${hi}), a(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM a WHERE j < ${assignments - 1})
+                   SELECT 'bench', 'u' || printf('%06d', i), 'project:p' || printf('%06d', j), 'a_everyone_' || j, 'viewer', 'everyone' FROM s, a WHERE true`;
+            await store.db.transaction(async (tx) => {
+              for (const q of shape.session ?? []) await tx.run(q.replace('SET ', 'SET LOCAL '));
+              await tx.run(`INSERT INTO effective_assignments (${cols}) ${gen} ON CONFLICT DO NOTHING`);
+            });
+          }
+          const ms = performance.now() - t;
+          const n = await store.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM effective_assignments');
+          if (Number(n!.n) !== rows) throw new Error(`expected ${rows} rows, found ${n!.n}`);
+          out(shape.engine, 'shapes', shape.name, `${rows} rows`, `${(ms / 1000).toFixed(2)} s`, rate(rows, ms));
+        } finally {
+          await store.close();
+        }
       }
     }
   }

@@ -48,8 +48,11 @@ export interface Database extends Sql {
   listen(channel: string, fn: () => void): Promise<() => Promise<void>>;
   /** Signals `channel` when the current transaction commits (PostgreSQL NOTIFY); no-op on SQLite. */
   readonly notifySql: string | null;
-  /** Applies pending migrations; returns the versions applied. */
-  migrate(): Promise<number[]>;
+  /**
+   * Applies pending migrations (`through`: only those numbered up to it, as a migration test needs
+   * the schema just before the migration it tests); returns the versions applied.
+   */
+  migrate(opts?: { through?: number }): Promise<number[]>;
   close(): Promise<void>;
   /** A short description of where the data lives, with no credentials. */
   readonly description: string;

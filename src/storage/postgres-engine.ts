@@ -172,7 +172,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
         await client.end().catch(() => undefined);
       };
     },
-    async migrate() {
+    async migrate(opts) {
       await ensureSchema();
       const client = await pool.connect();
       try {
@@ -182,7 +182,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
         const done = new Set((await client.query('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
         const applied: number[] = [];
         for (const m of loadMigrations('postgres')) {
-          if (done.has(m.version)) continue;
+          if (done.has(m.version) || m.version > (opts?.through ?? Infinity)) continue;
           await client.query('BEGIN');
           try {
             await client.query(m.sql);

@@ -177,12 +177,12 @@ export function openSqlite(path: string): Database {
     async listen() {
       return async () => undefined;
     },
-    async migrate() {
+    async migrate(opts) {
       db.exec(MIGRATIONS_TABLE);
       const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
       const applied: number[] = [];
       for (const m of loadMigrations('sqlite')) {
-        if (done.has(m.version)) continue;
+        if (done.has(m.version) || m.version > (opts?.through ?? Infinity)) continue;
         db.transaction(() => {
           db.exec(m.sql);
           db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());

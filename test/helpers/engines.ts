@@ -10,8 +10,8 @@ import { openSqlite } from '../../src/storage/sqlite-engine.ts';
 
 export interface TestEngine {
   name: 'sqlite' | 'postgres';
-  /** A fresh migrated database. */
-  open(): Promise<Database>;
+  /** A fresh migrated database (`through`: migrated only up to that migration's number). */
+  open(opts?: { through?: number }): Promise<Database>;
 }
 
 const pgUrl = process.env.LOCKSTEP_TEST_PG ?? '';
@@ -20,19 +20,19 @@ const schemaPrefix = `lockstep_t_${process.ppid}_`;
 
 export const sqliteEngine: TestEngine = {
   name: 'sqlite',
-  async open() {
+  async open(opts) {
     const db = openSqlite(':memory:');
-    await db.migrate();
+    await db.migrate(opts);
     return db;
   },
 };
 
 export const postgresEngine: TestEngine = {
   name: 'postgres',
-  async open() {
+  async open(opts) {
     const schema = schemaPrefix + randomBytes(5).toString('hex');
     const db = openPostgres(pgUrl, { schema, max: 4 });
-    await db.migrate();
+    await db.migrate(opts);
     const close = db.close.bind(db);
     return Object.assign(db, {
       async close() {
