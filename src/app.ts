@@ -85,13 +85,13 @@ export function createLockstep(db: Database, opts: LockstepOptions = {}): Lockst
  * The services over `db`. `transaction(fn)` hands `fn` the same services over the open
  * transaction: their writes join it (no combiner — they are already serialized in it).
  */
-function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undefined): Lockstep {
+function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undefined, joined = false): Lockstep {
   const now = opts.now ?? Date.now;
   const newId = opts.newId ?? defaultId;
   const defaultPolicy = opts.defaultPolicy ?? DEFAULT_POLICY;
   const replayEngine = (scratch: Database, id: () => string, clock: () => number) =>
     createLockstep(scratch, { defaultPolicy: REPLAY_POLICY, newId: id, now: clock });
-  const policy = createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner, tracing: opts.tracing });
+  const policy = createPolicyService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued, defaultPolicy, combiner, tracing: opts.tracing, wholeOrganization: joined });
   return {
     ...policy,
     // the scheduled expiry job (serve runs it on a timer; tests call it with their clock)
@@ -99,7 +99,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
     ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db), batch: db.genericPlans }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
     ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always', history: opts.history }),
-    transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined))),
+    transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined, true))),
     close: () => db.close(),
   };
 }

@@ -9,8 +9,9 @@
  * derivations now − inserted + deleted. So losing one of two sources of an entry sends nothing.
  *
  * `revision` orders events: a write's own revision, or for a batch the organization's current
- * revision (read under the organization lock the batch holds), so a lane's (revision, seq) order
- * is commit order and the target sees the read model's history in the order it happened.
+ * revision (read locking the organization's row to commit, the row a write's revision bump locks),
+ * so a lane's (revision, seq) order is commit order and the target sees the read model's history
+ * in the order it happened.
  */
 import { buildMessages, type EntryChange } from '../domain/delivery.ts';
 import { tierOfRank } from '../domain/model.ts';
@@ -32,7 +33,7 @@ export interface RecordSpec {
   traceParent?: string | undefined;
   /**
    * Whether the organization records events, where the caller read it already in this transaction
-   * under the organization lock (streams start under it: src/delivery/targets.ts `ensureStream`).
+   * under its write locks (streams start under the organization's, exclusive: src/delivery/targets.ts `ensureStream`).
    */
   recording?: boolean;
 }
@@ -96,8 +97,12 @@ export async function recordEvents(tx: Sql, s: RecordSpec): Promise<number> {
     buildMessages(cs, (r) => info.get(r)!, i === 0 ? deprovisioned : []).map((m) => ({ ...m, job })),
   );
 
+  // A batch's events take the organization's current revision, read locking its row to commit (as a
+  // write's revision bump does): batches of different subjects run side by side, and the row orders
+  // their numbering as their commits — no two number after the same MAX(seq), none before one that
+  // committed first. The MAX(seq) below is a later statement: it sees what the previous holder committed.
   const revision =
-    s.revision ?? Number((await tx.get<{ revision: number }>('SELECT revision FROM organizations WHERE id = $1', [s.org]))?.revision ?? 0);
+    s.revision ?? Number((await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [s.org]))?.revision ?? 0);
   const last = await tx.get<{ n: number | null }>('SELECT MAX(seq) AS n FROM delivery_events WHERE org_id = $1 AND revision = $2', [s.org, revision]);
   const firstSeq = Number(last?.n ?? 0) + 1;
   // Multi-row inserts of at most 200 events (12 parameters each: well under both engines' limits).

@@ -1,13 +1,14 @@
 /**
  * Targets of an organization: the systems that receive its effective changes. Creating one starts
  * the organization's event stream (if it had none) and the target's lanes, in one transaction under
- * the organization lock, so the target receives every change committed after it and none before.
+ * the organization's lock, exclusive (src/storage/locks.ts), so the target receives every change committed after it and none before.
  */
 import { randomBytes } from 'node:crypto';
 import { LockstepError, notFound, validation } from '../domain/errors.ts';
 import { PARTITIONS } from '../domain/delivery.ts';
 import { parseName, parseOrgId } from '../domain/model.ts';
 import { sql, type Database, type Sql } from '../storage/database.ts';
+import { lockForWrite } from '../storage/locks.ts';
 import { keyAfter } from '../storage/keyset.ts';
 import { decodeCursor, pageLimit, pageOf, type PageQuery } from '../domain/page.ts';
 import { newPollToken, newWebhookSecret } from './signing.ts';
@@ -138,7 +139,7 @@ function parseBool(v: unknown, field: string): boolean {
   return v;
 }
 
-/** Starts recording the organization's events (idempotent); called under the organization lock. */
+/** Starts recording the organization's events (idempotent); called under the organization's lock, exclusive (src/storage/locks.ts). */
 export async function ensureStream(tx: Sql, org: string, revision: number, now: number) {
   await tx.run('INSERT INTO event_streams (org_id, since_revision, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [org, revision, now]);
 }
@@ -147,6 +148,9 @@ export function createTargets(env: TargetEnv) {
   const { db, now } = env;
 
   async function lockOrg(tx: Sql, org: string): Promise<number> {
+    // Organization-wide: no write or batch that decided (without a stream) to record nothing is in
+    // flight while a stream starts (docs/adr/0017-subject-locks.md).
+    await lockForWrite(tx, org);
     const row = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
     if (!row) throw notFound('org', 'organization', org);
     return Number(row.revision);

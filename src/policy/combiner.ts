@@ -9,15 +9,19 @@
 import { LockstepError } from '../domain/errors.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { Database, Sql } from '../storage/database.ts';
+import { lockForWrite, unionOfLocks } from '../storage/locks.ts';
 
 interface Pending<T> {
-  run: (tx: Sql) => Promise<T>;
+  /** The write's lock set (src/storage/locks.ts): its subjects, or undefined for the organization. */
+  subjects: readonly string[] | undefined;
+  run: (tx: Sql, locked?: boolean) => Promise<T>;
   resolve: (v: T) => void;
   reject: (e: unknown) => void;
 }
 
 export interface Combiner {
-  submit<T>(org: string, run: (tx: Sql) => Promise<T>): Promise<T>;
+  /** `run` is told `locked` when the shared transaction took its locks already. */
+  submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, locked?: boolean) => Promise<T>): Promise<T>;
 }
 
 /** An answer about the write itself (a 4xx: /v1's or SCIM's), not about the transaction it shares. */
@@ -35,7 +39,7 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
         const queue = queues.get(org) ?? [];
         if (queue.length === 0) return;
         const batch = queue.splice(0, maxBatch);
-        await runBatch(batch);
+        await runBatch(org, batch);
       }
     } finally {
       busy.delete(org);
@@ -43,7 +47,7 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
     }
   }
 
-  async function runBatch(batch: Pending<unknown>[]) {
+  async function runBatch(org: string, batch: Pending<unknown>[]) {
     if (batch.length === 1) {
       // Nothing to share: a plain transaction, no savepoints.
       const [p] = batch;
@@ -53,10 +57,14 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
       await db.transaction(async (tx) => {
+        // Every write's locks up front, in the one order every transaction takes them: taken one
+        // write at a time they would come unsorted, and a later write's lock could wait for a
+        // transaction that waits for this one's (docs/adr/0017-subject-locks.md).
+        await lockForWrite(tx, org, unionOfLocks(batch.map((p) => p.subjects)));
         for (const p of batch) {
           await tx.run('SAVEPOINT lockstep_write');
           try {
-            const value = await p.run(tx);
+            const value = await p.run(tx, true);
             await tx.run('RELEASE SAVEPOINT lockstep_write');
             outcomes.push({ ok: true, value });
           } catch (error) {
@@ -80,11 +88,11 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
   }
 
   return {
-    submit<T>(org: string, run: (tx: Sql) => Promise<T>): Promise<T> {
+    submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, locked?: boolean) => Promise<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         let queue = queues.get(org);
         if (!queue) queues.set(org, (queue = []));
-        queue.push({ run, resolve, reject } as Pending<unknown>);
+        queue.push({ subjects, run, resolve, reject } as Pending<unknown>);
         if (!busy.has(org)) void drain(org);
       });
     },

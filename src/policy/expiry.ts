@@ -5,8 +5,9 @@
  * its fan-out calls for, inline or by a job. Checks deny from the instant already (verification
  * compares the clock); this is the clean-up and the receipt, not the enforcement.
  *
- * Safe to run anywhere and concurrently: each removal re-reads its item under the organization's
- * lock and changes nothing if someone else removed or extended it first.
+ * Safe to run anywhere and concurrently: each removal re-reads its item under its write's locks (a
+ * subject's membership: the subject's; anything else: the organization's — src/storage/locks.ts) and
+ * changes nothing if someone else removed or extended it first.
  */
 import { sql, type Sql } from '../storage/database.ts';
 import type { WriteResult } from '../domain/contract.ts';

@@ -95,9 +95,12 @@ export function createMembershipCommands(env: WriteEnv) {
     const kind = op === 'add' ? 'membership.add' : op === 'remove' ? 'membership.remove' : 'membership.expired';
     const body = { group, member: memberString(member), ...(op === 'add' ? { expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() } : {}) };
     const started = process.hrtime.bigint();
-    const written = await runWrite(env, { org, kind, body, ctx }, async (tx): Promise<Outcome> => {
+    // A subject's membership changes only that subject's rows: it locks the subject (and the
+    // organization shared); a nested edge changes the rows of every member below it: the organization.
+    const subjects = member.type === 'subject' ? [member.id] : undefined;
+    const written = await runWrite(env, { org, kind, body, ctx, ...(subjects ? { subjects } : {}) }, async (tx): Promise<Outcome> => {
       const now = env.now();
-      // Every lookup in one round trip (this is the hot path, and the organization lock is held):
+      // Every lookup in one round trip (this is the hot path, and its locks are held):
       // the group and the member (the group is reported first), the membership, the directory that
       // owns the group, whether the organization records events and, for a subject, the assignments
       // its fan-out multiplies — of the group and the groups above it, which the change leaves as

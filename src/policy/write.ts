@@ -17,6 +17,7 @@ import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
 import { applyFanout, fanoutAsCte, type Fanout } from '../derivation/fanout.ts';
 import { isTransient } from '../storage/errors.ts';
+import { lockForWrite } from '../storage/locks.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueStatement, JOBS_CHANNEL } from '../propagation/queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
@@ -63,6 +64,12 @@ export interface WriteEnv {
   combiner?: Combiner | undefined;
   /** Spans of writes (off: absent or NO_TRACING). */
   tracing?: Tracing | undefined;
+  /**
+   * Every write locks its whole organization (its `subjects` ignored): writes joined into one
+   * caller's transaction (`transaction(fn)`, a policy file's apply), whose later writes could
+   * otherwise ask for locks after an earlier one took the organization's row (a lock-order cycle).
+   */
+  wholeOrganization?: boolean | undefined;
 }
 
 export interface WriteSpec {
@@ -73,6 +80,12 @@ export interface WriteSpec {
   ctx: WriteContext | undefined;
   /** Organization creation is the one write that may find no organization row. */
   mayCreateOrg?: boolean;
+  /**
+   * The subjects whose rows alone the write changes and whose state alone it reads besides what
+   * organization-wide writes change (a subject's membership): it locks them, and the organization
+   * shared. Absent: the write locks the whole organization (src/storage/locks.ts).
+   */
+  subjects?: readonly string[];
 }
 
 const MAX_TX_ATTEMPTS = 5;
@@ -99,8 +112,8 @@ export async function runWrite<O = undefined>(env: WriteEnv, spec: WriteSpec, co
 async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<O>, traceParent: string | undefined): Promise<Written<O>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const once = (tx: Sql) => writeOnce(env, spec, tx, command, traceParent);
-      const result = await (env.combiner ? env.combiner.submit(spec.org, once) : env.db.transaction(once));
+      const once = (tx: Sql, locked?: boolean) => writeOnce(env, spec, tx, command, traceParent, locked === true);
+      const result = await (env.combiner ? env.combiner.submit(spec.org, lockSet(env, spec), once) : env.db.transaction((tx) => once(tx)));
       if (result.propagation.status === 'pending') env.onEnqueued?.();
       return result;
     } catch (e) {
@@ -113,35 +126,43 @@ async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<
   }
 }
 
-async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined): Promise<Written<O>> {
+async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined, locked: boolean): Promise<Written<O>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
-  const row = await lockOrganization(tx, spec.org);
+  // A group commit took the union of its writes' locks already (in one order: no deadlock).
+  if (!locked) await lockForWrite(tx, spec.org, lockSet(env, spec));
   env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
+  // After the lock, by a statement of its own: under READ COMMITTED a statement that waits for a
+  // lock keeps the snapshot it took before the wait, so the policy read with the lock could be the
+  // one from before a policy change that committed while this write waited.
+  const row = await tx.get<{ revision: number; policy: string | null }>(
+    'SELECT o.revision, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id WHERE o.id = $1',
+    [spec.org],
+  );
   if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
   const current = Number(row?.revision ?? 0);
   const outcome = await command(tx);
   if (!outcome.changed) return { revision: current, changed: false, propagation: { mode: 'sync', status: 'effective' }, outcome };
 
-  const revision = current + 1;
-  // Read after the lock, by a statement of its own: under READ COMMITTED a statement that waited for
-  // the lock keeps the snapshot it took before the wait, so a policy read fused into the lock
-  // statement could be the one from before a policy change that committed while this write waited.
-  // (Only a change needs it.)
-  const policyRow = await tx.get<{ policy: string }>('SELECT policy FROM propagation_policies WHERE org_id = $1', [spec.org]);
+  // PostgreSQL: the revision is taken by the tail's bump (the last statement, which locks the
+  // organization's row to commit: revisions are contiguous and in commit order while writes on
+  // different subjects run side by side). SQLite: one writer at a time, the next one is known.
+  const postgres = tx.dialect === 'postgres';
+  const bumped = sql`(SELECT revision FROM bump)`;
+  const revisionValue: SqlFragment | number = postgres ? bumped : current + 1;
   const grantRank = outcome.grantRank ?? 0;
   const revokeRank = outcome.revokeRank ?? 0;
   const direction = directionOf(grantRank > 0, revokeRank > 0);
   const rank = Math.max(grantRank, revokeRank);
   const tier = tierOfRank(rank);
   const fanout = outcome.fanout;
-  const policy = policyRow ? parsePolicy(JSON.parse(policyRow.policy), env.defaultPolicy) : env.defaultPolicy;
+  const policy = row?.policy ? parsePolicy(JSON.parse(row.policy), env.defaultPolicy) : env.defaultPolicy;
   const decision = decide(policy, direction, tier, fanout?.rows ?? 0);
 
   const inline = fanout && decision.mode === 'sync' ? fanout : null;
   // The transactional outbox: a job for the fan-out, committed with the write (or coalesced into its
   // scope's pending one).
-  const enqueue = fanout && !inline ? enqueueStatement({ org: spec.org, scope: fanout.scope, direction, priority: decision.priority, revision, now: env.now(), newId: env.newId, traceParent }) : null;
+  const enqueue = fanout && !inline ? enqueueStatement({ org: spec.org, scope: fanout.scope, direction, priority: decision.priority, revision: revisionValue, now: env.now(), newId: env.newId, traceParent }) : null;
   // PostgreSQL: the inline fan-out (when it is one statement) or the enqueue runs as a data-modifying
   // CTE of the change-log INSERT below — one round trip for the write's tail, not two or three.
   // Otherwise they run here, first.
@@ -164,7 +185,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
                              rows_added, rows_removed, slo_ms, job_scope, job_id, committed_at)
         VALUES (${sql.join([
           spec.org,
-          revision,
+          revisionValue,
           kind,
           direction,
           tier === null ? null : rank,
@@ -175,24 +196,35 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
           outcome.decidedAt ?? decidedAt,
           effectiveAt,
         ])}, ${rowsAdded}, ${rowsRemoved}, ${sql.join([decision.sloMs, enqueue === null ? null : fanout!.scope])}, ${job}, ${committedAt})`;
-  const bump = sql`UPDATE organizations SET revision = ${revision} WHERE id = ${spec.org}`;
+  const bump = postgres
+    ? sql`UPDATE organizations SET revision = revision + 1 WHERE id = ${spec.org} RETURNING revision`
+    : sql`UPDATE organizations SET revision = ${current + 1} WHERE id = ${spec.org}`;
+  let revision = current + 1;
+  const returned = (r: { revision: number } | undefined) => {
+    if (!r) throw new Error(`organization '${spec.org}' has no row to take a revision from`);
+    revision = Number(r.revision);
+  };
   if (cte) {
     // The fan-out, the revision and the change log in one statement. Its parts share one snapshot,
     // and none reads what another writes (the fan-out reads the source rows, written before it).
     const count = sql`(SELECT COUNT(*) FROM fanout_rows)`;
-    await tx.run(
-      sql`WITH fanout_rows AS (${cte.body}), bump AS (${bump})
-          ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0, null)}`,
+    returned(
+      await tx.get<{ revision: number }>(
+        sql`WITH bump AS (${bump}), fanout_rows AS (${cte.body})
+            ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0, null)} RETURNING revision`,
+      ),
     );
   } else if (fuseJob) {
     // The job, the revision, the change log naming the job, and the NOTIFY that wakes workers in
     // other processes when this commits (transactional): one statement.
-    await tx.run(
-      sql`WITH job AS (${enqueue!}), bump AS (${bump})
-          ${logChange(added, removed, sql`(SELECT id FROM job)`)} RETURNING pg_notify(${JOBS_CHANNEL}, ${spec.org}) AS notified`,
+    returned(
+      await tx.get<{ revision: number }>(
+        sql`WITH bump AS (${bump}), job AS (${enqueue!})
+            ${logChange(added, removed, sql`(SELECT id FROM job)`)} RETURNING revision, pg_notify(${JOBS_CHANNEL}, ${spec.org}) AS notified`,
+      ),
     );
-  } else if (tx.dialect === 'postgres') {
-    await tx.run(sql`WITH bump AS (${bump}) ${logChange(added, removed, jobId)}`);
+  } else if (postgres) {
+    returned(await tx.get<{ revision: number }>(sql`WITH bump AS (${bump}) ${logChange(added, removed, jobId)} RETURNING revision`));
   } else {
     // SQLite has no data-modifying CTEs; its statements cost no round trip.
     await tx.run(bump);
@@ -221,12 +253,12 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   };
 }
 
-/**
- * Takes the lock a policy write of `org` takes first and holds to commit (every write of the
- * organization waits for it), and returns the organization's revision (undefined: no such row).
- */
-export async function lockOrganization(tx: Sql, org: string): Promise<{ revision: number } | undefined> {
-  return tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
+/** The subjects a write locks (undefined: the whole organization). */
+const lockSet = (env: WriteEnv, spec: WriteSpec) => (env.wholeOrganization ? undefined : spec.subjects);
+
+/** Takes the lock an organization-wide write of `org` takes first and holds to commit (every write and batch of the organization waits for it). */
+export async function lockOrganization(tx: Sql, org: string): Promise<void> {
+  await lockForWrite(tx, org);
 }
 
 /** The write result alone (what the API answers). */

@@ -48,7 +48,8 @@ export interface EnqueueSpec {
   scope: string;
   direction: Direction;
   priority: number;
-  revision: number;
+  /** The change's revision (a fragment: taken in the same statement, src/policy/write.ts). */
+  revision: number | SqlFragment;
   now: number;
   newId: () => string;
   /** The write's span (tracing on): the job's batches become its children. */

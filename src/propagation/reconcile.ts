@@ -1,5 +1,6 @@
 /**
- * One reconciliation batch: under the organization's write lock, and only while this worker still
+ * One reconciliation batch: under its write locks (the organization's, or a subject job's subject's
+ * with the organization's shared: src/storage/locks.ts), and only while this worker still
  * owns the job, take the next `batchSize` subjects of the job's scope after its checkpoint, make
  * their read-model rows in the scope equal to what the policy derives (delete what is not derived,
  * insert what is missing — two set-based statements), and advance the checkpoint, all in one
@@ -15,6 +16,16 @@ import { notDerived } from '../derivation/rule.ts';
 import { checkpointJobs, fenceJobs, finishJobs, LeaseLost, type CarriedChange, type JobRow } from './queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
 import { parseScope, scopeFilter, subjectStreams, type Scope } from './scope.ts';
+import { lockForWrite } from '../storage/locks.ts';
+
+/** The scope of a job, or undefined when it does not parse (its batch fails after the organization's lock). */
+function tryScope(key: string): Scope | undefined {
+  try {
+    return parseScope(key);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * The next subjects of the scope after `after`, ascending: the smallest `n` of the streams' union.
@@ -79,7 +90,7 @@ async function batchMembers(tx: Sql, org: string, scope: Scope, batchSize: numbe
   return Math.max(1, Math.min(batchSize, Math.floor(maxRows / Math.max(1, Number(row?.n ?? 0)))));
 }
 
-/** One batch of one job inside `tx` (which holds the organization's lock), fenced by ownership. */
+/** One batch of one job inside `tx` (which holds the batch's locks), fenced by ownership. */
 async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, batchSize: number, leaseMs: number, maxRows: number, traceParent: string | undefined): Promise<BatchResult> {
   const started = env.now();
   const cur = (await fenceJobs(tx, [jobId], owner)).get(jobId);
@@ -131,9 +142,14 @@ function traced<T>(env: BatchEnv, jobs: JobRow[], run: (traceParent: string | un
   return env.tracing.trace('lockstep.job.batch', attrs, (span) => run(span.traceparent), first.trace_parent ?? null);
 }
 
-async function lockOrganization(env: BatchEnv, tx: Sql, org: string) {
+/**
+ * The batch's write locks (src/storage/locks.ts): a subject job's (or several's) batch reconciles
+ * only those subjects' rows, and locks them with the organization shared, so it runs beside writes
+ * and batches of other subjects; any other scope's batch locks the organization.
+ */
+async function lockOrganization(env: BatchEnv, tx: Sql, org: string, subjects?: readonly string[]) {
   const lockStart = process.hrtime.bigint();
-  await tx.get(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
+  await lockForWrite(tx, org, subjects);
   env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
 }
 
@@ -147,7 +163,8 @@ export async function runBatch(env: BatchEnv, job: JobRow, owner: string, batchS
   const t0 = process.hrtime.bigint();
   const result = await traced(env, [job], (traceParent) =>
     env.db.transaction(async (tx) => {
-      await lockOrganization(env, tx, job.org_id);
+      const scope = tryScope(job.scope);
+      await lockOrganization(env, tx, job.org_id, scope?.kind === 'subject' ? [scope.id] : undefined);
       return applyBatch(env, tx, job.id, owner, batchSize, leaseMs, maxRows, traceParent);
     }),
   );
@@ -166,7 +183,7 @@ export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: strin
   const t0 = process.hrtime.bigint();
   const org = jobs[0]!.org_id;
   const results = await traced(env, jobs, (traceParent) => env.db.transaction(async (tx) => {
-    await lockOrganization(env, tx, org);
+    await lockOrganization(env, tx, org, jobs.map((j) => parseScope(j.scope).id));
     const now = env.now();
     const owned = await fenceJobs(tx, jobs.map((j) => j.id), owner);
     const live = jobs.filter((j) => owned.has(j.id)).map((j) => ({ job: owned.get(j.id)!, subject: parseScope(j.scope).id }));

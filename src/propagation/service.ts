@@ -10,6 +10,7 @@ import { DEFAULT_PAGE, pageLimit } from '../domain/page.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Database } from '../storage/database.ts';
 import { auditDrift } from './drift.ts';
+import { lockForWrite } from '../storage/locks.ts';
 import { enqueueJob, listJobs, queueStats, retryJob, type JobRow } from './queue.ts';
 
 export interface PropagationEnv {
@@ -84,7 +85,12 @@ export function createPropagationService(env: PropagationEnv) {
       // Pending rows are left to their jobs: only drift is repaired.
       const repairJob =
         o.repair && r.missing + r.extra > 0
-          ? await db.transaction((tx) => enqueueJob(tx, { org, scope: `organization:${org}`, direction: 'both', priority: 0, revision, now: now(), newId: env.newId }))
+          ? await db.transaction(async (tx) => {
+              // Jobs are enqueued under the write locks (a removal's "no open job" read relies on
+              // it: docs/adr/0013-*, point 4); an organization job under the organization's.
+              await lockForWrite(tx, org);
+              return enqueueJob(tx, { org, scope: `organization:${org}`, direction: 'both', priority: 0, revision, now: now(), newId: env.newId });
+            })
           : null;
       const report = { ...r, repairJob };
       env.metrics?.driftRows.set({ org, kind: 'missing' }, report.missing);

@@ -32,14 +32,14 @@ describeEachEngine('group commit', (engine) => {
       const gate = new Promise<void>((r) => (open = r));
       const runs = { a: 0, refused: 0, b: 0 };
       // The first write holds the transaction open, so the next three queue into one batch.
-      const first = combiner.submit('o', async (tx) => (await gate, await insert(tx, `${tag}_first`), 'first'));
-      const a = combiner.submit('o', async (tx) => (runs.a++, await insert(tx, `${tag}_a`), 'a'));
-      const refused = combiner.submit('o', async (tx) => {
+      const first = combiner.submit('o', undefined, async (tx) => (await gate, await insert(tx, `${tag}_first`), 'first'));
+      const a = combiner.submit('o', undefined, async (tx) => (runs.a++, await insert(tx, `${tag}_a`), 'a'));
+      const refused = combiner.submit('o', undefined, async (tx) => {
         runs.refused++;
         await insert(tx, `${tag}_refused`);
         throw refusal();
       });
-      const b = combiner.submit('o', async (tx) => (runs.b++, await insert(tx, `${tag}_b`), 'b'));
+      const b = combiner.submit('o', undefined, async (tx) => (runs.b++, await insert(tx, `${tag}_b`), 'b'));
       open();
       expect(await first).toBe('first');
       expect(await a).toBe('a');

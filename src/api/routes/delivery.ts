@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http';
 import { notFound, validation } from '../../domain/errors.ts';
 import type { Delivery } from '../../delivery/service.ts';
 import { ensureStream } from '../../delivery/targets.ts';
+import { lockForWrite } from '../../storage/locks.ts';
 import { SSF_EVENTS } from '../../delivery/signing.ts';
 import type { Database } from '../../storage/database.ts';
 import * as s from '../schemas/delivery.ts';
@@ -97,6 +98,7 @@ export function deliveryRoutes(app: FastifyInstance, delivery: Delivery, db: Dat
   app.get<{ Params: Org; Querystring: { after?: string } }>(`${base}/watch`, { schema: s.watch, config: { access: 'check' } }, async (req, reply) => {
     const org = req.params.org;
     const current = await db.transaction(async (tx) => {
+      await lockForWrite(tx, org);
       const row = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
       if (!row) throw notFound('org', 'organization', org);
       await ensureStream(tx, org, Number(row.revision), Date.now());
