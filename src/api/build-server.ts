@@ -293,7 +293,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     dashboardRoutes(api);
     if (opts.directories) {
       directoryRoutes(api, opts.directories.store);
-      scimRoutes(api, { db, directories: opts.directories.store, writes: opts.directories.writes, metrics: opts.metrics });
+      scimRoutes(api, { db, directories: opts.directories.store, writes: opts.directories.writes, metrics: opts.metrics, authFailureLimit: opts.authFailureLimit });
     }
   });
   return app;

@@ -20,7 +20,7 @@ export type ScimType =
 export class ScimError extends Error {
   override readonly name = 'ScimError';
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 412 | 413 | 415 | 500 | 501 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 412 | 413 | 415 | 429 | 500 | 501 | 503,
     message: string,
     readonly scimType?: ScimType,
   ) {

@@ -8,6 +8,8 @@
  * PATCH answer) — then 200 with the resource.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createFailureLimiter, type AuthFailureLimit } from '../auth-limit.ts';
+import { DEFAULT_AUTH_FAILURE_LIMIT } from '../auth.ts';
 import { isLockstepError } from '../../domain/errors.ts';
 import type { Directory, DirectoryStore } from '../../directories/directories.ts';
 import { etagOf, getResource, listResources, render } from '../../directories/scim-read.ts';
@@ -35,6 +37,8 @@ declare module 'fastify' {
     scimStarted?: bigint;
     scimError?: { scimType: ScimType | undefined; detail: string };
     scimRevision?: number;
+    /** Answered 429 by the failed-authentication limit: not logged at info, not recorded against the directory. */
+    scimLimited?: boolean;
   }
 }
 
@@ -43,6 +47,8 @@ interface Deps {
   directories: DirectoryStore;
   writes: ScimWrites;
   metrics?: Metrics | undefined;
+  /** Failed token authentications per client address per window (the API keys' limit, counted apart). */
+  authFailureLimit?: AuthFailureLimit | undefined;
 }
 
 type Q = Record<string, unknown>;
@@ -93,17 +99,30 @@ function operationOf(request: FastifyRequest): string {
 }
 
 export function scimRoutes(app: FastifyInstance, deps: Deps) {
+  const limit = deps.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT;
+  const failures = createFailureLimiter(limit);
   app.register(async (scim) => {
     // Clients send application/scim+json (Okta, Entra) or application/json; both are JSON.
     scim.addContentTypeParser('application/scim+json', { parseAs: 'string' }, scim.getDefaultJsonParser('error', 'error'));
 
-    scim.addHook('onRequest', async (request) => {
+    scim.addHook('onRequest', async (request, reply) => {
       request.scimStarted = process.hrtime.bigint();
       // On an unknown path there are no route params: the directory is the path's third segment.
       const dirId = (request.params as { directory?: string }).directory ?? request.url.split(/[/?]/)[3] ?? '';
       request.scimDirectoryId = dirId;
       const dir = await deps.directories.authenticate(dirId, request.headers.authorization);
-      if (!dir) throw new ScimError(401, "send this directory's token as Authorization: Bearer <token>");
+      if (!dir) {
+        // Failed tokens are limited per client address as API keys are (src/api/auth-limit.ts):
+        // past the limit they answer 429, a valid token is still accepted.
+        const f = failures.fail(request.ip);
+        if (f.limited) {
+          request.scimLimited = true;
+          if (f.firstOver) request.log.warn({ client: request.ip, failures: f.failures, windowMs: limit.windowMs }, 'failed SCIM authentications over the limit: answering 429');
+          reply.header('retry-after', String(f.retryAfterSeconds));
+          throw new ScimError(429, `too many failed authentications from this address; retry in ${f.retryAfterSeconds} s`);
+        }
+        throw new ScimError(401, "send this directory's token as Authorization: Bearer <token>");
+      }
       request.directory = dir;
     });
 
@@ -111,7 +130,8 @@ export function scimRoutes(app: FastifyInstance, deps: Deps) {
       // A refused token is recorded too (an IdP still sending a rotated token shows in recent
       // errors), but only against a directory that exists, and not in the metrics' labels.
       const dirId = request.directory?.id ?? request.scimDirectoryId;
-      if (!dirId || !/^[a-f0-9]{16}$/.test(dirId)) return;
+      // Guesses past the limit write nothing: the 401s before it are on record already.
+      if (!dirId || !/^[a-f0-9]{16}$/.test(dirId) || request.scimLimited) return;
       const operation = operationOf(request);
       const seconds = Number(process.hrtime.bigint() - (request.scimStarted ?? process.hrtime.bigint())) / 1e9;
       if (request.directory) {
@@ -135,6 +155,7 @@ export function scimRoutes(app: FastifyInstance, deps: Deps) {
     scim.setErrorHandler((err, request, reply) => {
       const e = toScimError(err);
       if (e.status >= 500) request.log.error({ err }, 'SCIM request failed');
+      else if (request.scimLimited) request.log.debug({ status: e.status }, 'SCIM request rejected');
       else request.log.info({ status: e.status, scimType: e.scimType }, 'SCIM request rejected');
       request.scimError = { scimType: e.scimType, detail: e.detail };
       if (e.status === 401) reply.header('WWW-Authenticate', 'Bearer realm="lockstep-scim"');
