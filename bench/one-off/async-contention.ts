@@ -21,7 +21,7 @@ try {
   const txs = new Map<string, { n: number; ms: number; stmts: number; wait: number }>();
   const { compileStatement } = await import('../../src/storage/sql.ts');
   const db0 = store.db;
-  const wdb = { ...db0, transaction: (fn: any) => { const q0 = performance.now(); return db0.transaction(async (tx: any) => {
+  const wdb = { ...db0, transaction: (fn: any) => { return db0.transaction(async (tx: any) => {
     const t = performance.now(); let first = ''; let stmts = 0;
     const w = (f: any) => async (st: any, p: any) => { stmts++; const text = compileStatement(st, p).text.replace(/\s+/g, ' ').slice(0, 50); if (!first) first = text;
       const t1 = performance.now(); try { return await f(st, p); } finally { const e = per.get(text) ?? { n: 0, ms: 0 }; e.n++; e.ms += performance.now() - t1; per.set(text, e); } };

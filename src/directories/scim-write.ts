@@ -20,7 +20,7 @@ import { badRequest, ScimError } from '../scim/errors.ts';
 import { memberIds, patchGroup, patchUser, type GroupState, type PatchOperation } from '../scim/patch.ts';
 import { parseUser } from '../scim/schemas.ts';
 import { sql, type Sql } from '../storage/database.ts';
-import { countDesired, countGroupRows, deleteEffective, maxRiskOfRoles } from '../derivation/read-model.ts';
+import { countDesired, deleteEffective, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { desired, groupAncestors, notDerived } from '../derivation/rule.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from '../policy/write.ts';
 import { deleteGroupOutcome } from '../policy/directory-commands.ts';
@@ -32,7 +32,6 @@ import { etagOf, loadMembers, loadRow, type Member, type ScimRow } from './scim-
 /** Member ids listed in a change-log entry; the counts are always complete. */
 export const LOGGED_MEMBER_IDS = 100;
 const CRITICAL = 3;
-const groupRoles = (org: string, group: string) => sql`SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id = ${group}`;
 const subjectRoles = (org: string, subject: string) => desired(sql`d.org_id = ${org} AND d.subject_id = ${subject}`, sql`d.role`, 'subjects');
 
 export interface ScimWriteResult extends WriteResult {

@@ -28,17 +28,6 @@ async function requireGroup(tx: Sql, org: OrgId, id: GroupId, field = 'group') {
 const groupRoles = (org: OrgId, group: GroupId) => sql`SELECT a.role FROM assignments a WHERE a.org_id = ${org} AND a.principal_type = 'group' AND a.principal_id = ${group}`;
 const subjectRoles = (org: OrgId, subject: SubjectId) => desired(sql`d.org_id = ${org} AND d.subject_id = ${subject}`, sql`d.role`, 'subjects');
 
-/** A member's fan-out through a group: one row per group assignment, and their highest tier. */
-async function groupFanout(tx: Sql, org: OrgId, group: GroupId): Promise<{ rows: number; rank: number | null }> {
-  const row = await tx.get<{ n: number; r: number | null }>(
-    sql`SELECT (SELECT COUNT(*) FROM assignments WHERE org_id = ${org} AND principal_type = 'group' AND principal_id = ${group}) AS n,
-            (SELECT MAX(p.risk) FROM role_permissions rp JOIN permissions p ON p.org_id = rp.org_id AND p.slug = rp.permission
-              WHERE rp.org_id = ${org} AND rp.role IN (${groupRoles(org, group)})) AS r`,
-  );
-  const rows = Number(row?.n ?? 0);
-  return { rows, rank: rows > 0 ? (row?.r ?? null) : null };
-}
-
 /** Everything a subject's rows derive from: what (de)activating or deleting it fans out to. */
 async function subjectFanout(tx: Sql, org: OrgId, id: SubjectId) {
   const rows = await countDesired(tx, sql`d.org_id = ${org} AND d.subject_id = ${id}`, 'subjects');
@@ -168,12 +157,16 @@ export async function deleteGroupOutcome(tx: Sql, orgIn: string, idIn: string, a
   if (edges.length === 0) {
     const rows = await countGroupRows(tx, org, id);
     const revokeRank = rows > 0 ? await maxRiskOfRoles(tx, org, groupRoles(org, id)) : null;
-    const members = (await tx.all<{ subject_id: string }>('SELECT subject_id FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id])).map((r) => r.subject_id);
-    await deleteGroupRows(tx, org, id, [], also);
     // A member may still hold rows through groups the group was cut out of whose clean-up job is
     // still queued: that job walks everyone under the group — nobody, once it is gone. Such rows are
     // no longer derived; they go with this change (and then only an organization-wide pass finds
-    // their subjects, as for a nested group).
+    // their subjects, as for a nested group). With no job open (read under the organization's
+    // exclusive lock, under which jobs open and finish: docs/adr/0013-*) the read model is in step
+    // and there are none, so the members' other rows are not read at all: probing them scans the
+    // read model of every member, inside the delete's transaction.
+    const open = await tx.get("SELECT 1 AS x FROM jobs WHERE org_id = $1 AND state <> 'done' LIMIT 1", [org]);
+    const members = open ? (await tx.all<{ subject_id: string }>('SELECT subject_id FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id])).map((r) => r.subject_id) : [];
+    await deleteGroupRows(tx, org, id, [], also);
     const stale = await staleGroupRows(tx, org, id, members);
     if (stale.length === 0) return { changed: true, revokeRank, fanout: { scope: `group:${id}`, rows, remove: [sql`org_id = ${org} AND group_id = ${id}`] } };
     return { changed: true, revokeRank, fanout: { scope: `organization:${org}`, rows: rows + stale.reduce((n, p) => n + p.n, 0), remove: [sql`org_id = ${org} AND group_id = ${id}`, ...stale.map((p) => p.where)] } };

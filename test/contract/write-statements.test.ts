@@ -167,3 +167,61 @@ describeEachEngine('a sync removal cleans up stale rows while a job is open', (e
     expect([await rowsVia('g1'), await rowsVia('g2')]).toEqual([0, 0]);
   });
 });
+
+/**
+ * A group delete with no job open in the organization leaves its members' other group rows unread:
+ * they are in step (docs/adr/0013-*), and probing them scanned the read model of every member inside
+ * the delete's transaction (seconds for a large group). So its statements do not grow with its
+ * members. With a job open it still probes them: test/propagation/nested-drift.test.ts.
+ */
+describeEachEngine('a group delete in step', (engine) => {
+  let raw: Database;
+  let ls: Lockstep;
+  let seen: { n: number };
+  const org = 'o3';
+  const members = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+  beforeAll(async () => {
+    raw = await engine.open();
+    const c = counting(raw);
+    seen = c.seen;
+    ls = createLockstep(c.db, { defaultPolicy: SYNC_POLICY });
+    await ls.putOrganization(org, {});
+    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
+    await ls.putRole(org, 'viewer', { permissions: ['doc.read'] });
+    for (const g of ['small', 'big', 'other']) {
+      await ls.putResource(org, 'doc', g, {});
+      await ls.putGroup(org, g, {});
+      await ls.createAssignment(org, { principal: `group:${g}`, role: 'viewer', resource: `doc:${g}` });
+    }
+    // 501 members: two chunks of the stale-row probe, against one for the small group.
+    for (const [group, ids] of [['small', members(1, 's')], ['big', members(501, 'b')]] as const) {
+      for (const id of ids) {
+        await ls.putSubject(org, id, { kind: 'user' });
+        await ls.addMember(org, group, id);
+        await ls.addMember(org, 'other', id);
+      }
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await raw?.close();
+  });
+
+  const count = async (where: string, params: unknown[]) => Number((await raw.get<{ n: number }>(`SELECT COUNT(*) AS n FROM effective_assignments WHERE org_id = $1 AND ${where}`, [org, ...params]))?.n);
+
+  it('runs as many statements for 501 members as for one, removes the group rows and leaves the members\' other rows', async () => {
+    expect(await raw.get("SELECT 1 AS x FROM jobs WHERE org_id = $1 AND state <> 'done'", [org])).toBeUndefined();
+    const statements: number[] = [];
+    for (const group of ['small', 'big']) {
+      seen.n = 0;
+      const r = await ls.deleteGroup(org, group);
+      statements.push(seen.n);
+      expect(r.propagation).toMatchObject({ mode: 'sync', status: 'effective' });
+      expect(await count('group_id = $2', [group])).toBe(0);
+    }
+    expect(statements[1]).toBe(statements[0]);
+    expect(await count('group_id = $2', ['other'])).toBe(502);
+    expect((await ls.check(org, { subject: 'b500', permission: 'doc.read', resource: 'doc:big' })).allowed).toBe(false);
+    expect((await ls.check(org, { subject: 'b500', permission: 'doc.read', resource: 'doc:other' })).allowed).toBe(true);
+  });
+});
