@@ -8,6 +8,7 @@ import { LockstepError, notFound, validation } from '../domain/errors.ts';
 import { PARTITIONS } from '../domain/delivery.ts';
 import { parseName, parseOrgId } from '../domain/model.ts';
 import { sql, type Database, type Sql } from '../storage/database.ts';
+import { ensureDiffTriggers } from '../storage/diff-triggers.ts';
 import { lockForWrite } from '../storage/locks.ts';
 import { keyAfter } from '../storage/keyset.ts';
 import { decodeCursor, pageLimit, pageOf, type PageQuery } from '../domain/page.ts';
@@ -139,9 +140,14 @@ function parseBool(v: unknown, field: string): boolean {
   return v;
 }
 
-/** Starts recording the organization's events (idempotent); called under the organization's lock, exclusive (src/storage/locks.ts). */
+/**
+ * Starts recording the organization's events (idempotent); called under the organization's lock,
+ * exclusive (src/storage/locks.ts). The store's first stream creates the read model's diff triggers
+ * in this transaction (docs/adr/0022-diff-triggers-only-with-streams.md).
+ */
 export async function ensureStream(tx: Sql, org: string, revision: number, now: number) {
   await tx.run('INSERT INTO event_streams (org_id, since_revision, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [org, revision, now]);
+  await ensureDiffTriggers(tx);
 }
 
 export function createTargets(env: TargetEnv) {

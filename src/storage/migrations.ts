@@ -4,10 +4,13 @@
  * Applied versions are recorded in `schema_migrations`, each migration in its own transaction.
  * Files sharing a number are one migration: the portable file first, then the engine's own (a
  * migration whose tables are portable but whose triggers are not keeps one number for both).
+ * A migration may end with a step in code (`STEPS`), run in its transaction after its SQL: for
+ * schema that exists only under a condition of the data (migration 022: the delivery diff triggers).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { inPackage } from '../runtime/package-root.ts';
-import type { Dialect } from './database.ts';
+import type { Dialect, Sql } from './database.ts';
+import { syncDiffTriggers } from './diff-triggers.ts';
 
 const DIR = `${inPackage('migrations')}/`;
 
@@ -15,7 +18,13 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** The migration's step in code, after its SQL. */
+  step?: (tx: Sql) => Promise<void>;
 }
+
+const STEPS: Record<number, (tx: Sql) => Promise<void>> = {
+  22: syncDiffTriggers,
+};
 
 export function loadMigrations(dialect: Dialect): Migration[] {
   const other = dialect === 'sqlite' ? 'postgres' : 'sqlite';
@@ -30,7 +39,7 @@ export function loadMigrations(dialect: Dialect): Migration[] {
     const prev = byVersion.get(version);
     byVersion.set(version, prev ? { ...prev, sql: `${prev.sql}\n${sql}` } : { version, name: f, sql });
   }
-  return [...byVersion.values()];
+  return [...byVersion.values()].map((m) => (STEPS[m.version] ? { ...m, step: STEPS[m.version] } : m));
 }
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -186,6 +186,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
           await client.query('BEGIN');
           try {
             await client.query(m.sql);
+            await m.step?.(sqlOn(client));
             await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
             await client.query('COMMIT');
           } catch (e) {

@@ -183,10 +183,11 @@ export function openSqlite(path: string): Database {
       const applied: number[] = [];
       for (const m of loadMigrations('sqlite')) {
         if (done.has(m.version) || m.version > (opts?.through ?? Infinity)) continue;
-        db.transaction(() => {
+        await database.transaction(async (tx) => {
           db.exec(m.sql);
+          await m.step?.(tx);
           db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-        })();
+        });
         applied.push(m.version);
       }
       return applied;

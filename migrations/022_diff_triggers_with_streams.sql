@@ -1,0 +1,5 @@
+-- The read model's delivery diff triggers (007, 021) exist only while an event stream exists
+-- (docs/adr/0022-diff-triggers-only-with-streams.md). This migration is a step in code,
+-- src/storage/diff-triggers.ts `syncDiffTriggers`, run in its transaction after this file: it drops
+-- the triggers and, if any organization has a stream, creates them again from the text there, the
+-- one the first stream's transaction creates them from.
