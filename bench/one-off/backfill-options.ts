@@ -6,8 +6,9 @@
  * scenario 3 uses):
  *
  *   batches   a `group:` backfill of members × assignments through the ordinary worker, for rows
- *             per batch (`maxBatchRows`: 10k, the default, 50k, 100k) and, on PostgreSQL, with the
- *             read-model diff triggers disabled (their cost when no organization has an event stream),
+ *             per batch (`maxBatchRows`: 10k, the default, 50k, 100k), without the read-model diff
+ *             triggers (a store where no organization has an event stream has none, migration 022;
+ *             every other part and variant creates them, as a stream elsewhere in the store would),
  *             and on SQLite into the rowid table of before migration 021
  *   statement one 50k-row batch's INSERT (rolled back, repeated), PostgreSQL: as written
  *             (`ON CONFLICT DO NOTHING`), input ordered by the primary key, an anti-join instead of
@@ -44,6 +45,7 @@ import { join } from 'node:path';
 import { createWorker } from '../../src/propagation/worker.ts';
 import { reconcileRange } from '../../src/propagation/reconcile.ts';
 import { sql, type Sql, type SqlFragment } from '../../src/storage/database.ts';
+import { ensureDiffTriggers } from '../../src/storage/diff-triggers.ts';
 import { desired, ROW_COLUMNS } from '../../src/derivation/rule.ts';
 import { parseScope, scopeFilter } from '../../src/propagation/scope.ts';
 import { loadDataset, openStore, type Engine, type Store } from '../lib/lockstep.ts';
@@ -60,23 +62,22 @@ const rows = members * assignments;
 const out = (...cells: unknown[]) => process.stdout.write(cells.join('\t') + '\n');
 const rate = (n: number, ms: number) => `${Math.round(n / (ms / 1000)).toLocaleString('en')} rows/s`;
 const tmp = mkdtempSync(join(tmpdir(), 'lockstep-backfill-options-'));
-const open = (engine: Engine, poolMax = 4) => openStore(engine, pgUrl, { poolMax, file: join(tmp, `b-${Date.now()}-${Math.random()}.db`) });
+/** The diff triggers, as a store where some organization has an event stream has them (docs/adr/0022-*); ORG has none. */
+const withTriggers = (store: Store) => store.db.transaction((tx) => ensureDiffTriggers(tx));
+const open = async (engine: Engine, poolMax = 4, triggers = true) => {
+  const store = await openStore(engine, pgUrl, { poolMax, file: join(tmp, `b-${Date.now()}-${Math.random()}.db`) });
+  if (triggers) await withTriggers(store);
+  return store;
+};
 const scope = parseScope('group:everyone');
 const where = (lo: number, hi: number) => sql`d.org_id = ${ORG} AND d.subject_id >= ${user(lo)} AND d.subject_id <= ${user(hi)} AND ${scopeFilter(scope, 'd')}`;
 const ins = sql`INSERT INTO effective_assignments (${ROW_COLUMNS})`;
 
-const trig = `CREATE TRIGGER effective_diff_insert AFTER INSERT ON effective_assignments
-  WHEN EXISTS (SELECT 1 FROM event_streams WHERE org_id = NEW.org_id)
-  BEGIN INSERT INTO effective_diff (org_id, subject_id, role, resource, op) VALUES (NEW.org_id, NEW.subject_id, NEW.role, NEW.resource, 1); END;
-  CREATE TRIGGER effective_diff_delete AFTER DELETE ON effective_assignments
-  WHEN EXISTS (SELECT 1 FROM event_streams WHERE org_id = OLD.org_id)
-  BEGIN INSERT INTO effective_diff (org_id, subject_id, role, resource, op) VALUES (OLD.org_id, OLD.subject_id, OLD.role, OLD.resource, -1); END;`;
-/** SQLite: effective_assignments rebuilt as a rowid table or WITHOUT ROWID, with or without the triggers. */
-const rebuild = (withoutRowid: boolean, triggers: boolean) => `DROP TABLE effective_assignments;
+/** SQLite: effective_assignments rebuilt as a rowid table or WITHOUT ROWID (the drop takes its triggers with it). */
+const rebuild = (withoutRowid: boolean) => `DROP TABLE effective_assignments;
   CREATE TABLE effective_assignments (org_id TEXT NOT NULL, subject_id TEXT NOT NULL, resource TEXT NOT NULL, assignment_id TEXT NOT NULL,
     role TEXT NOT NULL, group_id TEXT, PRIMARY KEY (org_id, subject_id, resource, assignment_id))${withoutRowid ? ' WITHOUT ROWID' : ''};
-  CREATE INDEX effective_by_group ON effective_assignments (org_id, group_id, subject_id);
-  ${triggers ? trig : ''}`;
+  CREATE INDEX effective_by_group ON effective_assignments (org_id, group_id, subject_id)`;
 
 /** Runs `fn` in a transaction that is always rolled back. */
 async function rolledBack(store: Store, fn: (tx: Sql) => Promise<void>) {
@@ -116,14 +117,11 @@ try {
       for (const engine of engines) {
         for (const v of variants) {
           if ((onlyVariants && !onlyVariants.includes(v.name)) || (v.rowidTable && engine !== 'sqlite')) continue;
-          const store = await open(engine);
+          const store = await open(engine, 4, false);
           try {
-            if (v.rowidTable) for (const stmt of rebuild(false, true).split(/;\s*(?=DROP|CREATE|ALTER)/)) await store.db.run(stmt);
+            if (v.rowidTable) for (const stmt of rebuild(false).split(/;\s*(?=DROP|CREATE|ALTER)/)) await store.db.run(stmt);
+            if (!v.noTriggers) await withTriggers(store);
             await loadDataset(store.db, largeDataset(members, assignments), { reconcile: false });
-            if (v.noTriggers) {
-              if (engine === 'postgres') await store.db.run('ALTER TABLE effective_assignments DISABLE TRIGGER USER');
-              else await store.db.run('DROP TRIGGER effective_diff_insert');
-            }
             const t0 = performance.now();
             let batches = 0;
             await createWorker({ db: store.db, batchSize: 1000, maxBatchRows: v.maxBatchRows, onEvent: (e) => void (e.type === 'batch' && batches++) }).drain();
@@ -285,19 +283,19 @@ try {
   }
   if (parts.includes('shapes')) {
     const cols = 'org_id, subject_id, resource, assignment_id, role, group_id';
-    interface Shape { name: string; engine: Engine; ddl?: string; pageSize?: number; pragmas?: string[]; session?: string[] }
+    interface Shape { name: string; engine: Engine; ddl?: string; triggers?: false; pageSize?: number; pragmas?: string[]; session?: string[] }
     const keysC = 'ALTER TABLE effective_assignments ' + ['org_id', 'subject_id', 'resource', 'assignment_id', 'group_id'].map((c) => `ALTER COLUMN ${c} TYPE TEXT COLLATE "C"`).join(', ');
     const shapes: Shape[] = [
-      { name: 'rowid table (before 021)', engine: 'sqlite', ddl: rebuild(false, true) },
-      { name: 'rowid table, no diff triggers', engine: 'sqlite', ddl: rebuild(false, false) },
+      { name: 'rowid table (before 021)', engine: 'sqlite', ddl: rebuild(false) },
+      { name: 'rowid table, no diff triggers', engine: 'sqlite', ddl: rebuild(false), triggers: false },
       { name: 'WITHOUT ROWID (021)', engine: 'sqlite' },
-      { name: 'WITHOUT ROWID, no diff triggers', engine: 'sqlite', ddl: rebuild(true, false) },
+      { name: 'WITHOUT ROWID, no diff triggers', engine: 'sqlite', triggers: false },
       { name: 'WITHOUT ROWID, page_size 8192', engine: 'sqlite', pageSize: 8192 },
       { name: 'WITHOUT ROWID, page_size 16384', engine: 'sqlite', pageSize: 16384 },
       { name: 'WITHOUT ROWID, cache_size 512 MB', engine: 'sqlite', pragmas: ['cache_size = -524288'] },
       { name: 'WITHOUT ROWID, mmap_size 1 GB', engine: 'sqlite', pragmas: ['mmap_size = 1073741824'] },
       { name: 'as migrated', engine: 'postgres' },
-      { name: 'diff triggers disabled', engine: 'postgres', ddl: 'ALTER TABLE effective_assignments DISABLE TRIGGER USER' },
+      { name: 'diff triggers disabled', engine: 'postgres', triggers: false },
       { name: 'key columns COLLATE "C"', engine: 'postgres', ddl: keysC },
       { name: 'indexes fillfactor 100', engine: 'postgres', ddl: 'ALTER INDEX effective_assignments_pkey SET (fillfactor = 100); ALTER INDEX effective_by_group SET (fillfactor = 100)' },
       { name: 'synchronous_commit off (session)', engine: 'postgres', session: ['SET synchronous_commit = off'] },
@@ -315,9 +313,10 @@ try {
           pre.pragma('journal_mode = WAL'); // writes the header: the page size is fixed from here on
           pre.close();
         }
-        const store = shape.engine === 'sqlite' ? await openStore('sqlite', pgUrl, { file }) : await open('postgres', 2);
+        const store = shape.engine === 'sqlite' ? await openStore('sqlite', pgUrl, { file }) : await open('postgres', 2, false);
         try {
           if (shape.ddl) for (const stmt of shape.ddl.split(/;\s*(?=DROP|CREATE|ALTER)/)) await store.db.run(stmt);
+          if (shape.triggers !== false) await withTriggers(store);
           for (const p of shape.pragmas ?? []) await store.db.run(`PRAGMA ${p}`);
           const per = Math.max(1, Math.floor(10_000 / assignments));
           const t = performance.now();
