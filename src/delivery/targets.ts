@@ -8,7 +8,7 @@ import { LockstepError, notFound, validation } from '../domain/errors.ts';
 import { PARTITIONS } from '../domain/delivery.ts';
 import { parseName, parseOrgId } from '../domain/model.ts';
 import { sql, type Database, type Sql } from '../storage/database.ts';
-import { ensureDiffTriggers } from '../storage/diff-triggers.ts';
+import { ensureDiffTriggers, withTriggerRetry } from '../storage/diff-triggers.ts';
 import { lockForWrite } from '../storage/locks.ts';
 import { keyAfter } from '../storage/keyset.ts';
 import { decodeCursor, pageLimit, pageOf, type PageQuery } from '../domain/page.ts';
@@ -143,7 +143,7 @@ function parseBool(v: unknown, field: string): boolean {
 /**
  * Starts recording the organization's events (idempotent); called under the organization's lock,
  * exclusive (src/storage/locks.ts). The store's first stream creates the read model's diff triggers
- * in this transaction (docs/adr/0022-diff-triggers-only-with-streams.md).
+ * in this transaction: run it with `withTriggerRetry` (docs/adr/0022-diff-triggers-only-with-streams.md).
  */
 export async function ensureStream(tx: Sql, org: string, revision: number, now: number) {
   await tx.run('INSERT INTO event_streams (org_id, since_revision, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [org, revision, now]);
@@ -178,7 +178,7 @@ export function createTargets(env: TargetEnv) {
       const id = newTargetId();
       const secret = kind === 'webhook' ? newWebhookSecret() : newPollToken();
       const t = now();
-      await db.transaction(async (tx) => {
+      await withTriggerRetry(db, async (tx) => {
         const revision = await lockOrg(tx, org);
         await tx.run(
           `INSERT INTO targets (org_id, id, name, kind, delivery, url, critical, state, secret, from_revision, created_at)

@@ -8,7 +8,7 @@
  * database's schema, where they are. A change of this text needs a migration that calls
  * `syncDiffTriggers` again. (PostgreSQL's trigger functions stay in migrations/007_delivery.postgres.sql.)
  */
-import type { Dialect, Sql } from './database.ts';
+import type { Database, Dialect, Sql } from './database.ts';
 
 interface Trigger {
   name: string;
@@ -66,10 +66,42 @@ export async function ensureDiffTriggers(tx: Sql): Promise<void> {
   if ((await diffTriggers(tx)).length === TRIGGERS.length) return;
   // The lock CREATE TRIGGER takes, taken first so that the next statement (READ COMMITTED: a
   // snapshot of its own, after the wait) sees triggers another organization's first stream
-  // committed meanwhile, rather than failing on their names.
-  if (tx.dialect === 'postgres') await tx.run('LOCK TABLE effective_assignments IN SHARE ROW EXCLUSIVE MODE');
+  // committed meanwhile, rather than failing on their names. Waited for `LOCK_WAIT` at most: see
+  // `withTriggerRetry`.
+  if (tx.dialect === 'postgres') {
+    const { previous } = (await tx.get<{ previous: string }>("SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', $1, true) AS now", [LOCK_WAIT]))!;
+    await tx.run('LOCK TABLE effective_assignments IN SHARE ROW EXCLUSIVE MODE');
+    await tx.get("SELECT set_config('lock_timeout', $1, true) AS now", [previous]);
+  }
   const present = new Set(await diffTriggers(tx));
   for (const t of TRIGGERS) if (!present.has(t.name)) await tx.run(t.ddl[tx.dialect]);
+}
+
+/**
+ * PostgreSQL: the first stream's transaction waits for the table lock while holding its
+ * organization's advisory lock. A transaction that holds the read model and then asks for that
+ * advisory lock (a policy file applied over several organizations) closes a cycle, and so can the
+ * lock queue alone (writers queued behind the DDL). Waiting at most `LOCK_WAIT`, well inside
+ * `deadlock_timeout` (1 s by default), the stream's transaction is the one that gives up, before
+ * PostgreSQL would abort a writer; it is then run again from the start, its locks released
+ * meanwhile (docs/adr/0022-diff-triggers-only-with-streams.md).
+ */
+const LOCK_WAIT = '500ms';
+const ATTEMPTS = 10;
+
+/** lock_not_available (the timeout) or deadlock_detected, raw or as the seam wraps it (its `cause`). */
+const gaveUp = (e: unknown) => ['55P03', '40P01'].includes(String((e as { cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code));
+
+/** `db.transaction(fn)` for a transaction that may create the triggers (one that calls `ensureStream`), run again if it gave up on their lock. */
+export async function withTriggerRetry<T>(db: Database, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(fn);
+    } catch (e) {
+      if (!gaveUp(e) || attempt >= ATTEMPTS) throw e;
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 40 * attempt));
+    }
+  }
 }
 
 /**

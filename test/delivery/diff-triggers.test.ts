@@ -8,7 +8,8 @@
  *  - migration 022 keeps them on a store with a stream and drops them on one without;
  *  - PostgreSQL, several connections: a write racing the first stream is either at or before the
  *    stream's since_revision or recorded, never lost; a writer of the read model in flight delays
- *    the stream's creation without deadlock, also when the lock queue closes a cycle.
+ *    the stream's creation without deadlock, also when it then wants the stream's organization or
+ *    the lock queue closes a cycle.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -240,11 +241,36 @@ const settledFlag = (p: Promise<unknown>) => {
     expect(await grants(db, 'a')).toEqual(new Map([['u3', w.revision]]));
   });
 
-  it('a lock-queue cycle through the stream resolves, no transaction aborted', { timeout: 30_000 }, async () => {
+  it('a transaction holding the read model that then wants the organization of the first stream: both commit', { timeout: 30_000 }, async () => {
+    // As a policy file applied over organizations b then a: T holds the read model (ROW EXCLUSIVE,
+    // b's rows) and asks for a's advisory lock, which the stream holds while it waits for T's.
+    await world(db, 'a');
+    await world(db, 'b');
+    let go!: () => void;
+    const gate = new Promise<void>((r) => (go = r));
+    let pidOf!: (p: number) => void;
+    const tPid = new Promise<number>((r) => (pidOf = r));
+    const t = db.transaction(async (tx) => {
+      await lockForWrite(tx, 'b');
+      await tx.run("INSERT INTO effective_assignments (org_id, subject_id, resource, assignment_id, role) VALUES ('b', 'u0', 'doc:9', 'x', 'viewer')");
+      pidOf(Number((await tx.get<{ pid: number }>('SELECT pg_backend_pid() AS pid'))!.pid));
+      await gate;
+      await lockForWrite(tx, 'a');
+      await tx.run("INSERT INTO effective_assignments (org_id, subject_id, resource, assignment_id, role) VALUES ('a', 'u0', 'doc:9', 'x', 'viewer')");
+    });
+    const target = addTarget(db, 'a');
+    await blockedBy(db, await tPid); // the stream waits for T's ROW EXCLUSIVE, holding a's lock
+    go();
+    await expect(Promise.all([t, target])).resolves.toBeDefined();
+    expect(await diffTriggers(db)).toEqual([...DIFF_TRIGGERS].sort());
+    // T committed before the stream (which gave up and ran again): its row of a is before since_revision.
+    expect(await count(db, "SELECT COUNT(*) AS n FROM effective_diff")).toBe(0);
+  });
+
+  it('a lock-queue cycle through the stream resolves, no writer aborted', { timeout: 30_000 }, async () => {
     // W1 holds the read model (ROW EXCLUSIVE) and will want b's row; W2 holds b's row and will want
-    // the read model, queued behind the stream, which waits for W1: W1 → W2 → stream → W1. Only the
-    // queue closes it (W2 conflicts with no granted lock): PostgreSQL's deadlock check reorders the
-    // queue, W2 goes first, and all three commit.
+    // the read model, queued behind the stream, which waits for W1: W1 → W2 → stream → W1. The
+    // stream gives up its wait first (and runs again); W2, W1 and the stream commit.
     await world(db, 'a');
     await world(db, 'b');
     let gate1!: () => void;

@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http';
 import { notFound, validation } from '../../domain/errors.ts';
 import type { Delivery } from '../../delivery/service.ts';
 import { ensureStream } from '../../delivery/targets.ts';
+import { withTriggerRetry } from '../../storage/diff-triggers.ts';
 import { lockForWrite } from '../../storage/locks.ts';
 import { SSF_EVENTS } from '../../delivery/signing.ts';
 import type { Database } from '../../storage/database.ts';
@@ -97,7 +98,7 @@ export function deliveryRoutes(app: FastifyInstance, delivery: Delivery, db: Dat
   const pollMs = watchOpts.pollMs ?? 200;
   app.get<{ Params: Org; Querystring: { after?: string } }>(`${base}/watch`, { schema: s.watch, config: { access: 'check' } }, async (req, reply) => {
     const org = req.params.org;
-    const current = await db.transaction(async (tx) => {
+    const current = await withTriggerRetry(db, async (tx) => {
       await lockForWrite(tx, org);
       const row = await tx.get<{ revision: number }>(`SELECT revision FROM organizations WHERE id = $1${tx.forUpdate}`, [org]);
       if (!row) throw notFound('org', 'organization', org);
