@@ -66,12 +66,22 @@ export interface LockstepOptions {
   history?: HistoryRunner;
   /** Spans of policy writes (default: none). */
   tracing?: Tracing;
+  /**
+   * Concurrent checks share work (default on): on PostgreSQL one statement per round trip (ADR
+   * 0018), on SQLite the statements of one event-loop turn run back to back at its end (ADR 0021).
+   * Off: every check runs its own statement at once (tests compare the two).
+   */
+  checkBatches?: boolean;
 }
 
 const defaultId = () => randomBytes(12).toString('base64url');
 
 /** Group commit where a commit costs a WAL flush and writes arrive concurrently (PostgreSQL). */
 const groupCommit = (db: Database, enabled = true): Combiner | undefined => (db.dialect === 'postgres' && enabled ? createCombiner(db) : undefined);
+
+/** How concurrent checks share work (LockstepOptions.checkBatches); inside a transaction, not at all. */
+const checkSharing = (db: Database, on: boolean, joined: boolean) =>
+  !on || joined ? {} : db.dialect === 'sqlite' ? { turnQueue: true } : { batch: db.genericPlans };
 
 /**
  * The engine over `db`. Group commit where a commit costs a WAL flush and writes arrive
@@ -96,7 +106,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
     ...policy,
     // the scheduled expiry job (serve runs it on a timer; tests call it with their clock)
     expireDue: (o = {}) => expireDue(db, policy, now, o),
-    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db), batch: db.genericPlans }),
+    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db), ...checkSharing(db, opts.checkBatches ?? true, joined) }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
     ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always', history: opts.history }),
     transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined, true))),

@@ -40,7 +40,7 @@ import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { keyAfter } from '../storage/keyset.ts';
 import { prepared, sql, type CompiledSql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
 import { ancestors, chainAt, chainTo, desiredOnAncestors, liveAt, memberGroups, provenAt, type Instant } from '../derivation/rule.ts';
-import { createCoalescer } from './coalesce.ts';
+import { createCoalescer, createTurnQueue } from './coalesce.ts';
 import { isLive } from '../domain/groups.ts';
 import { loadGroupEdges } from '../derivation/closure.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -176,6 +176,15 @@ const toVia = (r: ViaRow): Via => ({
   ...(r.group_id !== null && r.chain ? { chain: r.chain.split('/') as GroupId[] } : {}),
 });
 
+const answer = (r: { row: CheckRow; revision: number }, mode: ConsistencyMode, source: boolean, verified: boolean): CheckResult => ({
+  allowed: r.row.assignment_id !== null,
+  revision: r.revision,
+  evaluatedAgainst: source ? 'source' : 'read_model',
+  consistency: mode,
+  verified,
+  ...(r.row.assignment_id !== null ? { via: toVia(r.row as ViaRow) } : {}),
+});
+
 export interface CheckEnv {
   db: Sql;
   verify: VerifyMode;
@@ -194,6 +203,12 @@ export interface CheckEnv {
    * Absent (SQLite, a transaction, a batch's snapshot): each check runs its own.
    */
   batch?: Sql | undefined;
+  /**
+   * SQLite: the read-model statements of the checks made in one turn of the event loop run back to
+   * back at its end (createTurnQueue, docs/adr/0021-*). Not in a transaction, nor in a batch's
+   * snapshot: each check there runs its own at once.
+   */
+  turnQueue?: boolean | undefined;
 }
 
 /** The most checks one `checkBatch` takes. */
@@ -255,6 +270,14 @@ export function createChecks(env: CheckEnv) {
   const onSource = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, source(q), sql`h.chain`));
   const onBatch = prepared<BatchArrays>(BATCH_KEYS, (a) => batchStatement(a, flags));
   const batched = batchOn ? createCoalescer((items: CheckValues[]) => runBatch(batchOn, items, onBatch), { maxSize: MAX_BATCH, maxInFlight: 1 }) : undefined;
+  // SQLite: the statements of one event-loop turn's checks, back to back at its end (docs/adr/0021-*).
+  const inTurn =
+    !batchOn && env.turnQueue
+      ? createTurnQueue((q: CheckValues) => {
+          const { text, params } = onReadModel(q);
+          return db.get<CheckRow>(text, params);
+        })
+      : undefined;
 
   /** at_least_as_fresh: wait (bounded) until the read model has applied `revision` for the subject. */
   async function waitFresh(org: OrgId, subject: SubjectId, revision: unknown): Promise<void> {
@@ -281,6 +304,31 @@ export function createChecks(env: CheckEnv) {
     }
   }
 
+  // Defined once, not per check: a check makes no closures.
+  /** The statement's row as a check's evaluation: its revision and the permission's tier. */
+  const evaluated = (q: CheckValues, row: CheckRow | undefined) => {
+    if (!row || row.revision === null) throw notFound('org', 'organization', q.org);
+    const risk = tierOfRank(row.risk);
+    if (risk === null) throw notFound('permission', 'permission', q.permission);
+    return { row, risk, revision: Number(row.revision) };
+  };
+  const evaluate = async (statement: (q: CheckValues) => CompiledSql, q: CheckValues) => {
+    const { text, params } = statement(q);
+    return evaluated(q, await db.get<CheckRow>(text, params));
+  };
+
+  /** A check's answer, from the statements its consistency mode calls for. */
+  async function decide(q: CheckValues, requested: ConsistencyMode | undefined, revision: unknown): Promise<CheckResult> {
+    if (requested === 'fully_consistent') return answer(await evaluate(onSource, q), requested, true, true);
+    if (requested === 'at_least_as_fresh') await waitFresh(q.org, q.subject, revision);
+    // Batched or queued for the turn's end: the statement is sent after this call is queued, so
+    // it reads a snapshot taken after this check started, as the lone one would (coalesce.ts).
+    const fast = batched ? evaluated(q, await batched(q)) : inTurn ? evaluated(q, await inTurn(q)) : await evaluate(onReadModel, q);
+    // Critical permissions are decided on the source unless the caller asked for something else.
+    if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(onSource, q), 'fully_consistent', true, true);
+    return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
+  }
+
   const checks = {
     async check(orgIn: string, req: CheckRequest): Promise<CheckResult> {
       const org = parseOrgId(orgIn);
@@ -292,43 +340,13 @@ export function createChecks(env: CheckEnv) {
         throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
       }
       const q: CheckValues = { org, resource, subject, permission, now: env.now() };
-      const evaluated = (row: CheckRow | undefined) => {
-        if (!row || row.revision === null) throw notFound('org', 'organization', org);
-        const risk = tierOfRank(row.risk);
-        if (risk === null) throw notFound('permission', 'permission', permission);
-        return { row, risk, revision: Number(row.revision) };
-      };
-      const evaluate = async (statement: (q: CheckValues) => CompiledSql) => {
-        const { text, params } = statement(q);
-        return evaluated(await db.get<CheckRow>(text, params));
-      };
-      const answer = (r: { row: CheckRow; revision: number }, mode: ConsistencyMode, source: boolean, verified: boolean): CheckResult => ({
-        allowed: r.row.assignment_id !== null,
-        revision: r.revision,
-        evaluatedAgainst: source ? 'source' : 'read_model',
-        consistency: mode,
-        verified,
-        ...(r.row.assignment_id !== null ? { via: toVia(r.row as ViaRow) } : {}),
-      });
-
       const t0 = process.hrtime.bigint();
-      const result = await decideCheck();
+      const result = await decide(q, requested, req.consistency?.revision);
       env.metrics?.checkLatency.observe(
         { consistency: result.consistency, result: result.allowed ? 'allowed' : 'denied' },
         Number(process.hrtime.bigint() - t0) / 1e9,
       );
       return result;
-
-      async function decideCheck(): Promise<CheckResult> {
-        if (requested === 'fully_consistent') return answer(await evaluate(onSource), requested, true, true);
-        if (requested === 'at_least_as_fresh') await waitFresh(org, subject, req.consistency?.revision);
-        // Batched: the statement is sent after this call is queued, so it reads a snapshot taken
-        // after this check started, as the lone one would (coalesce.ts).
-        const fast = batched ? evaluated(await batched(q)) : await evaluate(onReadModel);
-        // Critical permissions are decided on the source unless the caller asked for something else.
-        if (requested === undefined && fast.risk === 'critical') return answer(await evaluate(onSource), 'fully_consistent', true, true);
-        return answer(fast, requested ?? 'minimize_latency', false, verifies(env.verify, fast.risk));
-      }
     },
 
     /** What a subject can do: each (permission, resource) it holds, with the derivation. */
@@ -500,7 +518,7 @@ export function createChecks(env: CheckEnv) {
       if (consistency?.mode === 'at_least_as_fresh') for (const s of new Set(subjects)) await waitFresh(org, s, consistency.revision);
       const snapshot = env.snapshot ?? ((fn) => fn(db));
       return snapshot(async (tx) => {
-        const inner = tx === db ? checks : createChecks({ ...env, db: tx, snapshot: undefined, batch: undefined });
+        const inner = tx === db ? checks : createChecks({ ...env, db: tx, snapshot: undefined, batch: undefined, turnQueue: undefined });
         const results: CheckResult[] = [];
         for (const [i, c] of items.entries()) {
           try {

@@ -68,3 +68,30 @@ export function createCoalescer<I, R>(run: (items: I[]) => Promise<R[]>, opts: C
       dispatch();
     });
 }
+
+/**
+ * The calls made during one turn of the event loop, run back to back at its end (`setImmediate`),
+ * each with its own answer or error: for work that has no round trip to share but costs less run in
+ * a row than spread among other work — SQLite's checks, whose statement, run between two HTTP
+ * requests' worth of other code, finds the processor's caches cold (docs/adr/0021-*). A call made
+ * while a turn's calls run waits for the next turn; `run` is called for each call after it was made,
+ * never before.
+ */
+export function createTurnQueue<I, R>(run: (item: I) => Promise<R>): (item: I) => Promise<R> {
+  let queue: Pending<I, R>[] = [];
+  const flush = () => {
+    const turn = queue;
+    queue = [];
+    for (const p of turn) {
+      try {
+        run(p.item).then(p.resolve, p.reject);
+      } catch (e) {
+        p.reject(e);
+      }
+    }
+  };
+  return (item) =>
+    new Promise<R>((resolve, reject) => {
+      if (queue.push({ item, resolve, reject }) === 1) setImmediate(flush);
+    });
+}

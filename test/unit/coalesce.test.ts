@@ -1,6 +1,6 @@
-/** The coalescer of concurrent calls (src/check/coalesce.ts), with a hand-driven `run`. */
+/** The coalescer of concurrent calls and the turn queue (src/check/coalesce.ts), with a hand-driven `run`. */
 import { describe, expect, it } from 'vitest';
-import { createCoalescer } from '../../src/check/coalesce.ts';
+import { createCoalescer, createTurnQueue } from '../../src/check/coalesce.ts';
 
 /** A `run` whose batches the test finishes by hand. */
 function manual() {
@@ -80,5 +80,35 @@ describe('createCoalescer', () => {
     }, { maxSize: 10, maxInFlight: 1 });
     await expect(call(1)).rejects.toThrow('sync');
     await expect(call(2)).rejects.toThrow('sync');
+  });
+});
+
+describe('createTurnQueue', () => {
+  it('runs the calls of one turn together at its end, each once, in order, after it was made', async () => {
+    const ran: Array<{ item: number; turn: number }> = [];
+    let turn = 0;
+    const call = createTurnQueue(async (item: number) => (ran.push({ item, turn }), item * 10));
+    const first = [call(1), call(2), call(3)];
+    await Promise.resolve();
+    // Nothing ran within the turn the calls were made in, not even in its microtasks.
+    expect(ran).toEqual([]);
+    turn = 1;
+    expect(await Promise.all(first)).toEqual([10, 20, 30]);
+    expect(ran).toEqual([1, 2, 3].map((item) => ({ item, turn: 1 })));
+    turn = 2;
+    // A call made after the turn's calls ran goes with the next turn's.
+    expect(await call(4)).toBe(40);
+    expect(ran.at(-1)).toEqual({ item: 4, turn: 2 });
+  });
+
+  it("fails the call whose run fails, only that one, whether it throws or rejects", async () => {
+    const call = createTurnQueue((item: number) => {
+      if (item === 2) throw new Error('sync');
+      return item === 3 ? Promise.reject(new Error('async')) : Promise.resolve(item);
+    });
+    const [a, b, c, d] = [call(1), call(2), call(3), call(4)];
+    await expect(b).rejects.toThrow('sync');
+    await expect(c).rejects.toThrow('async');
+    expect([await a, await d]).toEqual([1, 4]);
   });
 });
