@@ -238,7 +238,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     delivery,
     authFailureLimit: { max: config.authFailureLimit, windowMs: config.authFailureWindowMs },
     readiness: { expectWorkers: config.expectWorkers },
-    tracing,
+    // Off (the default), the server has no span hooks: a request pays nothing for tracing.
+    ...(deps.tracing || config.tracing !== 'off' ? { tracing } : {}),
     ...(deps.watch ? { watch: deps.watch } : {}),
   });
   let stopped: Promise<void> | undefined;

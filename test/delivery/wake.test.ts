@@ -8,6 +8,7 @@ import { describeEachEngine } from '../helpers/engines.ts';
 import { waitFor } from '../helpers/receivers.ts';
 import type { Harness } from '../e2e/harness.ts';
 import { deliveryHarness, ORG, seedSettled } from './support.ts';
+import { createDirectory } from '../scim/support.ts';
 
 describeEachEngine('delivery wake-ups', (engine) => {
   let h: Harness;
@@ -41,6 +42,19 @@ describeEachEngine('delivery wake-ups', (engine) => {
 
     const w = await h.req('PUT', `${ORG}/w1/groups/eng/members/bot`);
     expect(w.status, w.text).toBeLessThan(300);
+    expect(await waitFor(() => wakes > 0)).toBe(true);
+  });
+
+  it('a SCIM write wakes it too (its routes are registered in a plugin of their own); a SCIM read does not', async () => {
+    const dir = await createDirectory(h, 'w1', 'generic');
+    expect((await dir.req('GET', '/Users')).status).toBe(200);
+    expect((await h.req('GET', '/healthz', { key: null })).status).toBe(200);
+    wakes = 0;
+    expect((await dir.req('GET', '/Groups')).status).toBe(200);
+    expect((await h.req('GET', '/healthz', { key: null })).status).toBe(200);
+    expect(wakes).toBe(0);
+    const u = await dir.req('POST', '/Users', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'carol@example.com', externalId: 'carol' });
+    expect(u.status, u.text).toBe(201);
     expect(await waitFor(() => wakes > 0)).toBe(true);
   });
 });

@@ -3,7 +3,7 @@
  * any policy write: after the commit, wait — bounded — for the critical targets' acknowledgements
  * and report each in `propagation.targets`; an unconfirmed target never fails the write).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { notFound, validation } from '../../domain/errors.ts';
 import type { Delivery } from '../../delivery/service.ts';
@@ -31,7 +31,14 @@ export interface WatchOptions {
   pollMs?: number;
 }
 
-/** Registers the confirm hooks; must run before the policy routes are registered. */
+/**
+ * Registers the confirm hooks and the engine's wake-up; must run before the policy routes are
+ * registered. Every route refuses a malformed `?confirm=`; the routes that may write (a method other
+ * than GET and HEAD, and not a check key's route) also get the confirmation of their answer and the
+ * wake-up after it. A check's route has neither: its answer carries no propagation, and reads
+ * produce no events (issue 13: waking for checks ran one lane-claim transaction per check; a hook
+ * that does nothing still costs each request its turn).
+ */
 export function confirmHooks(app: FastifyInstance, delivery: Delivery) {
   app.decorateRequest('confirmMs', undefined);
   app.addHook('preValidation', async (req) => {
@@ -40,12 +47,23 @@ export function confirmHooks(app: FastifyInstance, delivery: Delivery) {
     if (typeof raw !== 'string' || !/^\d{1,6}$/.test(raw)) throw validation('confirm', 'confirm must be a number of milliseconds');
     req.confirmMs = Math.min(Number(raw), delivery.confirmMaxMs);
   });
-  app.addHook('preSerialization', async (req: FastifyRequest<{ Params: Org }>, _reply, payload) => {
-    if (req.confirmMs === undefined || !req.params?.org) return payload;
+  const confirm = async (req: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+    const org = (req.params as Partial<Org> | undefined)?.org;
+    if (req.confirmMs === undefined || !org) return payload;
     const p = payload as { revision?: number; changed?: boolean; propagation?: object } | null;
     if (!p || typeof p !== 'object' || typeof p.revision !== 'number' || !p.propagation) return payload;
-    const targets = p.changed ? await delivery.confirm(req.params.org, p.revision, req.confirmMs) : [];
+    const targets = p.changed ? await delivery.confirm(org, p.revision, req.confirmMs) : [];
     return { ...p, propagation: { ...p.propagation, targets } };
+  };
+  // A write may have produced events: wake this process's engine rather than wait for its poll.
+  const wake = async (req: FastifyRequest) => {
+    if (req.method !== 'GET') delivery.deliverer.wake();
+  };
+  app.addHook('onRoute', (route) => {
+    const writes = [route.method].flat().some((m) => m !== 'GET' && m !== 'HEAD');
+    if (!writes || route.config?.access === 'check') return;
+    route.preSerialization = [...[route.preSerialization ?? []].flat(), confirm];
+    route.onResponse = [...[route.onResponse ?? []].flat(), wake];
   });
 }
 
@@ -80,14 +98,6 @@ export function deliveryRoutes(app: FastifyInstance, delivery: Delivery, db: Dat
     },
     (req) => t.rotateSecret(req.params.org, req.params.id, req.body ?? {}),
   );
-
-  // A write may have produced events: wake this process's engine rather than wait for its poll.
-  // Routes a check key may call are reads (POST /check and /check/batch among them): waking for
-  // those ran one lane-claim transaction per check (issue 13: on PostgreSQL three round trips per
-  // check request, on SQLite the write lock).
-  app.addHook('onResponse', async (req) => {
-    if (req.method !== 'GET' && req.routeOptions.config.access !== 'check') delivery.deliverer.wake();
-  });
 
   // — the watch stream —
   const open = new Set<ServerResponse>();
