@@ -67,11 +67,14 @@ export interface LockstepOptions {
   /** Spans of policy writes (default: none). */
   tracing?: Tracing;
   /**
-   * Concurrent checks share work (default on): on PostgreSQL one statement per round trip (ADR
-   * 0018), on SQLite the statements of one event-loop turn run back to back at its end (ADR 0021).
-   * Off: every check runs its own statement at once (tests compare the two).
+   * How concurrent checks share work. `statement` (default): on PostgreSQL the checks that arrive
+   * while one statement is out share the next (ADR 0018); SQLite has no round trip to share. `turn`:
+   * that, and on SQLite the read-model statements of the checks made in one turn of the event loop
+   * run back to back at its end (ADR 0021) — for a server, whose checks arrive from many
+   * connections at once (createApp); a caller that checks one at a time would wait a turn per check.
+   * `none`: every check runs its own statement at once (tests compare the three).
    */
-  checkBatches?: boolean;
+  checkSharing?: CheckSharing;
 }
 
 const defaultId = () => randomBytes(12).toString('base64url');
@@ -79,9 +82,11 @@ const defaultId = () => randomBytes(12).toString('base64url');
 /** Group commit where a commit costs a WAL flush and writes arrive concurrently (PostgreSQL). */
 const groupCommit = (db: Database, enabled = true): Combiner | undefined => (db.dialect === 'postgres' && enabled ? createCombiner(db) : undefined);
 
-/** How concurrent checks share work (LockstepOptions.checkBatches); inside a transaction, not at all. */
-const checkSharing = (db: Database, on: boolean, joined: boolean) =>
-  !on || joined ? {} : db.dialect === 'sqlite' ? { turnQueue: true } : { batch: db.genericPlans };
+export type CheckSharing = 'none' | 'statement' | 'turn';
+
+/** What createChecks is given for `sharing` (LockstepOptions.checkSharing); inside a transaction, nothing. */
+const checkSharing = (db: Database, sharing: CheckSharing, joined: boolean) =>
+  sharing === 'none' || joined ? {} : db.dialect === 'postgres' ? { batch: db.genericPlans } : { turnQueue: sharing === 'turn' };
 
 /**
  * The engine over `db`. Group commit where a commit costs a WAL flush and writes arrive
@@ -106,7 +111,7 @@ function compose(db: Database, opts: LockstepOptions, combiner: Combiner | undef
     ...policy,
     // the scheduled expiry job (serve runs it on a timer; tests call it with their clock)
     expireDue: (o = {}) => expireDue(db, policy, now, o),
-    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db), ...checkSharing(db, opts.checkBatches ?? true, joined) }),
+    ...createChecks({ db, verify: opts.verify ?? 'always', now, freshnessTimeoutMs: opts.freshnessTimeoutMs, metrics: opts.metrics, snapshot: readSnapshot(db), ...checkSharing(db, opts.checkSharing ?? 'statement', joined) }),
     ...createPropagationService({ db, now, newId, metrics: opts.metrics, onEnqueued: opts.onEnqueued }),
     ...createAuditService({ db, now, replayEngine, verify: opts.verify ?? 'always', history: opts.history }),
     transaction: (fn) => db.transaction((tx) => fn(compose(joinTransaction(db, tx), opts, undefined, true))),
@@ -221,6 +226,8 @@ export function createApp(config: Config, deps: AppDeps = {}): App {
     freshnessTimeoutMs: config.freshnessTimeoutMs,
     onEnqueued: () => workers.forEach((w) => w.wake()),
     tracing,
+    // Many connections' checks at once: on SQLite, those of one event-loop turn back to back.
+    checkSharing: 'turn',
   });
   // Directories write through the same write frame and group commit: an identity provider sends
   // requests several at a time (Okta up to its rate limit, Entra in parallel), each one write.

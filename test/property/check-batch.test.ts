@@ -1,7 +1,7 @@
 /**
  * Concurrent checks, which PostgreSQL answers in batches (one statement for the checks that arrive
- * while one is out, src/check/coalesce.ts) and SQLite runs back to back at the end of the
- * event-loop turn they were made in (createTurnQueue): for random worlds — nested groups, expiring
+ * while one is out, src/check/coalesce.ts) and SQLite, as the server runs them (checkSharing
+ * 'turn'), back to back at the end of the event-loop turn they were made in (createTurnQueue): for random worlds — nested groups, expiring
  * memberships, inactive subjects, every tier — and random sets of checks launched at once, each with
  * its own clock, every answer equals the answer of the same check made alone (allowed, revision, via
  * and its chain, verified, consistency) and agrees with the oracle. Every write propagates inline (SYNC_POLICY), so the read model is
@@ -81,9 +81,9 @@ describeEachEngine('concurrent checks vs lone checks', (engine) => {
     const c = counting(db, () => launching);
     batches = c.batches;
     duringLaunch = c.duringLaunch;
-    batched = createLockstep(c.db, { now: () => clock.t, defaultPolicy: SYNC_POLICY });
+    batched = createLockstep(c.db, { now: () => clock.t, defaultPolicy: SYNC_POLICY, checkSharing: 'turn' });
     // The same database, every check running its own statement at once.
-    lone = createLockstep(db, { now: () => clock.t, defaultPolicy: SYNC_POLICY, checkBatches: false });
+    lone = createLockstep(db, { now: () => clock.t, defaultPolicy: SYNC_POLICY, checkSharing: 'none' });
   });
   afterAll(async () => {
     await db?.close();
