@@ -11,6 +11,7 @@ import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagatio
 import { lockOrganization } from '../../src/policy/write.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { someoneWaits } from '../helpers/lock-waits.ts';
 
 const ASYNC: PropagationPolicy = { ...SYNC_POLICY, grant: { standard: { mode: 'async', sloMs: 2000 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } } };
 
@@ -47,14 +48,7 @@ describeEachEngine('the propagation policy a write applies', (engine) => {
       await isLocked;
       const write = ls.addMember(org, 'g', 'alice');
       // The write is waiting for a lock (pg_stat_activity says so) before the change commits.
-      for (let i = 0; ; i++) {
-        const waiting = await db.get<{ n: number }>(
-          `SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND state = 'active'`,
-        );
-        if (Number(waiting?.n) > 0) break;
-        if (i > 2000) throw new Error('the write never waited for the lock');
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await someoneWaits(db);
       release();
       await change;
       const written = await write;

@@ -12,6 +12,7 @@ import { SYNC_POLICY } from '../../src/domain/propagation.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { lockForWrite } from '../../src/storage/locks.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { someoneWaits } from '../helpers/lock-waits.ts';
 
 describeEachEngine('subject locks', (engine) => {
   let db: Database;
@@ -45,16 +46,7 @@ describeEachEngine('subject locks', (engine) => {
   }
 
   /** Resolves once some statement of this database waits for an advisory lock. */
-  async function someoneWaits() {
-    for (let i = 0; ; i++) {
-      const row = await db.get<{ n: number }>(
-        `SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
-      );
-      if (Number(row?.n) > 0) return;
-      if (i > 2000) throw new Error('nothing waited for an advisory lock');
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
+  const advisoryWait = () => someoneWaits(db, 'advisory');
 
   const allowed = async (s: string) => (await ls.check(org, { subject: s, permission: 'doc.read', resource: 'doc:d' })).allowed;
 
@@ -70,7 +62,7 @@ describeEachEngine('subject locks', (engine) => {
       let sameDone = false;
       let groupDone = false;
       const same = ls.addMember(org, 'g', 's1').then((r) => ((sameDone = true), r));
-      await someoneWaits();
+      await advisoryWait();
       const group = ls.putGroup(org, 'g2', {}).then((r) => ((groupDone = true), r));
       for (let i = 0; i < 20; i++) await db.get('SELECT 1 AS x');
       expect([sameDone, groupDone]).toEqual([false, false]);
@@ -88,7 +80,7 @@ describeEachEngine('subject locks', (engine) => {
       const release = await hold(undefined);
       let done = false;
       const write = ls.removeMember(org, 'g', 's3').then((r) => ((done = true), r));
-      await someoneWaits();
+      await advisoryWait();
       for (let i = 0; i < 20; i++) await db.get('SELECT 1 AS x');
       expect(done).toBe(false);
       await release();

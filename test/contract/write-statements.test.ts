@@ -15,7 +15,7 @@ import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagation.ts';
 import type { Database, Sql } from '../../src/storage/database.ts';
-import { describeEachEngine } from '../helpers/engines.ts';
+import { describeEachEngine, type TestEngine } from '../helpers/engines.ts';
 
 /** Every change through a job. */
 const ASYNC: PropagationPolicy = {
@@ -37,6 +37,17 @@ function counting(db: Database) {
   return { db: wrapped, seen };
 }
 
+/** A fresh store whose sync Lockstep counts its statements, with `org`, `doc.read` and the role `viewer` granting it. */
+async function viewerOrg(engine: TestEngine, org: string) {
+  const raw = await engine.open();
+  const c = counting(raw);
+  const ls = createLockstep(c.db, { defaultPolicy: SYNC_POLICY });
+  await ls.putOrganization(org, {});
+  await ls.putPermission(org, 'doc.read', { risk: 'standard' });
+  await ls.putRole(org, 'viewer', { permissions: ['doc.read'] });
+  return { raw, ls, seen: c.seen };
+}
+
 describeEachEngine('statements of a sync membership change', (engine) => {
   let raw: Database;
   let ls: Lockstep;
@@ -45,13 +56,7 @@ describeEachEngine('statements of a sync membership change', (engine) => {
   const expected = engine.name === 'postgres' ? 5 : 6;
 
   beforeAll(async () => {
-    raw = await engine.open();
-    const c = counting(raw);
-    seen = c.seen;
-    ls = createLockstep(c.db, { defaultPolicy: SYNC_POLICY });
-    await ls.putOrganization(org, {});
-    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
-    await ls.putRole(org, 'viewer', { permissions: ['doc.read'] });
+    ({ raw, ls, seen } = await viewerOrg(engine, org));
     for (const d of ['d1', 'd2', 'd3']) await ls.putResource(org, 'doc', d, {});
     await ls.putGroup(org, 'g', {});
     await ls.putSubject(org, 'alice', { kind: 'user' });
@@ -182,13 +187,7 @@ describeEachEngine('a group delete in step', (engine) => {
   const members = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
   beforeAll(async () => {
-    raw = await engine.open();
-    const c = counting(raw);
-    seen = c.seen;
-    ls = createLockstep(c.db, { defaultPolicy: SYNC_POLICY });
-    await ls.putOrganization(org, {});
-    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
-    await ls.putRole(org, 'viewer', { permissions: ['doc.read'] });
+    ({ raw, ls, seen } = await viewerOrg(engine, org));
     for (const g of ['small', 'big', 'other']) {
       await ls.putResource(org, 'doc', g, {});
       await ls.putGroup(org, g, {});
