@@ -12,8 +12,14 @@ interface DriverError {
 /** PostgreSQL SQLSTATEs and SQLite codes that mean "try the transaction again". */
 const TRANSIENT = new Set(['40001', '40P01', '55P03', '57P01', 'SQLITE_BUSY', 'SQLITE_LOCKED', 'ECONNRESET', 'ECONNREFUSED']);
 
+/**
+ * Whether `e` means "try the transaction again": a driver error with a transient code, raw or as
+ * another error's `cause`, or the seam's wrapping of one (`UNAVAILABLE`, `meta.transient`) — which
+ * is what a statement throws to the code that runs the transaction.
+ */
 export function isTransient(e: unknown): boolean {
-  const code = (e as DriverError)?.code ?? ((e as { cause?: DriverError })?.cause?.code);
+  if (e instanceof LockstepError) return e.meta.transient === true;
+  const code = (e as DriverError)?.code ?? (e as { cause?: DriverError })?.cause?.code;
   return code !== undefined && TRANSIENT.has(code);
 }
 

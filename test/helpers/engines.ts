@@ -49,5 +49,10 @@ export const ENGINES: TestEngine[] = pgUrl ? [sqliteEngine, postgresEngine] : [s
 /** `describe` once per engine; the PostgreSQL block is declared skipped (and counted) when unreachable. */
 export function describeEachEngine(title: string, body: (engine: TestEngine) => void) {
   describe(`${title} [sqlite]`, () => body(sqliteEngine));
+  describePostgresOnly(title, body);
+}
+
+/** `describe` on PostgreSQL alone, for what SQLite cannot show (it has one writer); declared skipped (and counted) when unreachable. */
+export function describePostgresOnly(title: string, body: (engine: TestEngine) => void) {
   (pgUrl ? describe : describe.skip)(`${title} [postgres]`, () => body(postgresEngine));
 }
