@@ -12,6 +12,7 @@ import { lockOrganization } from '../../src/policy/write.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 import { someoneWaits } from '../helpers/lock-waits.ts';
+import { readerWorld } from '../helpers/lockstep-suite.ts';
 
 const ASYNC: PropagationPolicy = { ...SYNC_POLICY, grant: { standard: { mode: 'async', sloMs: 2000 }, high: { mode: 'async', sloMs: 500 }, critical: { mode: 'async', sloMs: 100 } } };
 
@@ -22,13 +23,7 @@ describeEachEngine('the propagation policy a write applies', (engine) => {
   beforeAll(async () => {
     db = await engine.open();
     ls = createLockstep(db, { defaultPolicy: SYNC_POLICY });
-    await ls.putOrganization(org, {});
-    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
-    await ls.putRole(org, 'reader', { permissions: ['doc.read'] });
-    await ls.putResource(org, 'doc', 'd', {});
-    await ls.putGroup(org, 'g', {});
-    await ls.createAssignment(org, { principal: 'group:g', role: 'reader', resource: 'doc:d' });
-    await ls.putSubject(org, 'alice', { kind: 'user' });
+    await readerWorld(ls, org, ['alice']);
   });
   afterAll(() => db.close());
 

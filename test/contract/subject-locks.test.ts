@@ -13,6 +13,7 @@ import type { Database } from '../../src/storage/database.ts';
 import { lockForWrite } from '../../src/storage/locks.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 import { someoneWaits } from '../helpers/lock-waits.ts';
+import { readerWorld } from '../helpers/lockstep-suite.ts';
 
 describeEachEngine('subject locks', (engine) => {
   let db: Database;
@@ -21,13 +22,7 @@ describeEachEngine('subject locks', (engine) => {
   beforeAll(async () => {
     db = await engine.open();
     ls = createLockstep(db, { defaultPolicy: SYNC_POLICY });
-    await ls.putOrganization(org, {});
-    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
-    await ls.putRole(org, 'reader', { permissions: ['doc.read'] });
-    await ls.putResource(org, 'doc', 'd', {});
-    await ls.putGroup(org, 'g', {});
-    await ls.createAssignment(org, { principal: 'group:g', role: 'reader', resource: 'doc:d' });
-    for (const s of ['s1', 's2', 's3']) await ls.putSubject(org, s, { kind: 'user' });
+    await readerWorld(ls, org, ['s1', 's2', 's3']);
   });
   afterAll(() => db.close());
 

@@ -15,6 +15,7 @@ import { isTransient, wrapStorageError } from '../../src/storage/errors.ts';
 import { lockForWrite } from '../../src/storage/locks.ts';
 import { describePostgresOnly } from '../helpers/engines.ts';
 import { someoneWaits } from '../helpers/lock-waits.ts';
+import { readerWorld } from '../helpers/lockstep-suite.ts';
 
 it('a transient driver error is transient raw, as a cause, and as the seam wraps it; others are not', () => {
   const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
@@ -38,13 +39,7 @@ describePostgresOnly('a write that loses a deadlock', (engine) => {
   beforeAll(async () => {
     db = await engine.open();
     ls = createLockstep(db, { defaultPolicy: SYNC_POLICY, groupCommit: false });
-    await ls.putOrganization(org, {});
-    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
-    await ls.putRole(org, 'reader', { permissions: ['doc.read'] });
-    await ls.putResource(org, 'doc', 'd', {});
-    await ls.putGroup(org, 'g', {});
-    await ls.createAssignment(org, { principal: 'group:g', role: 'reader', resource: 'doc:d' });
-    await ls.putSubject(org, 'alice', { kind: 'user' });
+    await readerWorld(ls, org, ['alice']);
   });
   afterAll(() => db.close());
 

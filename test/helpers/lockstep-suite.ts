@@ -19,3 +19,17 @@ export function lockstepSuite(engine: TestEngine, use: (made: { db: Database; ls
     await db?.close();
   });
 }
+
+/**
+ * The world of the write-locking suites in `org`: `doc.read` (standard risk) granted by the role
+ * `reader` on `doc:d` to the group `g`, and the users `subjects`, none of them a member yet.
+ */
+export async function readerWorld(ls: Lockstep, org: string, subjects: readonly string[]): Promise<void> {
+  await ls.putOrganization(org, {});
+  await ls.putPermission(org, 'doc.read', { risk: 'standard' });
+  await ls.putRole(org, 'reader', { permissions: ['doc.read'] });
+  await ls.putResource(org, 'doc', 'd', {});
+  await ls.putGroup(org, 'g', {});
+  await ls.createAssignment(org, { principal: 'group:g', role: 'reader', resource: 'doc:d' });
+  for (const s of subjects) await ls.putSubject(org, s, { kind: 'user' });
+}
