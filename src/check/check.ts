@@ -73,15 +73,22 @@ interface CheckValues extends CheckArgs {
 
 // CROSS JOIN fixes the join order on SQLite (PostgreSQL plans it freely): ancestors first, then index
 // probes. Left to itself, SQLite with ANALYZE statistics sometimes scans all of a subject's rows.
+/**
+ * The permission's risk rank where a candidate is filtered: on PostgreSQL the column of the
+ * statement's own `p` (the hit is joined LATERAL, `checkStatement`), elsewhere a probe of its own.
+ */
+const riskOf = (q: CheckArgs, lateral: boolean) =>
+  lateral ? sql`p.risk` : sql`(SELECT p.risk FROM permissions p WHERE p.org_id = ${q.org} AND p.slug = ${q.permission})`;
+
 /** Read-model candidates on the resource and its ancestors, nearest first. */
-const candidate = (q: CheckArgs, flags: readonly number[]) => sql`
+const candidate = (q: CheckArgs, flags: readonly number[], lateral: boolean) => sql`
   SELECT e.assignment_id, e.group_id, e.role, e.resource, anc.depth
     FROM anc
    CROSS JOIN effective_assignments e
    CROSS JOIN role_permissions rp
    WHERE e.org_id = ${q.org} AND e.subject_id = ${q.subject} AND e.resource = anc.ref
      AND rp.org_id = ${q.org} AND rp.role = e.role AND rp.permission = ${q.permission}
-     AND ${verifiedByTier(sql`(SELECT p.risk FROM permissions p WHERE p.org_id = ${q.org} AND p.slug = ${q.permission})`, flags, q.now)}
+     AND ${verifiedByTier(riskOf(q, lateral), flags, q.now)}
    ORDER BY anc.depth, e.assignment_id
    LIMIT 1`;
 
@@ -99,14 +106,15 @@ const candidateChain = (q: CheckArgs) => sql`CASE WHEN h.group_id IS NULL THEN N
 /**
  * One statement — one snapshot, one round trip — returns the organization's revision, the
  * permission's tier and the nearest derivation, if any, with its `chain` (a column of `hit`, or an
- * expression over `h`).
+ * expression over `h`). `lateral` (PostgreSQL): `hit` may read `p`, the permission's row (SQLite
+ * has no LATERAL join).
  */
-const checkStatement = (q: CheckArgs, hit: SqlFragment, chain: SqlFragment) => sql`
+const checkStatement = (q: CheckArgs, hit: SqlFragment, chain: SqlFragment, lateral = false) => sql`
   WITH RECURSIVE ${ancestors(q.org, q.resource)}, ${memberGroups(q.org, q.subject, q.now)}
   SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource, ${chain} AS chain
     FROM organizations o
     LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = ${q.permission}
-    LEFT JOIN (${hit}) h ON 1 = 1
+    LEFT JOIN ${lateral ? sql`LATERAL ` : sql.empty}(${hit}) h ON 1 = 1
    WHERE o.id = ${q.org}`;
 
 interface CheckRow {
@@ -142,7 +150,7 @@ const batchStatement = (a: BatchArrays, flags: readonly number[]) => sql`
     FROM unnest(CAST(${a.i} AS INTEGER[]), CAST(${a.org} AS TEXT[]), CAST(${a.subject} AS TEXT[]),
                 CAST(${a.resource} AS TEXT[]), CAST(${a.permission} AS TEXT[]), CAST(${a.now} AS BIGINT[]))
          AS q(i, org, subject, resource, permission, now)
-    LEFT JOIN LATERAL (${checkStatement(ITEM, candidate(ITEM, flags), candidateChain(ITEM))}) x ON TRUE
+    LEFT JOIN LATERAL (${checkStatement(ITEM, candidate(ITEM, flags, true), candidateChain(ITEM), true)}) x ON TRUE
    ORDER BY q.i`;
 
 async function runBatch(db: Sql, items: CheckValues[], statement: (a: BatchArrays) => CompiledSql): Promise<(CheckRow | undefined)[]> {
@@ -266,7 +274,8 @@ export function createChecks(env: CheckEnv) {
   // One statement out at a time: the checks that arrive meanwhile share the next (docs/adr/0018-*).
   // Built once: per check, only the parameters change.
   const CHECK_KEYS = ['org', 'resource', 'subject', 'permission', 'now'] as const;
-  const onReadModel = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, candidate(q, flags), candidateChain(q)));
+  const lateral = db.dialect === 'postgres';
+  const onReadModel = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, candidate(q, flags, lateral), candidateChain(q), lateral));
   const onSource = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, source(q), sql`h.chain`));
   const onBatch = prepared<BatchArrays>(BATCH_KEYS, (a) => batchStatement(a, flags));
   const batched = batchOn ? createCoalescer((items: CheckValues[]) => runBatch(batchOn, items, onBatch), { maxSize: MAX_BATCH, maxInFlight: 1 }) : undefined;

@@ -127,7 +127,7 @@ export const chainAt = (org: unknown, subject: unknown, g: SqlFragment, now: Ins
   sql`CASE WHEN ${directlyIn(org, subject, g, now)} THEN ${g} ELSE ${chainTo(g)} END`;
 
 /**
- * The desired rows at `now` of `org` on the resources of the recursive CTE `anc(ref, depth)` (see
+ * The desired rows at `now` of `org` on the resources of the recursive CTE `anc(ref, parent, depth)` (see
  * `ancestors`), with the CTE's depth.
  *
  * Of one subject (`subject` given; the CTE `up` of `memberGroups` must be in scope): from the subject
@@ -219,12 +219,18 @@ export const subjectsUnder = (org: unknown, group: unknown): SqlFragment =>
 // it, so the bound only matters as a guard should a cycle ever reach the table.
 const DEPTH_BOUND = sql.raw(String(MAX_RESOURCE_DEPTH));
 
-/** Ancestors-or-self of `ref` as a recursive CTE named `anc(ref, depth)` (after `WITH RECURSIVE`). */
-export const ancestors = (org: unknown, ref: unknown): SqlFragment => sql`anc(ref, depth) AS (
-    SELECT r.ref, 0 FROM resources r WHERE r.org_id = ${org} AND r.ref = ${ref}
+/**
+ * Ancestors-or-self of `ref` as a recursive CTE named `anc(ref, parent, depth)` (after `WITH
+ * RECURSIVE`). Each step reads a row with its parent, so a chain of n resources is n primary-key
+ * probes (reading the parent of a row found by the previous step took n + 1). The rows are the same:
+ * a parent is a resource of the organization (foreign key on both engines), and the walk ends at the
+ * row without one.
+ */
+export const ancestors = (org: unknown, ref: unknown): SqlFragment => sql`anc(ref, parent, depth) AS (
+    SELECT r.ref, r.parent, 0 FROM resources r WHERE r.org_id = ${org} AND r.ref = ${ref}
     UNION ALL
-    SELECT r.parent, anc.depth + 1 FROM anc JOIN resources r ON r.org_id = ${org} AND r.ref = anc.ref
-     WHERE r.parent IS NOT NULL AND anc.depth < ${DEPTH_BOUND})`;
+    SELECT r.ref, r.parent, anc.depth + 1 FROM anc JOIN resources r ON r.org_id = ${org} AND r.ref = anc.parent
+     WHERE anc.depth < ${DEPTH_BOUND})`;
 
 /** Descendants-or-self of `ref` as a recursive CTE named `sub(ref, depth)` (after `WITH RECURSIVE`). */
 export const subtree = (org: unknown, ref: unknown): SqlFragment => sql`sub(ref, depth) AS (

@@ -99,10 +99,13 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
   const pool = new pg.Pool({ ...connection, max: opts.max ?? 10 });
   const writePool = new pg.Pool({ ...connection, max: opts.writeMax ?? 4 });
   // Few connections: the check batcher keeps few statements in flight (more would only split its
-  // batches), and nothing else reads here.
+  // batches), and nothing else reads here. Its one statement is index probes per checked item
+  // (docs/adr/0024-*): without seq scans its generic plan cannot hash or rescan a whole table per
+  // item, as it did on small tables; JIT off, for the disable cost of a scan that has no index
+  // must not make a plan of probes look worth compiling.
   const genericPool = new pg.Pool({
     ...connection,
-    options: [searchPath, '-c plan_cache_mode=force_generic_plan'].filter(Boolean).join(' '),
+    options: [searchPath, '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off'].filter(Boolean).join(' '),
     max: opts.genericMax ?? 2,
   });
   // An idle client that loses its connection must not crash the process; the next query reconnects.
