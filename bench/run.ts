@@ -4,7 +4,9 @@
  * scenarios, in one process run (scenario 8: several `serve` child processes on one store). Writes report.md, results.json and the SVG charts under
  * bench/results/<timestamp>-<mode>/ (or --out DIR). Progress on stderr.
  *
- *   npm run bench -- [--smoke|--quick|--full] [--engines sqlite,postgres] [--pg URL] [--out DIR] [--scenarios 1,2,3,4,5,6,7,8]
+ *   npm run bench -- [--smoke|--quick|--full] [--engines sqlite,postgres] [--pg URL] [--out DIR] [--scenarios 1,2,3,4,5,6,7,8] [--rate N]
+ *
+ * `--rate N`: scenario 2's offered membership changes per second instead of the mode's.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -32,6 +34,8 @@ export interface BenchOptions {
   pg: string;
   out?: string;
   scenarios?: number[];
+  /** scenario 2's offered rate (changes/s), instead of the mode's */
+  rate?: number;
   command?: string;
   /** progress and log lines (default: stderr) */
   stream?: NodeJS.WriteStream;
@@ -68,7 +72,7 @@ export async function runBench(opts: BenchOptions): Promise<{ dir: string; resul
   const stream = opts.stream ?? process.stderr;
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const size = SIZES[opts.mode];
+  const size = { ...SIZES[opts.mode], ...(opts.rate === undefined ? {} : { rate: opts.rate }) };
   const pgDown = opts.engines.includes('postgres') ? await postgresUnavailable(opts.pg) : null;
   const tmp = mkdtempSync(join(tmpdir(), 'lockstep-bench-'));
   const wanted = new Set(opts.scenarios ?? [1, 2, 3, 4, 5, 6, 7, 8]);
@@ -169,6 +173,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       pg: { type: 'string', default: process.env.LOCKSTEP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test' },
       out: { type: 'string' },
       scenarios: { type: 'string' },
+      rate: { type: 'string' },
     },
   });
   const modes = (['smoke', 'quick', 'full'] as const).filter((m) => a[m]);
@@ -177,7 +182,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   for (const e of engines) if (e !== 'sqlite' && e !== 'postgres') throw new Error(`--engines: unknown engine '${e}' (sqlite, postgres)`);
   const scenarios = a.scenarios?.split(',').map(Number);
   if (scenarios?.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error('--scenarios: numbers 1-8, comma-separated');
-  return { mode: modes[0] ?? 'quick', engines: engines as Engine[], pg: a.pg!, ...(a.out ? { out: a.out } : {}), ...(scenarios ? { scenarios } : {}), command: `npm run bench -- ${argv.join(' ')}`.trim() };
+  const rate = a.rate === undefined ? undefined : Number(a.rate);
+  if (rate !== undefined && !(Number.isInteger(rate) && rate > 0)) throw new Error('--rate: a positive integer (changes/s offered in scenario 2)');
+  return { mode: modes[0] ?? 'quick', engines: engines as Engine[], pg: a.pg!, ...(a.out ? { out: a.out } : {}), ...(scenarios ? { scenarios } : {}), ...(rate === undefined ? {} : { rate }), command: `npm run bench -- ${argv.join(' ')}`.trim() };
 }
 
 if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {

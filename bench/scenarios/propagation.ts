@@ -38,6 +38,15 @@ export interface PropagationRow {
 const INFLIGHT_MAX = 64;
 const PROBE_CONC = 16;
 
+/** The first subject from `start` on (wrapping) that is not `taken`; undefined when all are. */
+export function freeSubject(start: number, n: number, taken: (i: number) => boolean): number | undefined {
+  for (let k = 0; k < n; k++) {
+    const i = (start + k) % n;
+    if (!taken(i)) return i;
+  }
+  return undefined;
+}
+
 async function drive(sys: System, n: number, rate: number, seconds: number): Promise<Omit<PropagationRow, 'system' | 'engine'>> {
   const writes: number[] = [];
   const grantLag: number[] = [];
@@ -110,8 +119,11 @@ async function drive(sys: System, n: number, rate: number, seconds: number): Pro
     const wait = t0 + (k * 1000) / rate - performance.now();
     if (wait > 0) await sleep(wait);
     if (inflight.size >= INFLIGHT_MAX) await Promise.race(inflight);
-    const i = Math.floor(Math.random() * n);
-    if (busy[i] || watching.has(i)) continue;
+    // A random subject that is neither being written nor watched: the next free one after a busy
+    // pick, not a dropped change — else the achieved rate would fall with the grant lag (subjects
+    // stay watched until granted) rather than only when writes cannot keep up.
+    const i = freeSubject(Math.floor(Math.random() * n), n, (j) => busy[j]! || watching.has(j));
+    if (i === undefined) continue;
     busy[i] = true;
     issued++;
     const p = (async () => {
