@@ -25,8 +25,10 @@ try {
     const t = performance.now(); let first = ''; let stmts = 0;
     const w = (f: any) => async (st: any, p: any) => { stmts++; const text = compileStatement(st, p).text.replace(/\s+/g, ' ').slice(0, 50); if (!first) first = text;
       const t1 = performance.now(); try { return await f(st, p); } finally { const e = per.get(text) ?? { n: 0, ms: 0 }; e.n++; e.ms += performance.now() - t1; per.set(text, e); } };
-    try { return await fn({ ...tx, get: w(tx.get), all: w(tx.all), run: w(tx.run) }); } finally {
-      const e = txs.get(first) ?? { n: 0, ms: 0, stmts: 0, wait: 0 }; e.n++; e.ms += performance.now() - t; e.stmts += stmts; txs.set(first, e); } }); } };
+    let kind = '';
+    const w2 = (f: any) => { const g = w(f); return async (st: any, p: any) => { const text = compileStatement(st, p).text; if (!kind && text.startsWith('SAVEPOINT')) kind = 'shared write '; if (!kind && text.includes('INSERT INTO changes')) kind = 'lone write '; if (!kind && text.startsWith('SELECT * FROM jobs')) kind = 'worker batch '; return g(st, p); }; };
+    try { return await fn({ ...tx, get: w2(tx.get), all: w2(tx.all), run: w2(tx.run) }); } finally {
+      const key = kind + first; const e = txs.get(key) ?? { n: 0, ms: 0, stmts: 0, wait: 0 }; e.n++; e.ms += performance.now() - t; e.stmts += stmts; txs.set(key, e); } }); } };
   const sys = L.lockstepSystem({ ...store, db: wdb }, (process.env.CFG ?? 'async+verify') as any);
   const mon = new pg.Client({ connectionString: url });
   await mon.connect();

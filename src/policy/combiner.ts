@@ -3,25 +3,91 @@
  * lock, held to commit, so one organization's write rate is bounded by commit latency (the WAL
  * flush). The combiner lets the writes that queue up in this process while a transaction is in
  * flight share the next one: each runs under its own SAVEPOINT (a write that fails rolls back alone
- * and rejects alone), and one COMMIT — one flush — acknowledges them all. A lone write pays two
- * extra round trips (SAVEPOINT, RELEASE); a busy organization pays one flush per batch.
+ * and rejects alone), and one COMMIT — one flush — acknowledges them all. A write in a shared
+ * transaction pays one extra round trip (its SAVEPOINT); a busy organization pays one flush per batch.
+ *
+ * A write's savepoint is taken just before the first statement of its that changes something
+ * (every statement but a SELECT), so a write that only reads before it is refused needs none. The
+ * frame's own statements after its command (src/policy/write.ts: the tail) run on
+ * `shared.unguarded`, without one: a membership change, whose command only reads and leaves its row
+ * to the tail, runs two statements in a shared transaction, not six. Should a write be refused after
+ * an unguarded change (or after a statement that failed with no savepoint to return to), nothing can
+ * undo it alone: the batch aborts, and every write in it is retried in a transaction of its own.
+ *
+ * The savepoints are nested, not released: `ROLLBACK TO SAVEPOINT` of a name goes back to the most
+ * recent savepoint of that name — the refused write's own, as a write that took none is never rolled
+ * back to one — and a RELEASE per write would be one more round trip under the locks for nothing (a
+ * released subtransaction's XID stays the top-level transaction's either way, so nesting keeps no
+ * more of them).
  */
 import { LockstepError } from '../domain/errors.ts';
 import { ScimError } from '../scim/errors.ts';
-import type { Database, Sql } from '../storage/database.ts';
+import { SqlFragment, type Database, type Sql, type Statement } from '../storage/database.ts';
 import { lockForWrite, unionOfLocks } from '../storage/locks.ts';
+
+/**
+ * What a write running in a shared transaction is told: the transaction took its locks already (the
+ * union of its writes'), and a scratch space its writes share (what one write read that the next
+ * may reuse: see src/policy/write.ts).
+ */
+export interface SharedTransaction {
+  /** The union lock set the transaction holds (src/storage/locks.ts): subjects, or undefined for the organization's exclusive lock. */
+  readonly locks: readonly string[] | undefined;
+  readonly memo: Map<string, unknown>;
+  /**
+   * The transaction without the savepoint guard, for the statements a write runs once nothing can
+   * refuse it any more (its tail). A change run here while the write has no savepoint is tracked: a
+   * refusal after it aborts the batch instead of committing it.
+   */
+  readonly unguarded: Sql;
+}
+
+/** Whether a statement only reads: its text starts with SELECT (a data-modifying CTE starts with WITH). */
+export function onlyReads(statement: Statement): boolean {
+  let s: Statement = statement;
+  while (typeof s !== 'string') {
+    const head = s.parts[0] ?? '';
+    const nested = s.values[0];
+    if (head.trim() !== '' || !(nested instanceof SqlFragment)) return /^\s*select\b/i.test(head);
+    s = nested;
+  }
+  return /^\s*select\b/i.test(s);
+}
+
+/** One write's state in a shared transaction: whether it took its savepoint, and whether it did anything no savepoint covers. */
+interface WriteState {
+  savepoint: boolean;
+  bare: boolean;
+}
+
+/** `tx` as one write of a shared transaction sees it: `before` runs ahead of each statement; a failure with no savepoint is bare. */
+function watched(tx: Sql, w: WriteState, before: (st: Statement) => Promise<void> | void): Sql {
+  const wrap =
+    <R>(f: (st: Statement, params?: readonly unknown[]) => Promise<R>) =>
+    async (st: Statement, params?: readonly unknown[]): Promise<R> => {
+      await before(st);
+      try {
+        return await f(st, params);
+      } catch (e) {
+        // PostgreSQL aborts the transaction at a failed statement: only a savepoint gets it back.
+        if (!w.savepoint) w.bare = true;
+        throw e;
+      }
+    };
+  return { ...tx, get: wrap((st, p) => tx.get(st, p)), all: wrap((st, p) => tx.all(st, p)), run: wrap((st, p) => tx.run(st, p)) } as Sql;
+}
 
 interface Pending<T> {
   /** The write's lock set (src/storage/locks.ts): its subjects, or undefined for the organization. */
   subjects: readonly string[] | undefined;
-  run: (tx: Sql, locked?: boolean) => Promise<T>;
+  run: (tx: Sql, shared?: SharedTransaction) => Promise<T>;
   resolve: (v: T) => void;
   reject: (e: unknown) => void;
 }
 
 export interface Combiner {
-  /** `run` is told `locked` when the shared transaction took its locks already. */
-  submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, locked?: boolean) => Promise<T>): Promise<T>;
+  /** `run` is handed `shared` when it runs in a shared transaction, which took its locks already. */
+  submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, shared?: SharedTransaction) => Promise<T>): Promise<T>;
 }
 
 /** An answer about the write itself (a 4xx: /v1's or SCIM's), not about the transaction it shares. */
@@ -60,18 +126,28 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
         // Every write's locks up front, in the one order every transaction takes them: taken one
         // write at a time they would come unsorted, and a later write's lock could wait for a
         // transaction that waits for this one's (docs/adr/0017-subject-locks.md).
-        await lockForWrite(tx, org, unionOfLocks(batch.map((p) => p.subjects)));
+        const locks = unionOfLocks(batch.map((p) => p.subjects));
+        const memo = new Map<string, unknown>();
+        await lockForWrite(tx, org, locks);
         for (const p of batch) {
-          await tx.run('SAVEPOINT lockstep_write');
+          const w: WriteState = { savepoint: false, bare: false };
+          const guarded = watched(tx, w, async (st) => {
+            if (w.savepoint || onlyReads(st)) return;
+            await tx.run('SAVEPOINT lockstep_write');
+            w.savepoint = true;
+          });
+          const unguarded = watched(tx, w, (st) => {
+            if (!w.savepoint && !onlyReads(st)) w.bare = true;
+          });
           try {
-            const value = await p.run(tx, true);
-            await tx.run('RELEASE SAVEPOINT lockstep_write');
+            const value = await p.run(guarded, { locks, memo, unguarded });
             outcomes.push({ ok: true, value });
           } catch (error) {
             // A rejected write (bad input, unknown object…) rolls back alone; anything else (a
-            // lost connection, a deadlock) aborts the batch and every write in it is retried alone.
-            if (!rejected(error)) throw error;
-            await tx.run('ROLLBACK TO SAVEPOINT lockstep_write');
+            // lost connection, a deadlock) aborts the batch and every write in it is retried alone,
+            // and so does a rejected one that changed something no savepoint covers.
+            if (!rejected(error) || w.bare) throw error;
+            if (w.savepoint) await tx.run('ROLLBACK TO SAVEPOINT lockstep_write');
             outcomes.push({ ok: false, error });
           }
         }
@@ -88,7 +164,7 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
   }
 
   return {
-    submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, locked?: boolean) => Promise<T>): Promise<T> {
+    submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, shared?: SharedTransaction) => Promise<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         let queue = queues.get(org);
         if (!queue) queues.set(org, (queue = []));

@@ -151,7 +151,10 @@ export function createMembershipCommands(env: WriteEnv) {
           // be in the read model, or may have been cleaned: the fan-out restores them either way).
           if (isLive(prevExpiry, now)) return { changed: true, kind: 'membership.update', recording };
         } else if (member.type === 'subject') {
-          await tx.run(sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at) VALUES (${org}, ${group}, ${member.id}, ${expiresAt})`);
+          // Run by the frame, in its tail where it can (src/policy/write.ts): the row is absent
+          // (read under the subject's lock, which every writer of it holds), so the insert adds it.
+          const source = sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at) VALUES (${org}, ${group}, ${member.id}, ${expiresAt})`;
+          return { ...(active ? await fanout(tx, org, member, 'grant', groupAncestors(org, group), known) : { changed: true }), kind: 'membership.add', recording, source };
         } else {
           const edges = await loadGroupEdges(tx, org);
           assertEdgeAllowed(graphOf(edges), group, member.id);
@@ -166,13 +169,16 @@ export function createMembershipCommands(env: WriteEnv) {
       if (op === 'expire' && (prevExpiry === null || prevExpiry > now)) return NO_CHANGE;
       // A subject's removal leaves the groups above unchanged; an edge's changes them: read them first.
       const above = member.type === 'subject' ? groupAncestors(org, group) : sql.join(await ancestorsOf(tx, org, group));
+      // A subject's row goes in the frame's tail where it can (src/policy/write.ts): it is present
+      // (read under the subject's lock, which every writer of it holds), so the delete removes it.
+      let source: SqlFragment | undefined;
       if (member.type === 'subject') {
-        await tx.run(sql`DELETE FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`);
+        source = sql`DELETE FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
       } else {
         await tx.run(sql`DELETE FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}`);
         await removeEdgeFromClosure(tx, org, group, member.id);
       }
-      const effect: Outcome = { ...(active ? await fanout(tx, org, member, 'revoke', above, known, inSync) : { changed: true }), recording };
+      const effect: Outcome = { ...(active ? await fanout(tx, org, member, 'revoke', above, known, inSync) : { changed: true }), recording, ...(source ? { source } : {}) };
       // A removal of what had already expired revokes nothing new; its rows still go.
       if (op === 'remove' && !isLive(prevExpiry, now)) return { ...effect, revokeRank: null };
       return op === 'expire' ? { ...effect, decidedAt: prevExpiry! } : effect;

@@ -21,7 +21,7 @@ import { lockForWrite } from '../storage/locks.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueStatement, JOBS_CHANNEL } from '../propagation/queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
-import type { Combiner } from './combiner.ts';
+import type { Combiner, SharedTransaction } from './combiner.ts';
 import type { Tracing } from '../observability/tracing.ts';
 
 /**
@@ -45,6 +45,14 @@ export interface Outcome<O = undefined> {
   decidedAt?: number;
   /** Whether the organization records delivery events, if the command read it (saves the frame a round trip). */
   recording?: boolean;
+  /**
+   * The command's last source-table change, left for the frame to run (a changed outcome only): on
+   * PostgreSQL as a data-modifying CTE of the tail when nothing in the tail reads source rows (an
+   * asynchronous change, or one without a fan-out) — one round trip fewer —, else as a statement of
+   * its own just before the fan-out. The command must have decided, from what it read under its
+   * locks, that the statement changes what the outcome says it does.
+   */
+  source?: SqlFragment;
 }
 
 export const NO_CHANGE: Outcome = { changed: false };
@@ -112,7 +120,7 @@ export async function runWrite<O = undefined>(env: WriteEnv, spec: WriteSpec, co
 async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<O>, traceParent: string | undefined): Promise<Written<O>> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const once = (tx: Sql, locked?: boolean) => writeOnce(env, spec, tx, command, traceParent, locked === true);
+      const once = (tx: Sql, shared?: SharedTransaction) => writeOnce(env, spec, tx, command, traceParent, shared);
       const result = await (env.combiner ? env.combiner.submit(spec.org, lockSet(env, spec), once) : env.db.transaction((tx) => once(tx)));
       if (result.propagation.status === 'pending') env.onEnqueued?.();
       return result;
@@ -126,22 +134,47 @@ async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<
   }
 }
 
-async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined, locked: boolean): Promise<Written<O>> {
+type FrameRow = { revision: number; policy: string | null } | undefined;
+
+/**
+ * The organization's revision and propagation policy, read after the write's lock by a statement of
+ * its own: under READ COMMITTED a statement that waits for a lock keeps the snapshot it took before
+ * the wait, so the policy read with the lock could be the one from before a policy change that
+ * committed while this write waited.
+ *
+ * In a shared transaction that holds subject locks only (the organization's shared), the first
+ * write's read serves the rest: the policy is changed only by organization-wide writes, which take
+ * the organization's lock exclusive and so cannot commit before this transaction does, and none of
+ * its own writes is one. The revision it holds may be older than the transaction's own tails (which
+ * take theirs from the organization row, not from this read); it is only what a write that changes
+ * nothing answers, and it is no older than any commit before the write was submitted (the read comes
+ * after the transaction's lock, which comes after every write in it was queued).
+ */
+async function frameRow(tx: Sql, org: string, shared: SharedTransaction | undefined): Promise<FrameRow> {
+  const reuse = shared !== undefined && shared.locks !== undefined;
+  const key = `frame:${org}`;
+  if (reuse && shared.memo.has(key)) return shared.memo.get(key) as FrameRow;
+  const row = await tx.get<{ revision: number; policy: string | null }>(
+    'SELECT o.revision, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id WHERE o.id = $1',
+    [org],
+  );
+  if (reuse) shared.memo.set(key, row);
+  return row;
+}
+
+async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined, shared: SharedTransaction | undefined): Promise<Written<O>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
   // A group commit took the union of its writes' locks already (in one order: no deadlock).
-  if (!locked) await lockForWrite(tx, spec.org, lockSet(env, spec));
+  if (!shared) await lockForWrite(tx, spec.org, lockSet(env, spec));
   env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
-  // After the lock, by a statement of its own: under READ COMMITTED a statement that waits for a
-  // lock keeps the snapshot it took before the wait, so the policy read with the lock could be the
-  // one from before a policy change that committed while this write waited.
-  const row = await tx.get<{ revision: number; policy: string | null }>(
-    'SELECT o.revision, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id WHERE o.id = $1',
-    [spec.org],
-  );
+  const row = await frameRow(tx, spec.org, shared);
   if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
   const current = Number(row?.revision ?? 0);
   const outcome = await command(tx);
+  // The frame's own statements from here on refuse nothing (a shared transaction runs them without
+  // a savepoint of their own: src/policy/combiner.ts).
+  const own = shared?.unguarded ?? tx;
   if (!outcome.changed) return { revision: current, changed: false, propagation: { mode: 'sync', status: 'effective' }, outcome };
 
   // PostgreSQL: the revision is taken by the tail's bump (the last statement, which locks the
@@ -168,14 +201,19 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   // Otherwise they run here, first.
   const cte = inline && tx.dialect === 'postgres' ? fanoutAsCte(inline) : null;
   const fuseJob = enqueue !== null && tx.dialect === 'postgres';
+  // The command's source change joins the tail unless the tail's fan-out reads the source rows
+  // (a data-modifying CTE's siblings see the snapshot from before it).
+  const fuseSource = outcome.source !== undefined && postgres && inline === null;
+  if (outcome.source && !fuseSource) await own.run(outcome.source);
+  const source = fuseSource ? sql`source AS (${outcome.source!}), ` : sql.empty;
   let added = 0;
   let removed = 0;
   let jobId: string | null = null;
-  if (inline && !cte) ({ added, removed } = await applyFanout(tx, inline));
+  if (inline && !cte) ({ added, removed } = await applyFanout(own, inline));
   if (enqueue && !fuseJob) {
-    jobId = (await tx.get<{ id: string }>(enqueue))!.id;
+    jobId = (await own.get<{ id: string }>(enqueue))!.id;
     // Wake workers in other processes when this commits (PostgreSQL NOTIFY is transactional).
-    if (env.db.notifySql) await tx.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
+    if (env.db.notifySql) await own.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
   }
   const effectiveAt = enqueue === null ? env.now() : null;
   const committedAt = effectiveAt ?? env.now();
@@ -209,7 +247,7 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
     // and none reads what another writes (the fan-out reads the source rows, written before it).
     const count = sql`(SELECT COUNT(*) FROM fanout_rows)`;
     returned(
-      await tx.get<{ revision: number }>(
+      await own.get<{ revision: number }>(
         sql`WITH bump AS (${bump}), fanout_rows AS (${cte.body})
             ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0, null)} RETURNING revision`,
       ),
@@ -218,20 +256,20 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
     // The job, the revision, the change log naming the job, and the NOTIFY that wakes workers in
     // other processes when this commits (transactional): one statement.
     returned(
-      await tx.get<{ revision: number }>(
-        sql`WITH bump AS (${bump}), job AS (${enqueue!})
+      await own.get<{ revision: number }>(
+        sql`WITH ${source}bump AS (${bump}), job AS (${enqueue!})
             ${logChange(added, removed, sql`(SELECT id FROM job)`)} RETURNING revision, pg_notify(${JOBS_CHANNEL}, ${spec.org}) AS notified`,
       ),
     );
   } else if (postgres) {
-    returned(await tx.get<{ revision: number }>(sql`WITH bump AS (${bump}) ${logChange(added, removed, jobId)} RETURNING revision`));
+    returned(await own.get<{ revision: number }>(sql`WITH ${source}bump AS (${bump}) ${logChange(added, removed, jobId)} RETURNING revision`));
   } else {
     // SQLite has no data-modifying CTEs; its statements cost no round trip.
-    await tx.run(bump);
-    await tx.run(logChange(added, removed, jobId));
+    await own.run(bump);
+    await own.run(logChange(added, removed, jobId));
   }
   // Delivery events of this change, from its read-model diff, in this transaction (the outbox).
-  await recordEvents(tx, {
+  await recordEvents(own, {
     org: spec.org,
     revision,
     kind,

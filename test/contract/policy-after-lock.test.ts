@@ -52,6 +52,29 @@ describeEachEngine('the propagation policy a write applies', (engine) => {
     });
   }
 
+  if (engine.name === 'postgres') {
+    // Group commit (PostgreSQL): writes of subjects alone reuse the first one's read of the policy
+    // (src/policy/write.ts) — but not in a transaction that also holds an organization-wide write,
+    // which may be the policy change itself.
+    it('is the one a policy change earlier in the same shared transaction set', async () => {
+      const sharing = createLockstep(db, { defaultPolicy: SYNC_POLICY });
+      await sharing.putPropagationPolicy(org, SYNC_POLICY);
+      for (const s of ['dave', 'erin']) await sharing.putSubject(org, s, { kind: 'user' });
+      // The first write runs alone at once; the next three queue behind it and share a transaction:
+      // a subject write (the first to read the policy), the policy change, a subject write.
+      const lone = sharing.addMember(org, 'g', 'dave');
+      const before = sharing.removeMember(org, 'g', 'dave');
+      const change = sharing.putPropagationPolicy(org, ASYNC);
+      const after = sharing.addMember(org, 'g', 'erin');
+      await Promise.all([lone, change]);
+      expect((await before).propagation.mode).toBe('sync');
+      const written = await after;
+      expect(written.propagation).toMatchObject({ mode: 'async', status: 'pending' });
+      expect((await sharing.getChange(org, written.revision)).mode).toBe('async');
+      await sharing.putPropagationPolicy(org, SYNC_POLICY);
+    });
+  }
+
   it('is the one set before it (both engines)', async () => {
     for (const [policy, subject, mode] of [[ASYNC, 'bob', 'async'], [SYNC_POLICY, 'carol', 'sync']] as const) {
       await ls.putPropagationPolicy(org, policy);
