@@ -158,6 +158,21 @@ export async function fenceJobs(tx: Sql, ids: readonly string[], owner: string):
   return new Map(rows.map((r) => [r.id, normalize(r)]));
 }
 
+/**
+ * `fenceJobs` for jobs of one organization, also reading whether it records delivery events (in the
+ * same statement: one round trip fewer for the batch). Read under the batch's write locks, so it
+ * holds to commit: streams start under the organization's lock, exclusive.
+ */
+export async function fenceJobsOf(tx: Sql, org: string, ids: readonly string[], owner: string): Promise<{ owned: Map<string, JobRow>; recording: boolean | undefined }> {
+  const rows = await tx.all<JobRow & { recording: number | null }>(
+    sql`SELECT j.*, (SELECT 1 FROM event_streams s WHERE s.org_id = ${org} LIMIT 1) AS recording
+          FROM jobs j WHERE j.id IN (${sql.join(ids)}) AND j.owner = ${owner} AND j.state = 'running'${sql.raw(tx.forUpdate)}`,
+  );
+  // No row, no answer: the batch records nothing then anyway.
+  const recording = rows.length === 0 ? undefined : rows[0]!.recording !== null;
+  return { owned: new Map(rows.map(({ recording: _r, ...r }) => [r.id, normalize(r as JobRow)])), recording };
+}
+
 /** One committed batch of a job: the subjects it covered and the rows it changed. */
 export interface BatchEntry {
   job: JobRow;
@@ -176,21 +191,8 @@ export interface BatchEntry {
  */
 export async function checkpointJobs(tx: Sql, entries: readonly BatchEntry[], owner: string, now: number, leaseMs: number): Promise<JobRow[]> {
   if (entries.length === 0) return [];
-  const tuples = entries.map(
-    (e) => sql`(${sql.join([e.job.id, Number(e.job.batches) + 1, owner, e.first, e.last, e.members, e.added, e.removed, e.startedAt, now])})`,
-  );
-  await tx.run(
-    sql`INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
-       VALUES ${sql.join(tuples)}`,
-  );
-  const byId = (value: (e: BatchEntry) => unknown, type: string) =>
-    sql`CASE id ${sql.join(entries.map((e) => sql`WHEN ${e.job.id} THEN CAST(${value(e)} AS ${sql.raw(type)})`), sql` `)} END`;
-  await tx.run(
-    sql`UPDATE jobs SET checkpoint = ${byId((e) => e.last, 'TEXT')}, done_members = done_members + ${byId((e) => e.members, 'BIGINT')},
-            batches = batches + 1, rows_added = rows_added + ${byId((e) => e.added, 'BIGINT')},
-            rows_removed = rows_removed + ${byId((e) => e.removed, 'BIGINT')}, lease_expires_at = ${now + leaseMs}
-      WHERE id IN (${sql.join(entries.map((e) => e.job.id))})`,
-  );
+  await tx.run(batchLog(entries, owner, now));
+  await tx.run(sql`UPDATE jobs SET ${advanced(entries)}, lease_expires_at = ${now + leaseMs} WHERE id IN (${sql.join(entries.map((e) => e.job.id))})`);
   return entries.map((e) => ({
     ...e.job,
     checkpoint: e.last,
@@ -200,6 +202,24 @@ export async function checkpointJobs(tx: Sql, entries: readonly BatchEntry[], ow
     rows_removed: e.job.rows_removed + e.removed,
     lease_expires_at: now + leaseMs,
   }));
+}
+
+/** The batch-log rows of `entries` (seq after whatever an earlier owner committed). */
+function batchLog(entries: readonly BatchEntry[], owner: string, now: number): SqlFragment {
+  const tuples = entries.map(
+    (e) => sql`(${sql.join([e.job.id, Number(e.job.batches) + 1, owner, e.first, e.last, e.members, e.added, e.removed, e.startedAt, now])})`,
+  );
+  return sql`INSERT INTO job_batches (job_id, seq, owner, first_subject, last_subject, members, rows_added, rows_removed, started_at, committed_at)
+       VALUES ${sql.join(tuples)}`;
+}
+
+/** The assignments that advance each job of `entries` by its batch: checkpoint, progress, batch count, row counts. */
+function advanced(entries: readonly BatchEntry[]): SqlFragment {
+  const byId = (value: (e: BatchEntry) => unknown, type: string) =>
+    sql`CASE id ${sql.join(entries.map((e) => sql`WHEN ${e.job.id} THEN CAST(${value(e)} AS ${sql.raw(type)})`), sql` `)} END`;
+  return sql`checkpoint = ${byId((e) => e.last, 'TEXT')}, done_members = done_members + ${byId((e) => e.members, 'BIGINT')},
+            batches = batches + 1, rows_added = rows_added + ${byId((e) => e.added, 'BIGINT')},
+            rows_removed = rows_removed + ${byId((e) => e.removed, 'BIGINT')}`;
 }
 
 /** A change a finished job carried, as the propagation metrics need it. */
@@ -218,22 +238,43 @@ export interface CarriedChange {
  */
 export async function finishJobs(tx: Sql, jobs: readonly JobRow[], now: number): Promise<CarriedChange[]> {
   if (jobs.length === 0) return [];
+  await tx.run(sql`UPDATE jobs SET ${finished(now)} WHERE id IN (${sql.join(jobs.map((j) => j.id))})`);
+  return tx.all<CarriedChange>(carriedEffective(jobs, now));
+}
+
+/** The assignments that mark a job done. */
+const finished = (now: number) => sql`state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = ${now}`;
+
+/**
+ * Marks effective every change `jobs` (of one organization) carried — each job's scope, up to its
+ * target revision — the change that created a job getting the job's row counts; returns them.
+ */
+function carriedEffective(jobs: readonly JobRow[], now: number): SqlFragment {
   const org = jobs[0]!.org_id;
-  await tx.run(sql`UPDATE jobs SET state = 'done', owner = NULL, lease_expires_at = NULL, finished_at = ${now} WHERE id IN (${sql.join(jobs.map((j) => j.id))})`);
-  const target = new Map(jobs.map((j) => [j.scope, Number(j.target_revision)]));
-  const pending = await tx.all<CarriedChange & { job_scope: string }>(
-    sql`SELECT revision, direction, tier, decided_at, slo_ms, job_scope FROM changes
-      WHERE org_id = ${org} AND effective_at IS NULL AND job_scope IN (${sql.join([...target.keys()])})`,
-  );
-  const carried = pending.filter((c) => Number(c.revision) <= target.get(c.job_scope)!);
-  if (carried.length === 0) return [];
+  const target = sql`CASE job_scope ${sql.join(jobs.map((j) => sql`WHEN ${j.scope} THEN CAST(${Number(j.target_revision)} AS BIGINT)`), sql` `)} END`;
   const rowsOf = (column: 'rows_added' | 'rows_removed') =>
     sql`CASE job_id ${sql.join(jobs.map((j) => sql`WHEN ${j.id} THEN CAST(${Number(j[column])} AS BIGINT)`), sql` `)} ELSE ${sql.raw(column)} END`;
-  await tx.run(
-    sql`UPDATE changes SET effective_at = ${now}, rows_added = ${rowsOf('rows_added')}, rows_removed = ${rowsOf('rows_removed')}
-      WHERE org_id = ${org} AND revision IN (${sql.join(carried.map((c) => Number(c.revision)))})`,
+  return sql`UPDATE changes SET effective_at = ${now}, rows_added = ${rowsOf('rows_added')}, rows_removed = ${rowsOf('rows_removed')}
+      WHERE org_id = ${org} AND effective_at IS NULL AND job_scope IN (${sql.join(jobs.map((j) => j.scope))}) AND revision <= ${target}
+      RETURNING revision, direction, tier, decided_at, slo_ms`;
+}
+
+/**
+ * Checkpoints and finishes jobs whose whole work was one batch (single-subject jobs run together):
+ * `checkpointJobs` then `finishJobs`, the same rows. On PostgreSQL one statement (data-modifying
+ * CTEs: the batch logs, the jobs advanced and done, the carried changes effective — none reads what
+ * another writes; the row counts come from `entries`); on SQLite, whose statements cost no round
+ * trip, the two in turn. Returns the changes that became effective.
+ */
+export async function completeJobs(tx: Sql, entries: readonly BatchEntry[], owner: string, now: number, leaseMs: number): Promise<CarriedChange[]> {
+  if (entries.length === 0) return [];
+  if (tx.dialect !== 'postgres') return finishJobs(tx, await checkpointJobs(tx, entries, owner, now, leaseMs), now);
+  const totals = entries.map((e) => ({ ...e.job, rows_added: e.job.rows_added + e.added, rows_removed: e.job.rows_removed + e.removed }));
+  return tx.all<CarriedChange>(
+    sql`WITH logged AS (${batchLog(entries, owner, now)}),
+             done AS (UPDATE jobs SET ${advanced(entries)}, ${finished(now)} WHERE id IN (${sql.join(entries.map((e) => e.job.id))}))
+        ${carriedEffective(totals, now)}`,
   );
-  return carried;
 }
 
 /** Extends the lease if this worker still owns the job; false means it was taken over. */

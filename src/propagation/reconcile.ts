@@ -13,7 +13,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Tracing } from '../observability/tracing.ts';
 import { deleteEffective, deleteEffectiveBySubject, insertDesired, insertDesiredBySubject } from '../derivation/read-model.ts';
 import { notDerived } from '../derivation/rule.ts';
-import { checkpointJobs, fenceJobs, finishJobs, LeaseLost, type CarriedChange, type JobRow } from './queue.ts';
+import { checkpointJobs, completeJobs, fenceJobs, fenceJobsOf, finishJobs, LeaseLost, type CarriedChange, type JobRow } from './queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
 import { parseScope, scopeFilter, subjectStreams, type Scope } from './scope.ts';
 import { lockForWrite } from '../storage/locks.ts';
@@ -119,8 +119,9 @@ async function applyBatch(env: BatchEnv, tx: Sql, jobId: string, owner: string, 
  * job's creation (its first carried change); enforced then too where checks verify, which is when
  * the policy write committed.
  */
-function recordBatchEvents(env: BatchEnv, tx: Sql, job: JobRow, jobOf: ReadonlyMap<string, string> | undefined, traceParent: string | undefined) {
+function recordBatchEvents(env: BatchEnv, tx: Sql, job: JobRow, jobOf: ReadonlyMap<string, string> | undefined, traceParent: string | undefined, recording?: boolean) {
   return recordEvents(tx, {
+    ...(recording === undefined ? {} : { recording }),
     org: job.org_id,
     decidedAt: Number(job.created_at),
     enforcedAt: Number(job.created_at),
@@ -185,21 +186,15 @@ export async function runSubjectJobs(env: BatchEnv, jobs: JobRow[], owner: strin
   const results = await traced(env, jobs, (traceParent) => env.db.transaction(async (tx) => {
     await lockOrganization(env, tx, org, jobs.map((j) => parseScope(j.scope).id));
     const now = env.now();
-    const owned = await fenceJobs(tx, jobs.map((j) => j.id), owner);
+    const { owned, recording } = await fenceJobsOf(tx, org, jobs.map((j) => j.id), owner);
     const live = jobs.filter((j) => owned.has(j.id)).map((j) => ({ job: owned.get(j.id)!, subject: parseScope(j.scope).id }));
     if (live.length === 0) return jobs.map(() => 'lost' as const);
 
     const { added, removed } = await reconcileSubjects(tx, org, live.map((l) => l.subject));
-    await recordBatchEvents(env, tx, live[0]!.job, new Map(live.map((l) => [l.subject, l.job.id])), traceParent);
+    await recordBatchEvents(env, tx, live[0]!.job, new Map(live.map((l) => [l.subject, l.job.id])), traceParent, recording);
     const rowsOf = (subject: string) => ({ added: added.get(subject) ?? 0, removed: removed.get(subject) ?? 0 });
-    const checkpointed = await checkpointJobs(
-      tx,
-      live.map((l) => ({ job: l.job, first: l.subject, last: l.subject, members: 1, ...rowsOf(l.subject), startedAt: now })),
-      owner,
-      now,
-      leaseMs,
-    );
-    recordLags(env, await finishJobs(tx, checkpointed, now), now);
+    const entries = live.map((l) => ({ job: l.job, first: l.subject, last: l.subject, members: 1, ...rowsOf(l.subject), startedAt: now }));
+    recordLags(env, await completeJobs(tx, entries, owner, now, leaseMs), now);
     return jobs.map((j) => {
       const l = live.find((x) => x.job.id === j.id);
       return l ? { finished: true, members: 1, ...rowsOf(l.subject) } : ('lost' as const);

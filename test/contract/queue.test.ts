@@ -3,7 +3,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createLockstep } from '../../src/app.ts';
 import { pruneDoneJobs } from '../../src/propagation/queue.ts';
 import { createWorker } from '../../src/propagation/worker.ts';
-import type { Database } from '../../src/storage/database.ts';
+import type { Database, Sql } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 
 describeEachEngine('job retention', (engine) => {
@@ -95,5 +95,48 @@ describeEachEngine('job retention', (engine) => {
     expect((await ls.listJobs({ org: 'm', states: ['done'] })).length).toBe(20);
     expect((await ls.readModel('m')).length).toBe(20);
     for (const c of (await ls.listChanges('m', { direction: 'grant' })).changes) expect(c.status).toBe('effective');
+  });
+
+  it('a batch of single-subject jobs runs a fixed handful of statements and leaves each job done, logged, and its changes effective with their rows', async () => {
+    const ls = createLockstep(db);
+    await ls.putOrganization('n', {});
+    await ls.putPermission('n', 'doc.read', { risk: 'standard' });
+    await ls.putRole('n', 'reader', { permissions: ['doc.read'] });
+    for (const d of ['d1', 'd2']) await ls.putResource('n', 'doc', d, {});
+    await ls.putGroup('n', 'g', {});
+    for (const d of ['d1', 'd2']) await ls.createAssignment('n', { principal: 'group:g', role: 'reader', resource: `doc:${d}` });
+    for (let i = 0; i < 4; i++) await ls.putSubject('n', `u${i}`, { kind: 'user' });
+    await createWorker({ db }).drain();
+    for (let i = 0; i < 4; i++) await ls.addMember('n', 'g', `u${i}`);
+    // u0 again: removed and added back, coalesced into its pending job (three changes, one job).
+    await ls.removeMember('n', 'g', 'u0');
+    await ls.addMember('n', 'g', 'u0');
+    expect((await ls.listJobs({ org: 'n', states: ['pending'] })).length).toBe(4);
+
+    const batches: string[][] = [];
+    const rec = (tx: Sql, into: string[]): Sql => ({
+      ...tx,
+      all: (st, p) => (into.push(typeof st === 'string' ? st : st.parts.join('?')), tx.all(st, p)),
+      get: (st, p) => (into.push(typeof st === 'string' ? st : st.parts.join('?')), tx.get(st, p)),
+      run: (st, p) => (into.push(typeof st === 'string' ? st : st.parts.join('?')), tx.run(st, p)),
+    });
+    const watched: Database = { ...db, transaction: (fn) => db.transaction((tx) => fn(rec(tx, batches[batches.push([]) - 1]!))) };
+    expect(await createWorker({ db: watched, subjectJobs: 8 }).runOne()).toBe(true);
+    const batch = batches.find((b) => b.some((t) => t.includes('DELETE FROM effective_assignments')))!;
+    // PostgreSQL: the locks, the fence (with whether events are recorded), the two reconciling
+    // statements, and one for the batch logs, the jobs done and the carried changes effective.
+    // SQLite (no lock statement, no round trips): the last one as four.
+    expect(batch.length).toBe(engine.name === 'postgres' ? 5 : 7);
+
+    const jobs = await ls.listJobs({ org: 'n' });
+    const subjectJobs = jobs.filter((j) => j.scope.startsWith('subject:'));
+    expect(subjectJobs.length).toBe(4);
+    for (const j of subjectJobs) expect(j).toMatchObject({ state: 'done', owner: null, leaseExpiresAt: null, checkpoint: j.scope.slice(8), progress: { done: 1 }, batches: 1, rowsAdded: 2, rowsRemoved: 0 });
+    const logged = await db.all<{ job_id: string; seq: number; members: number; rows_added: number }>('SELECT job_id, seq, members, rows_added FROM job_batches WHERE job_id IN (' + subjectJobs.map((_, i) => `$${i + 1}`).join(', ') + ')', subjectJobs.map((j) => j.id));
+    expect(logged.map((l) => [Number(l.seq), Number(l.members), Number(l.rows_added)])).toEqual(subjectJobs.map(() => [1, 1, 2]));
+    const changes = (await ls.listChanges('n', {})).changes.filter((c) => c.kind.startsWith('membership.'));
+    expect(changes.length).toBe(6);
+    for (const c of changes) expect(c.status).toBe('effective');
+    expect((await ls.readModel('n')).length).toBe(8);
   });
 });
