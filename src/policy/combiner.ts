@@ -19,6 +19,13 @@
  * back to one — and a RELEASE per write would be one more round trip under the locks for nothing (a
  * released subtransaction's XID stays the top-level transaction's either way, so nesting keeps no
  * more of them).
+ *
+ * A write may leave its tail (a `Tail`: the statements that take the organization's row, which is
+ * then held to COMMIT) to the end of the shared transaction. The tails of subject-scoped writes run
+ * after every body of the batch, so the row is held for the tails alone, not from the first write's
+ * tail on — the bodies of another process's batch run meanwhile (docs/adr/0025-*). A write that
+ * overlaps a waiting tail's subjects, or locks the whole organization, runs those tails first: it
+ * sees everything the writes before it did, as alone.
  */
 import { LockstepError } from '../domain/errors.ts';
 import { ScimError } from '../scim/errors.ts';
@@ -77,17 +84,30 @@ function watched(tx: Sql, w: WriteState, before: (st: Statement) => Promise<void
   return { ...tx, get: wrap((st, p) => tx.get(st, p)), all: wrap((st, p) => tx.all(st, p)), run: wrap((st, p) => tx.run(st, p)) } as Sql;
 }
 
+/** What a write leaves to the end of its transaction: its tail (src/policy/write.ts). */
+export class Tail<T> {
+  constructor(readonly finish: () => Promise<T>) {}
+}
+
+/** A write's result, or its tail still to run. */
+export type Staged<T> = T | Tail<T>;
+
+/** `staged`'s result, its tail run now if it has one. */
+export const settle = async <T>(staged: Staged<T>): Promise<T> => (staged instanceof Tail ? staged.finish() : staged);
+
+type Run<T> = (tx: Sql, shared?: SharedTransaction) => Promise<Staged<T>>;
+
 interface Pending<T> {
   /** The write's lock set (src/storage/locks.ts): its subjects, or undefined for the organization. */
   subjects: readonly string[] | undefined;
-  run: (tx: Sql, shared?: SharedTransaction) => Promise<T>;
+  run: Run<T>;
   resolve: (v: T) => void;
   reject: (e: unknown) => void;
 }
 
 export interface Combiner {
   /** `run` is handed `shared` when it runs in a shared transaction, which took its locks already. */
-  submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, shared?: SharedTransaction) => Promise<T>): Promise<T>;
+  submit<T>(org: string, subjects: readonly string[] | undefined, run: Run<T>): Promise<T>;
 }
 
 /** An answer about the write itself (a 4xx: /v1's or SCIM's), not about the transaction it shares. */
@@ -113,13 +133,12 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
     }
   }
 
+  /** One write in a transaction of its own, its tail run at once. */
+  const alone = (p: Pending<unknown>) => db.transaction(async (tx) => settle(await p.run(tx))).then(p.resolve, p.reject);
+
   async function runBatch(org: string, batch: Pending<unknown>[]) {
-    if (batch.length === 1) {
-      // Nothing to share: a plain transaction, no savepoints.
-      const [p] = batch;
-      await db.transaction((tx) => p!.run(tx)).then(p!.resolve, p!.reject);
-      return;
-    }
+    // Nothing to share: a plain transaction, no savepoints.
+    if (batch.length === 1) return alone(batch[0]!);
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
       await db.transaction(async (tx) => {
@@ -129,7 +148,17 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
         const locks = unionOfLocks(batch.map((p) => p.subjects));
         const memo = new Map<string, unknown>();
         await lockForWrite(tx, org, locks);
-        for (const p of batch) {
+        // Tails left to the end, in the order of their writes, and the subjects their writes lock.
+        let waiting: { i: number; tail: Tail<unknown> }[] = [];
+        const held = new Set<string>();
+        const runTails = async () => {
+          for (const { i, tail } of waiting) outcomes[i] = { ok: true, value: await tail.finish() };
+          waiting = [];
+          held.clear();
+        };
+        for (const [i, p] of batch.entries()) {
+          const subjects = p.subjects;
+          if (subjects === undefined || subjects.some((s) => held.has(s))) await runTails();
           const w: WriteState = { savepoint: false, bare: false };
           const guarded = watched(tx, w, async (st) => {
             if (w.savepoint || onlyReads(st)) return;
@@ -140,20 +169,28 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
             if (!w.savepoint && !onlyReads(st)) w.bare = true;
           });
           try {
-            const value = await p.run(guarded, { locks, memo, unguarded });
-            outcomes.push({ ok: true, value });
+            const staged = await p.run(guarded, { locks, memo, unguarded });
+            // An organization-wide write's tail runs at once (every later write would have to
+            // wait for it anyway).
+            const value = subjects === undefined ? await settle(staged) : staged;
+            if (value instanceof Tail) {
+              waiting.push({ i, tail: value });
+              for (const s of subjects!) held.add(s);
+            } else outcomes[i] = { ok: true, value };
           } catch (error) {
             // A rejected write (bad input, unknown object…) rolls back alone; anything else (a
             // lost connection, a deadlock) aborts the batch and every write in it is retried alone,
-            // and so does a rejected one that changed something no savepoint covers.
+            // and so does a rejected one that changed something no savepoint covers — or a tail
+            // that fails, whose write's body is past rolling back.
             if (!rejected(error) || w.bare) throw error;
             if (w.savepoint) await tx.run('ROLLBACK TO SAVEPOINT lockstep_write');
-            outcomes.push({ ok: false, error });
+            outcomes[i] = { ok: false, error };
           }
         }
+        await runTails();
       });
     } catch {
-      for (const p of batch) await db.transaction((tx) => p.run(tx)).then(p.resolve, p.reject);
+      for (const p of batch) await alone(p);
       return;
     }
     batch.forEach((p, i) => {
@@ -164,7 +201,7 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
   }
 
   return {
-    submit<T>(org: string, subjects: readonly string[] | undefined, run: (tx: Sql, shared?: SharedTransaction) => Promise<T>): Promise<T> {
+    submit<T>(org: string, subjects: readonly string[] | undefined, run: Run<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         let queue = queues.get(org);
         if (!queue) queues.set(org, (queue = []));

@@ -21,7 +21,7 @@ import { lockForWrite } from '../storage/locks.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueStatement, JOBS_CHANNEL } from '../propagation/queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
-import type { Combiner, SharedTransaction } from './combiner.ts';
+import { settle, Tail, type Combiner, type SharedTransaction, type Staged } from './combiner.ts';
 import type { Tracing } from '../observability/tracing.ts';
 
 /**
@@ -121,7 +121,9 @@ async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<
   for (let attempt = 1; ; attempt++) {
     try {
       const once = (tx: Sql, shared?: SharedTransaction) => writeOnce(env, spec, tx, command, traceParent, shared);
-      const result = await (env.combiner ? env.combiner.submit(spec.org, lockSet(env, spec), once) : env.db.transaction((tx) => once(tx)));
+      const result = await (env.combiner
+        ? env.combiner.submit(spec.org, lockSet(env, spec), once)
+        : env.db.transaction(async (tx) => settle(await once(tx))));
       if (result.propagation.status === 'pending') env.onEnqueued?.();
       return result;
     } catch (e) {
@@ -162,7 +164,12 @@ async function frameRow(tx: Sql, org: string, shared: SharedTransaction | undefi
   return row;
 }
 
-async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined, shared: SharedTransaction | undefined): Promise<Written<O>> {
+/**
+ * One attempt in `tx`: the locks (unless taken), the command and the decision; then the tail — the
+ * command's source change where the tail carries it, the fan-out or the job, the revision, the change
+ * log and the delivery events — as a `Tail` its caller runs, in the same transaction.
+ */
+async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined, shared: SharedTransaction | undefined): Promise<Staged<Written<O>>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
   // A group commit took the union of its writes' locks already (in one order: no deadlock).
@@ -192,103 +199,108 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
   const policy = row?.policy ? parsePolicy(JSON.parse(row.policy), env.defaultPolicy) : env.defaultPolicy;
   const decision = decide(policy, direction, tier, fanout?.rows ?? 0);
 
-  const inline = fanout && decision.mode === 'sync' ? fanout : null;
-  // The transactional outbox: a job for the fan-out, committed with the write (or coalesced into its
-  // scope's pending one).
-  const enqueue = fanout && !inline ? enqueueStatement({ org: spec.org, scope: fanout.scope, direction, priority: decision.priority, revision: revisionValue, now: env.now(), newId: env.newId, traceParent }) : null;
-  // PostgreSQL: the inline fan-out (when it is one statement) or the enqueue runs as a data-modifying
-  // CTE of the change-log INSERT below — one round trip for the write's tail, not two or three.
-  // Otherwise they run here, first.
-  const cte = inline && tx.dialect === 'postgres' ? fanoutAsCte(inline) : null;
-  const fuseJob = enqueue !== null && tx.dialect === 'postgres';
-  // The command's source change joins the tail unless the tail's fan-out reads the source rows
-  // (a data-modifying CTE's siblings see the snapshot from before it).
-  const fuseSource = outcome.source !== undefined && postgres && inline === null;
-  if (outcome.source && !fuseSource) await own.run(outcome.source);
-  const source = fuseSource ? sql`source AS (${outcome.source!}), ` : sql.empty;
-  let added = 0;
-  let removed = 0;
-  let jobId: string | null = null;
-  if (inline && !cte) ({ added, removed } = await applyFanout(own, inline));
-  if (enqueue && !fuseJob) {
-    jobId = (await own.get<{ id: string }>(enqueue))!.id;
-    // Wake workers in other processes when this commits (PostgreSQL NOTIFY is transactional).
-    if (env.db.notifySql) await own.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
-  }
-  const effectiveAt = enqueue === null ? env.now() : null;
-  const committedAt = effectiveAt ?? env.now();
-  const kind = outcome.kind ?? spec.kind;
-  const logChange = (rowsAdded: SqlFragment | number, rowsRemoved: SqlFragment | number, job: SqlFragment | string | null) =>
-    sql`INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at,
-                             rows_added, rows_removed, slo_ms, job_scope, job_id, committed_at)
-        VALUES (${sql.join([
-          spec.org,
-          revisionValue,
-          kind,
-          direction,
-          tier === null ? null : rank,
-          decision.mode,
-          spec.ctx?.actor ?? null,
-          spec.ctx?.requestId ?? null,
-          JSON.stringify(outcome.body ?? spec.body ?? null),
-          outcome.decidedAt ?? decidedAt,
-          effectiveAt,
-        ])}, ${rowsAdded}, ${rowsRemoved}, ${sql.join([decision.sloMs, enqueue === null ? null : fanout!.scope])}, ${job}, ${committedAt})`;
-  const bump = postgres
-    ? sql`UPDATE organizations SET revision = revision + 1 WHERE id = ${spec.org} RETURNING revision`
-    : sql`UPDATE organizations SET revision = ${current + 1} WHERE id = ${spec.org}`;
-  let revision = current + 1;
-  const returned = (r: { revision: number } | undefined) => {
-    if (!r) throw new Error(`organization '${spec.org}' has no row to take a revision from`);
-    revision = Number(r.revision);
-  };
-  if (cte) {
-    // The fan-out, the revision and the change log in one statement. Its parts share one snapshot,
-    // and none reads what another writes (the fan-out reads the source rows, written before it).
-    const count = sql`(SELECT COUNT(*) FROM fanout_rows)`;
-    returned(
-      await own.get<{ revision: number }>(
-        sql`WITH bump AS (${bump}), fanout_rows AS (${cte.body})
-            ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0, null)} RETURNING revision`,
-      ),
-    );
-  } else if (fuseJob) {
-    // The job, the revision, the change log naming the job, and the NOTIFY that wakes workers in
-    // other processes when this commits (transactional): one statement.
-    returned(
-      await own.get<{ revision: number }>(
-        sql`WITH ${source}bump AS (${bump}), job AS (${enqueue!})
-            ${logChange(added, removed, sql`(SELECT id FROM job)`)} RETURNING revision, pg_notify(${JOBS_CHANNEL}, ${spec.org}) AS notified`,
-      ),
-    );
-  } else if (postgres) {
-    returned(await own.get<{ revision: number }>(sql`WITH ${source}bump AS (${bump}) ${logChange(added, removed, jobId)} RETURNING revision`));
-  } else {
-    // SQLite has no data-modifying CTEs; its statements cost no round trip.
-    await own.run(bump);
-    await own.run(logChange(added, removed, jobId));
-  }
-  // Delivery events of this change, from its read-model diff, in this transaction (the outbox).
-  await recordEvents(own, {
-    org: spec.org,
-    revision,
-    kind,
-    body: outcome.body ?? spec.body,
-    decidedAt,
-    enforcedAt: committedAt,
-    now: committedAt,
-    traceParent,
-    ...(outcome.recording === undefined ? {} : { recording: outcome.recording }),
+  // The tail: everything from here on runs when the transaction's combiner says (at once, or after
+  // the other writes' bodies of a group commit: src/policy/combiner.ts), still in this transaction.
+  // It reads nothing a later write of another subject changes (docs/adr/0025-*).
+  return new Tail(async () => {
+    const inline = fanout && decision.mode === 'sync' ? fanout : null;
+    // The transactional outbox: a job for the fan-out, committed with the write (or coalesced into its
+    // scope's pending one).
+    const enqueue = fanout && !inline ? enqueueStatement({ org: spec.org, scope: fanout.scope, direction, priority: decision.priority, revision: revisionValue, now: env.now(), newId: env.newId, traceParent }) : null;
+    // PostgreSQL: the inline fan-out (when it is one statement) or the enqueue runs as a data-modifying
+    // CTE of the change-log INSERT below — one round trip for the write's tail, not two or three.
+    // Otherwise they run here, first.
+    const cte = inline && tx.dialect === 'postgres' ? fanoutAsCte(inline) : null;
+    const fuseJob = enqueue !== null && tx.dialect === 'postgres';
+    // The command's source change joins the tail unless the tail's fan-out reads the source rows
+    // (a data-modifying CTE's siblings see the snapshot from before it).
+    const fuseSource = outcome.source !== undefined && postgres && inline === null;
+    if (outcome.source && !fuseSource) await own.run(outcome.source);
+    const source = fuseSource ? sql`source AS (${outcome.source!}), ` : sql.empty;
+    let added = 0;
+    let removed = 0;
+    let jobId: string | null = null;
+    if (inline && !cte) ({ added, removed } = await applyFanout(own, inline));
+    if (enqueue && !fuseJob) {
+      jobId = (await own.get<{ id: string }>(enqueue))!.id;
+      // Wake workers in other processes when this commits (PostgreSQL NOTIFY is transactional).
+      if (env.db.notifySql) await own.get(env.db.notifySql, [JOBS_CHANNEL, spec.org]);
+    }
+    const effectiveAt = enqueue === null ? env.now() : null;
+    const committedAt = effectiveAt ?? env.now();
+    const kind = outcome.kind ?? spec.kind;
+    const logChange = (rowsAdded: SqlFragment | number, rowsRemoved: SqlFragment | number, job: SqlFragment | string | null) =>
+      sql`INSERT INTO changes (org_id, revision, kind, direction, tier, mode, actor, request_id, body, decided_at, effective_at,
+                               rows_added, rows_removed, slo_ms, job_scope, job_id, committed_at)
+          VALUES (${sql.join([
+            spec.org,
+            revisionValue,
+            kind,
+            direction,
+            tier === null ? null : rank,
+            decision.mode,
+            spec.ctx?.actor ?? null,
+            spec.ctx?.requestId ?? null,
+            JSON.stringify(outcome.body ?? spec.body ?? null),
+            outcome.decidedAt ?? decidedAt,
+            effectiveAt,
+          ])}, ${rowsAdded}, ${rowsRemoved}, ${sql.join([decision.sloMs, enqueue === null ? null : fanout!.scope])}, ${job}, ${committedAt})`;
+    const bump = postgres
+      ? sql`UPDATE organizations SET revision = revision + 1 WHERE id = ${spec.org} RETURNING revision`
+      : sql`UPDATE organizations SET revision = ${current + 1} WHERE id = ${spec.org}`;
+    let revision = current + 1;
+    const returned = (r: { revision: number } | undefined) => {
+      if (!r) throw new Error(`organization '${spec.org}' has no row to take a revision from`);
+      revision = Number(r.revision);
+    };
+    if (cte) {
+      // The fan-out, the revision and the change log in one statement. Its parts share one snapshot,
+      // and none reads what another writes (the fan-out reads the source rows, written before it).
+      const count = sql`(SELECT COUNT(*) FROM fanout_rows)`;
+      returned(
+        await own.get<{ revision: number }>(
+          sql`WITH bump AS (${bump}), fanout_rows AS (${cte.body})
+              ${logChange(cte.counts === 'added' ? count : 0, cte.counts === 'removed' ? count : 0, null)} RETURNING revision`,
+        ),
+      );
+    } else if (fuseJob) {
+      // The job, the revision, the change log naming the job, and the NOTIFY that wakes workers in
+      // other processes when this commits (transactional): one statement.
+      returned(
+        await own.get<{ revision: number }>(
+          sql`WITH ${source}bump AS (${bump}), job AS (${enqueue!})
+              ${logChange(added, removed, sql`(SELECT id FROM job)`)} RETURNING revision, pg_notify(${JOBS_CHANNEL}, ${spec.org}) AS notified`,
+        ),
+      );
+    } else if (postgres) {
+      returned(await own.get<{ revision: number }>(sql`WITH ${source}bump AS (${bump}) ${logChange(added, removed, jobId)} RETURNING revision`));
+    } else {
+      // SQLite has no data-modifying CTEs; its statements cost no round trip.
+      await own.run(bump);
+      await own.run(logChange(added, removed, jobId));
+    }
+    // Delivery events of this change, from its read-model diff, in this transaction (the outbox).
+    await recordEvents(own, {
+      org: spec.org,
+      revision,
+      kind,
+      body: outcome.body ?? spec.body,
+      decidedAt,
+      enforcedAt: committedAt,
+      now: committedAt,
+      traceParent,
+      ...(outcome.recording === undefined ? {} : { recording: outcome.recording }),
+    });
+    return {
+      revision,
+      changed: true,
+      propagation:
+        effectiveAt === null
+          ? { mode: 'async', status: 'pending', ...(decision.reason ? { reason: decision.reason } : {}) }
+          : { mode: 'sync', status: 'effective', effectiveAt: new Date(effectiveAt).toISOString() },
+      outcome,
+    };
   });
-  return {
-    revision,
-    changed: true,
-    propagation:
-      effectiveAt === null
-        ? { mode: 'async', status: 'pending', ...(decision.reason ? { reason: decision.reason } : {}) }
-        : { mode: 'sync', status: 'effective', effectiveAt: new Date(effectiveAt).toISOString() },
-    outcome,
-  };
 }
 
 /** The subjects a write locks (undefined: the whole organization). */
