@@ -22,7 +22,7 @@
  * reports (a committed-revision watermark); it assumes that state is a prefix of the revision order.
  */
 import { DEFAULT_POLICY, parsePolicy } from '../../src/domain/propagation.ts';
-import { applyCommand, oracleCheck, type Command, type OracleState } from '../../src/domain/oracle.ts';
+import { applyCommand, grantingRows, oracleCheck, type Command, type OracleState } from '../../src/domain/oracle.ts';
 
 /** A history write: an oracle command, or a propagation-policy write (which the oracle does not model). */
 export type HistoryCommand = Command | { kind: 'putPropagationPolicy'; org: string; policy: unknown };
@@ -251,6 +251,8 @@ export function judgeHistory(input: HistoryInput): Verdict {
       return o.ok ? o.allowed : null;
     };
     const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+    /** The derivations (assignment, group) that grant the check at revision `r`. */
+    const granting = (r: number) => grantingRows(at(r)!, org, c.subject, c.permission, c.resource).map((g) => `assignment ${g.assignment} (group ${g.group ?? '-'})`);
     count(`check ${c.mode} ${allowed ? 'allowed' : 'denied'}`);
     if (allowed) {
       if (!range(lo, hi).some((r) => says(r) === true)) {
@@ -260,10 +262,15 @@ export function judgeHistory(input: HistoryInput): Verdict {
     } else if (c.mode === 'fully_consistent') {
       if (range(lo, hi).every((r) => says(r) === true)) violations.push(`fully_consistent denied, but the oracle allows at every revision in [${lo}, ${hi}]: ${showCheck(c)}`);
     } else if (c.mode === 'at_least_as_fresh' && c.requested !== undefined) {
-      // grants up to the requested revision must be visible; later ones may lag
+      // Grants up to the requested revision must be visible; later ones may lag. So a deny is wrong
+      // where one derivation grants at every revision from the requested one to the last the check
+      // could have seen: committed by then and revoked by nothing after. An allow that only holds
+      // because a later grant replaced a revoked one (one assignment revoked at once, another
+      // granted asynchronously) may be denied meanwhile.
       const from = Math.max(c.requested, base);
-      if (from <= hi && range(from, hi).every((r) => says(r) === true)) {
-        violations.push(`at_least_as_fresh denied, but the oracle allows at every revision in [${from}, ${hi}]: ${showCheck(c)}`);
+      const held = from <= hi ? range(from + 1, hi).reduce((keep, r) => keep.filter((k) => granting(r).includes(k)), granting(from)) : [];
+      if (held.length > 0) {
+        violations.push(`at_least_as_fresh denied, but ${held[0]} grants at every revision in [${from}, ${hi}]: ${showCheck(c)}`);
       }
     }
   }
