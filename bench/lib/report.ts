@@ -241,16 +241,16 @@ function multiServeSection(res: BenchResults): string[] {
   const rows = res.scenarios.multiServe ?? [];
   const out = ['## 8. Several serve processes, one organization', ''];
   out.push(
-    `1, 2 and 4 real \`lockstep serve\` processes (\`--port 0 --workers 1\`) on one store (a fresh PostgreSQL schema; one SQLite file in WAL mode); ${num(res.sizes.httpConnections)} closed-loop HTTP clients in all, spread over the processes, each toggling the membership of \`team\` (3 assignments) for subjects of its own, ${res.sizes.seconds} s measured after a warm-up. "vs 1" is changes/s ÷ the 1-process figure of the same engine and policy. Probe: checks through another process, at_least_as_fresh at the write's revision — stale allows (after a revocation) and missed grants (after a grant) must be 0. Drift: after the queue drained, read model vs a full recompute (missing / extra), and stored memberships vs the answers the clients got. CPU: cores busy during the measured window, the serve processes together and this load generator (the database server's own is not counted) — on a machine of ${num(res.machine.cores)} cores, more processes than cores cannot add CPU.`,
+    `1, 2 and 4 real \`lockstep serve\` processes (\`--port 0 --workers 1\`) on one store (a fresh PostgreSQL schema; one SQLite file in WAL mode); ${num(res.sizes.httpConnections)} closed-loop HTTP clients in all, spread over the processes, each toggling the membership of \`team\` (3 assignments) for subjects of its own, ${res.sizes.seconds} s measured after a warm-up. "vs 1" is changes/s ÷ the 1-process figure of the same engine and policy. Probe: checks through another process, at_least_as_fresh at the write's revision — stale allows (after a revocation) and missed grants (after a grant) must be 0. Drift: after the queue drained, read model vs a full recompute (missing / extra), and stored memberships vs the answers the clients got. CPU: cores busy during the measured window — the serve processes together, this load generator, and the whole machine (everything on it, the database server included: where it is near ${num(res.machine.cores)}, the machine's cores are the limit and more processes cannot add throughput).`,
     '',
   );
   out.push(
     table(
-      ['system', 'processes', 'changes/s', 'vs 1', 'write p50', 'write p99', 'changes', 'serve CPU', 'client CPU', 'errors', 'probes', 'stale allows', 'missed grants', 'probe 503', 'settle', 'drift missing / extra', 'membership mismatch'],
+      ['system', 'processes', 'changes/s', 'vs 1', 'write p50', 'write p99', 'changes', 'serve CPU', 'client CPU', 'machine CPU', 'errors', 'probes', 'stale allows', 'missed grants', 'probe 503', 'settle', 'drift missing / extra', 'membership mismatch'],
       rows.map((r) =>
         r.notRun
-          ? [name(r), num(r.processes), NR(r), '', '', '', '', '', '', '', '', '', '', '', '', '', '']
-          : [name(r), num(r.processes), num(r.perSecond), r.vsOne === undefined ? '–' : `${r.vsOne.toFixed(2)}×`, ms(r.writes?.p50), ms(r.writes?.p99), num(r.changes), num(r.serveCpu, 2), num(r.clientCpu, 2), `${num(r.errors)}${r.firstError ? ` (${r.firstError})` : ''}`, num(r.probes), num(r.staleAllows), num(r.missedGrants), num(r.probeUnavailable), ms(r.settleMs), `${num(r.drift?.missing)} / ${num(r.drift?.extra)}`, num(r.membershipMismatch)],
+          ? [name(r), num(r.processes), NR(r), '', '', '', '', '', '', '', '', '', '', '', '', '', '', '']
+          : [name(r), num(r.processes), num(r.perSecond), r.vsOne === undefined ? '–' : `${r.vsOne.toFixed(2)}×`, ms(r.writes?.p50), ms(r.writes?.p99), num(r.changes), num(r.serveCpu, 2), num(r.clientCpu, 2), num(r.machineCpu, 2), `${num(r.errors)}${r.firstError ? ` (${r.firstError})` : ''}`, num(r.probes), num(r.staleAllows), num(r.missedGrants), num(r.probeUnavailable), ms(r.settleMs), `${num(r.drift?.missing)} / ${num(r.drift?.extra)}`, num(r.membershipMismatch)],
       ),
     ),
   );

@@ -54,6 +54,8 @@ export interface MultiServeRow {
   /** CPU the serve processes (together) and this load generator used in the measured window, in cores (Linux /proc; absent elsewhere) */
   serveCpu?: number;
   clientCpu?: number;
+  /** CPU the whole machine used in the measured window, in cores: everything, the database server included (Linux /proc/stat) */
+  machineCpu?: number;
   /** after the run: queue drained in settleMs; drift = read model vs a full recompute */
   settleMs?: number;
   failedJobs?: number;
@@ -131,6 +133,20 @@ function cpuSeconds(pid: number | undefined): number | undefined {
     return undefined;
   }
 }
+/**
+ * CPU time the whole machine spent busy (every process, the database server's included), in
+ * seconds (from /proc/stat's first line: all but idle and iowait; undefined where there is none).
+ */
+function machineBusySeconds(): number | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (clock ticks, 100/s on Linux)
+    return f.slice(0, 8).reduce((a, x, i) => (i === 3 || i === 4 ? a : a + x), 0) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 const serveCpuSeconds = (serves: Serve[]) => {
   const xs = serves.map((s) => cpuSeconds(s.child.pid));
   return xs.some((x) => x === undefined) ? undefined : xs.reduce<number>((a, x) => a + x!, 0);
@@ -269,10 +285,12 @@ async function drive(ctx: Ctx, store: Store, serves: Serve[], member: boolean[],
   measuring = true;
   const t0 = performance.now();
   const cpu0 = serveCpuSeconds(serves);
+  const busy0 = machineBusySeconds();
   const own0 = process.cpuUsage();
   await sleep(size.seconds * 1000);
   const elapsed = (performance.now() - t0) / 1000;
   const cpu1 = serveCpuSeconds(serves);
+  const busy1 = machineBusySeconds();
   const own = process.cpuUsage(own0);
   stop = true;
   await Promise.all(running);
@@ -299,6 +317,7 @@ async function drive(ctx: Ctx, store: Store, serves: Serve[], member: boolean[],
     writes: summarize(writes),
     ...(cpu0 !== undefined && cpu1 !== undefined ? { serveCpu: round((cpu1 - cpu0) / elapsed, 2) } : {}),
     clientCpu: round((own.user + own.system) / 1e6 / elapsed, 2),
+    ...(busy0 !== undefined && busy1 !== undefined ? { machineCpu: round((busy1 - busy0) / elapsed, 2) } : {}),
     errors,
     ...(firstError ? { firstError } : {}),
     probes,

@@ -182,6 +182,9 @@ describe('lockstep bench --smoke', () => {
           const r = rows.find((x) => x.system === s && x.engine === e && at(x) && !x.notRun);
           if (!r) continue;
           if (n > 1) expect(typeof r.vsOne, `${s} (${e}) ${n} processes: ratio to 1`).toBe('number');
+          // The machine's CPU in the window (Linux): at least what the serve processes used, at most every core.
+          if (typeof r.serveCpu === 'number') expect(r.machineCpu as number, `${s} (${e}) ${n} processes: machine CPU`).toBeGreaterThanOrEqual((r.serveCpu as number) * 0.9);
+          if (typeof r.machineCpu === 'number') expect(r.machineCpu).toBeLessThanOrEqual(res.machine.cores * 1.05);
           // The safety figures the scenario exists to show (not times): nothing stale, nothing lost.
           // (A failed write is counted in errors and its subject left out of the comparison.)
           expect(typeof r.errors).toBe('number');
