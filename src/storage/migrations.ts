@@ -8,6 +8,7 @@
  * schema that exists only under a condition of the data (migration 022: the delivery diff triggers).
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { LockstepError } from '../domain/errors.ts';
 import { inPackage } from '../runtime/package-root.ts';
 import type { Dialect, Sql } from './database.ts';
 import { syncDiffTriggers } from './diff-triggers.ts';
@@ -44,3 +45,22 @@ export function loadMigrations(dialect: Dialect): Migration[] {
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
   version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`;
+
+/**
+ * Refuses a store that a newer Lockstep migrated: a process must not serve (or migrate) a schema
+ * it does not know — it could miss what a later migration made its writes' duty (since migration
+ * 022 the delivery diff triggers exist only while a stream does, and the process that starts a
+ * stream creates them: an older one would start streams that record nothing). Every process of
+ * a store is upgraded before, or with, the first one that migrates it.
+ */
+export function refuseNewerStore(applied: readonly { version: number; name: string }[], known: readonly Migration[]): void {
+  const versions = new Set(known.map((m) => m.version));
+  const unknown = applied.filter((m) => !versions.has(Number(m.version))).sort((a, b) => Number(a.version) - Number(b.version));
+  if (unknown.length === 0) return;
+  const newest = Math.max(...versions);
+  throw new LockstepError(
+    'UNAVAILABLE',
+    `the store was migrated by a newer Lockstep: it has migration ${unknown.map((m) => m.name).join(', ')}, which this version (migrations up to ${String(newest).padStart(3, '0')}) does not know; run this store with that version or a later one`,
+    { meta: { unknown: unknown.map((m) => Number(m.version)), newestKnown: newest } },
+  );
+}

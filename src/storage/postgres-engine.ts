@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Database, Sql, Statement } from './database.ts';
 import { wrapStorageError } from './errors.ts';
-import { loadMigrations, MIGRATIONS_TABLE } from './migrations.ts';
+import { loadMigrations, MIGRATIONS_TABLE, refuseNewerStore } from './migrations.ts';
 import { compileStatement } from './sql.ts';
 
 // BIGINT columns hold revisions, counts and epoch milliseconds: all well inside 2^53.
@@ -182,9 +182,12 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
         // One migrator at a time across processes.
         await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
         await client.query(MIGRATIONS_TABLE);
-        const done = new Set((await client.query('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+        const rows = (await client.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations')).rows;
+        const migrations = loadMigrations('postgres');
+        refuseNewerStore(rows, migrations);
+        const done = new Set(rows.map((r) => Number(r.version)));
         const applied: number[] = [];
-        for (const m of loadMigrations('postgres')) {
+        for (const m of migrations) {
           if (done.has(m.version) || m.version > (opts?.through ?? Infinity)) continue;
           await client.query('BEGIN');
           try {

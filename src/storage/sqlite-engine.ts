@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Database, Sql, Statement as Query } from './database.ts';
 import { wrapStorageError } from './errors.ts';
-import { loadMigrations, MIGRATIONS_TABLE } from './migrations.ts';
+import { loadMigrations, MIGRATIONS_TABLE, refuseNewerStore } from './migrations.ts';
 import { compileStatement } from './sql.ts';
 
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -179,9 +179,12 @@ export function openSqlite(path: string): Database {
     },
     async migrate(opts) {
       db.exec(MIGRATIONS_TABLE);
-      const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+      const rows = db.prepare('SELECT version, name FROM schema_migrations').all() as { version: number; name: string }[];
+      const migrations = loadMigrations('sqlite');
+      refuseNewerStore(rows, migrations);
+      const done = new Set(rows.map((r) => r.version));
       const applied: number[] = [];
-      for (const m of loadMigrations('sqlite')) {
+      for (const m of migrations) {
         if (done.has(m.version) || m.version > (opts?.through ?? Infinity)) continue;
         await database.transaction(async (tx) => {
           db.exec(m.sql);
