@@ -18,6 +18,7 @@ import { SYNC_POLICY } from '../../src/domain/propagation.ts';
 import { createCombiner, Tail } from '../../src/policy/combiner.ts';
 import type { Database, Sql } from '../../src/storage/database.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
+import { readerWorld } from '../helpers/lockstep-suite.ts';
 
 describeEachEngine('deferred tails', (engine) => {
   let db: Database;
@@ -116,14 +117,8 @@ describeEachEngine('deferred tails', (engine) => {
   it('many concurrent writes with a stream recording: each subject’s event carries its write’s revision', async () => {
     const ls = createLockstep(db, { defaultPolicy: SYNC_POLICY });
     const org = 'tails_events';
-    await ls.putOrganization(org, {});
-    await ls.putPermission(org, 'doc.read', { risk: 'standard' });
-    await ls.putRole(org, 'viewer', { permissions: ['doc.read'] });
-    await ls.putResource(org, 'doc', '1', {});
-    await ls.putGroup(org, 'g', {});
-    await ls.createAssignment(org, { principal: 'group:g', role: 'viewer', resource: 'doc:1' });
     const subjects = Array.from({ length: 24 }, (_, i) => `u${String(i).padStart(2, '0')}`);
-    for (const s of subjects) await ls.putSubject(org, s, { kind: 'user' });
+    await readerWorld(ls, org, subjects);
     await createTargets({ db, now: Date.now, allowPrivate: true }).create(org, { name: 'poller', kind: 'ssf', delivery: 'poll' });
     const before = (await ls.getOrganization(org)).revision;
     // Adds of every subject, a refused write, and removals of a few (each after its own add).
