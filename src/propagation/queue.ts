@@ -94,10 +94,8 @@ export class LeaseLost extends LockstepError {
 /** Which jobs a claim may take. */
 export type ClaimFilter =
   /** The most urgent claimable jobs anywhere: pending ones whose scope has nothing running, running ones
-   * whose lease expired (take-over), retrying ones whose backoff elapsed. With `subjectsAlong`, the
-   * most urgent one alone, and, when it is a single-subject job at its start, up to that many more
-   * pending single-subject jobs of its organization (what `subjects` claims) in the same transaction. */
-  | { kind: 'any'; subjectsAlong?: number }
+   * whose lease expired (take-over), retrying ones whose backoff elapsed. */
+  | { kind: 'any' }
   /** More pending single-subject jobs of one organization, to run together in one transaction. */
   | { kind: 'subjects'; org: string };
 
@@ -118,21 +116,10 @@ export async function claimJobs(db: Database, filter: ClaimFilter, owner: string
       filter.kind === 'any'
         ? sql`(j.state = 'pending' AND ${idle}) OR (j.state = 'running' AND j.lease_expires_at < ${now}) OR (j.state = 'retrying' AND j.run_at <= ${now})`
         : sql`j.org_id = ${filter.org} AND j.state = 'pending' AND j.scope LIKE 'subject:%' AND ${idle}`;
-    const picked = await tx.all<{ id: string; org_id: string; scope: string; checkpoint: string | null }>(
-      sql`SELECT j.id, j.org_id, j.scope, j.checkpoint FROM jobs j WHERE ${claimable} ORDER BY j.priority, j.created_at, j.id LIMIT ${top}${sql.raw(tx.skipLocked)}`,
-    );
-    const ids = picked.map((r) => r.id);
+    const ids = (
+      await tx.all<{ id: string }>(sql`SELECT j.id FROM jobs j WHERE ${claimable} ORDER BY j.priority, j.created_at, j.id LIMIT ${top}${sql.raw(tx.skipLocked)}`)
+    ).map((r) => r.id);
     if (ids.length === 0) return [];
-    const along = filter.kind === 'any' ? (filter.subjectsAlong ?? 0) : 0;
-    const head = picked[0]!;
-    if (along > 0 && head.scope.startsWith('subject:') && head.checkpoint === null) {
-      if (!Number.isSafeInteger(along)) throw new Error(`claim limit must be an integer, got ${along}`);
-      const more = sql`j.org_id = ${head.org_id} AND j.state = 'pending' AND j.scope LIKE 'subject:%' AND j.id <> ${head.id} AND ${idle}`;
-      for (const r of await tx.all<{ id: string }>(
-        sql`SELECT j.id FROM jobs j WHERE ${more} ORDER BY j.priority, j.created_at, j.id LIMIT ${sql.raw(String(along))}${sql.raw(tx.skipLocked)}`,
-      ))
-        ids.push(r.id);
-    }
     const rows = await tx.all<JobRow>(
       sql`UPDATE jobs SET state = 'running', owner = ${owner}, lease_expires_at = ${now + leaseMs}, claims = claims + 1,
               started_at = COALESCE(started_at, ${now}),

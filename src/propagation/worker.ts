@@ -147,8 +147,15 @@ export function createWorker(opts: WorkerOptions): Worker {
     }
   }
 
-  /** Single-subject jobs of one organization, claimed together (`first` and `more`), run in one transaction. */
-  async function runSubjectGroup(first: JobRow, more: JobRow[]): Promise<boolean> {
+  /** A single-subject job takes up to `subjectJobs - 1` more of its organization's along. */
+  async function runSubjectGroup(first: JobRow): Promise<boolean> {
+    let more: JobRow[] = [];
+    try {
+      more = await claimJobs(opts.db, { kind: 'subjects', org: first.org_id }, owner, now(), leaseMs, subjectJobs - 1);
+    } catch (error) {
+      // The first job is claimed already: it runs alone.
+      report({ during: 'claim', jobId: first.id, error });
+    }
     const jobs = [first, ...more];
     for (const j of more) emit({ type: 'claimed', job: j });
     try {
@@ -166,28 +173,11 @@ export function createWorker(opts: WorkerOptions): Worker {
     return true;
   }
 
-  /**
-   * The most urgent job; a single-subject one with up to `subjectJobs - 1` more of its organization's,
-   * in the same claim. Should that claim fail, the first job is claimed alone (the others' part may
-   * be what failed: the first still runs, the failure is reported with its id).
-   */
-  async function claim(): Promise<JobRow[]> {
-    if (subjectJobs <= 1) return claimJobs(opts.db, { kind: 'any' }, owner, now(), leaseMs, 1);
-    try {
-      return await claimJobs(opts.db, { kind: 'any', subjectsAlong: subjectJobs - 1 }, owner, now(), leaseMs, 1);
-    } catch (error) {
-      const alone = await claimJobs(opts.db, { kind: 'any' }, owner, now(), leaseMs, 1);
-      if (!alone[0]) throw error;
-      report({ during: 'claim', jobId: alone[0].id, error });
-      return alone;
-    }
-  }
-
   async function runOne(): Promise<boolean> {
-    const [job, ...more] = await claim();
+    const [job] = await claimJobs(opts.db, { kind: 'any' }, owner, now(), leaseMs, 1);
     if (!job) return false;
     emit({ type: 'claimed', job });
-    if (subjectJobs > 1 && job.scope.startsWith('subject:') && job.checkpoint === null) return runSubjectGroup(job, more);
+    if (subjectJobs > 1 && job.scope.startsWith('subject:') && job.checkpoint === null) return runSubjectGroup(job);
     let lost = false;
     const beat = setInterval(() => {
       // A heartbeat that fails leaves the lease to run on; the next batch's fence decides.
