@@ -16,7 +16,8 @@ import * as M from '../lib/model.ts';
 const url = process.env.LOCKSTEP_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const store = await L.openStore('postgres', url);
 try {
-  await L.loadDataset(store.db, M.propagationDataset(400));
+  const N = Number(process.env.SUBJECTS ?? 400);
+  await L.loadDataset(store.db, M.propagationDataset(N));
   const per = new Map<string, { n: number; ms: number }>();
   const txs = new Map<string, { n: number; ms: number; stmts: number; wait: number }>();
   const { compileStatement } = await import('../../src/storage/sql.ts');
@@ -41,18 +42,18 @@ try {
       await new Promise((res) => setTimeout(res, 5));
     }
   })();
-  const member = new Array(400).fill(false);
-  const busy = new Array(400).fill(false);
+  const member = new Array(N).fill(false);
+  const busy = new Array(N).fill(false);
   let inflight = 0, done = 0;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const rate = Number(process.env.RATE ?? 500), secs = 3;
+  const rate = Number(process.env.RATE ?? 500), secs = Number(process.env.SECS ?? 3);
   const lat: number[] = [];
   for (let k = 0; k < rate * secs; k++) {
     const wait = t0 + (k * 1000) / rate - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     if (inflight >= 64) continue;
-    let i = Math.floor(Math.random() * 400);
+    let i = Math.floor(Math.random() * N);
     if (busy[i]) continue;
     busy[i] = true; inflight++;
     const s = performance.now();
@@ -60,6 +61,11 @@ try {
   }
   while (inflight > 0) await new Promise((r) => setTimeout(r, 5));
   const el = (performance.now() - t0) / 1000;
+  // How long the queue takes to drain after the last write, and jobs claimed more than once (a
+  // lease that lapsed: taken over).
+  const tq = performance.now();
+  while (Number((await store.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM jobs WHERE state <> 'done'"))!.n) > 0 && performance.now() - tq < 60_000) await new Promise((r) => setTimeout(r, 10));
+  console.log('queue drained in ms', Math.round(performance.now() - tq), 'jobs claimed twice or more', await store.db.all("SELECT scope, claims, attempts, last_error FROM jobs WHERE claims > 1 OR attempts > 0 LIMIT 5"));
   const cpu = process.cpuUsage(cpu0);
   console.log('node cpu share', ((cpu.user + cpu.system) / 1e6 / el).toFixed(2));
   stop = true; await sampler;
