@@ -47,7 +47,7 @@ export function freeSubject(start: number, n: number, taken: (i: number) => bool
   return undefined;
 }
 
-async function drive(sys: System, n: number, rate: number, seconds: number): Promise<Omit<PropagationRow, 'system' | 'engine'>> {
+export async function drive(sys: System, n: number, rate: number, seconds: number): Promise<Omit<PropagationRow, 'system' | 'engine'>> {
   const writes: number[] = [];
   const grantLag: number[] = [];
   const revokeWindow: number[] = [];
