@@ -6,16 +6,29 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Database } from '../storage/database.ts';
 import { createFailureLimiter, type AuthFailureLimit } from './auth-limit.ts';
-import { authenticate, type ApiKey, type KeyScope } from './keys.ts';
+import { authenticate, createKeyCache, type ApiKey, type KeyScope } from './keys.ts';
 import { ApiError } from './problem.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The least key scope the route needs; absent = public. */
     access?: KeyScope;
+    /**
+     * The route's handler has its answer's own statement read whether the key is still active
+     * (`check(…, { liveKey })`): a key this process authenticated before is taken from its cache
+     * without a lookup, and `request.confirmKey` is set (docs/adr/0028-*).
+     */
+    keyCheckedByStatement?: boolean;
   }
   interface FastifyRequest {
     apiKey?: ApiKey;
+    /**
+     * Set when the key came from the cache and is not yet known to be active: the handler passes its
+     * id to the statement that answers, and the error handler calls this before it answers any
+     * error — it looks the key up and returns the error to answer instead (401, or 429) if the
+     * key is no longer active, else null.
+     */
+    confirmKey?: (() => Promise<ApiError | null>) | undefined;
   }
 }
 
@@ -27,19 +40,34 @@ export const DEFAULT_AUTH_FAILURE_LIMIT: AuthFailureLimit = { max: 20, windowMs:
 
 export function installAuth(app: FastifyInstance, db: Database, limit: AuthFailureLimit = DEFAULT_AUTH_FAILURE_LIMIT) {
   const failures = createFailureLimiter(limit);
+  const cache = createKeyCache();
+  /** The error a failed authentication is answered with (401, or 429 over the limit). */
+  const failed = (request: FastifyRequest): ApiError => {
+    const f = failures.fail(request.ip);
+    if (f.limited) {
+      // One warning per address and window; the rest of its failures are not logged at info.
+      if (f.firstOver) request.log.warn({ client: request.ip, failures: f.failures, windowMs: limit.windowMs }, 'failed authentications over the limit: answering 429');
+      return new ApiError('RATE_LIMITED', `too many failed authentications from this address; retry in ${f.retryAfterSeconds} s`, undefined, f.retryAfterSeconds);
+    }
+    return new ApiError('UNAUTHENTICATED', 'send a valid API key as Authorization: Bearer <key>');
+  };
   app.decorateRequest('apiKey', undefined);
+  app.decorateRequest('confirmKey', undefined);
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const access = request.routeOptions.config.access;
     if (access === undefined) return;
-    const key = await authenticate(db, request.headers.authorization);
-    if (!key) {
-      const f = failures.fail(request.ip);
-      if (f.limited) {
-        // One warning per address and window; the rest of its failures are not logged at info.
-        if (f.firstOver) request.log.warn({ client: request.ip, failures: f.failures, windowMs: limit.windowMs }, 'failed authentications over the limit: answering 429');
-        throw new ApiError('RATE_LIMITED', `too many failed authentications from this address; retry in ${f.retryAfterSeconds} s`, undefined, f.retryAfterSeconds);
-      }
-      throw new ApiError('UNAUTHENTICATED', 'send a valid API key as Authorization: Bearer <key>');
+    const header = request.headers.authorization;
+    const cached = request.routeOptions.config.keyCheckedByStatement ? cache.get(header) : undefined;
+    const key = cached ?? (await authenticate(db, header));
+    if (!key) throw failed(request);
+    if (cached) {
+      request.confirmKey = async () => {
+        if (await authenticate(db, header)) return null;
+        cache.forget(header);
+        return failed(request);
+      };
+    } else if (request.routeOptions.config.keyCheckedByStatement) {
+      cache.remember(header, key);
     }
     const org = (request.params as { org?: string } | undefined)?.org;
     if (key.scope !== 'admin' && org !== undefined && key.org !== org) {

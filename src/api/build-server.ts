@@ -206,7 +206,11 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     reply.header('x-request-id', request.id);
   });
 
-  app.setErrorHandler((err, request, reply) => {
+  app.setErrorHandler(async (thrown, request, reply) => {
+    // A key taken from the cache without a lookup (a check route's, docs/adr/0028-*) is confirmed
+    // before any error is answered: a revoked key learns nothing, not even that its body is invalid.
+    const refused = request.confirmKey ? await request.confirmKey() : null;
+    const err = refused ?? thrown;
     const p = toProblem(err, request.id);
     if (err instanceof ApiError && err.retryAfterSeconds !== undefined) reply.header('Retry-After', String(err.retryAfterSeconds));
     // An error meant for the caller (an at_least_as_fresh timeout) is expected under load: a warning

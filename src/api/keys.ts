@@ -1,7 +1,8 @@
 /**
  * Bearer API keys. A key reads `lsk_<id>_<secret>`; the store keeps only the SHA-256 of the whole
  * key. Authentication is one primary-key lookup on `<id>` and a constant-time comparison of the
- * hashes, so a wrong secret and a wrong id take the same path.
+ * hashes, so a wrong secret and a wrong id take the same path. The check route skips the lookup for
+ * a key it has seen and has its check statement read the key's state instead (createKeyCache).
  *
  * Scopes: `admin` (everything, every organization; `org_id` NULL), `write` (policy writes and reads
  * in one organization), `check` (checks and listings in one organization).
@@ -161,6 +162,43 @@ export async function authenticate(db: Database, header: string | undefined): Pr
   if (!row || !equal) return null;
   return { id: row.id, scope: row.scope, org: row.org_id, name: row.name };
 }
+
+/**
+ * Keys this process has authenticated, by the SHA-256 of the presented key, for routes whose own
+ * statement reads the key's liveness (the check route: docs/adr/0028-*). An entry says what the key
+ * is (id, scope, organization — none of which ever changes) and nothing about whether it is still
+ * active: a route that takes a key from here must confirm that in the snapshot it answers from, or
+ * by `authenticate` before it answers anything else. Only keys that authenticated are entered;
+ * bounded (the oldest entry leaves first).
+ */
+export function createKeyCache(max = 10_000) {
+  const byHash = new Map<string, ApiKey>();
+  const hashOf = (header: string | undefined) => {
+    const key = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header ?? '')?.[1];
+    return key && key.length <= 512 ? sha256(key).toString('hex') : undefined;
+  };
+  return {
+    get(header: string | undefined): ApiKey | undefined {
+      const h = hashOf(header);
+      return h === undefined ? undefined : byHash.get(h);
+    },
+    remember(header: string | undefined, key: ApiKey): void {
+      const h = hashOf(header);
+      if (h === undefined) return;
+      byHash.delete(h);
+      if (byHash.size >= max) byHash.delete(byHash.keys().next().value!);
+      byHash.set(h, key);
+    },
+    forget(header: string | undefined): void {
+      const h = hashOf(header);
+      if (h !== undefined) byHash.delete(h);
+    },
+    get size() {
+      return byHash.size;
+    },
+  };
+}
+export type KeyCache = ReturnType<typeof createKeyCache>;
 
 /** LOCKSTEP_ADMIN_KEY's format, checked before anything is stored (serve checks it before it listens). */
 export function checkAdminKeyFormat(adminKey: string): void {

@@ -34,7 +34,7 @@ import {
   type VerifyMode,
 } from '../domain/model.ts';
 import type {
-  AccessEntry, AccessQuery, CheckBatchRequest, CheckBatchResult, CheckRequest, CheckResult, EffectivePermission, EffectiveQuery, LookupQuery, Via,
+  AccessEntry, AccessQuery, CheckBatchRequest, CheckBatchResult, CheckOptions, CheckRequest, CheckResult, EffectivePermission, EffectiveQuery, LookupQuery, Via,
 } from '../domain/contract.ts';
 import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { keyAfter } from '../storage/keyset.ts';
@@ -60,6 +60,8 @@ interface CheckArgs {
   subject: unknown;
   permission: unknown;
   now: Instant;
+  /** The API key the check is answered for, whose liveness its statement reads (null: none). */
+  key: unknown;
 }
 
 /** One check's values. */
@@ -69,6 +71,7 @@ interface CheckValues extends CheckArgs {
   subject: SubjectId;
   permission: PermissionSlug;
   now: number;
+  key: string | null;
 }
 
 // CROSS JOIN fixes the join order on SQLite (PostgreSQL plans it freely): ancestors first, then index
@@ -106,12 +109,14 @@ const candidateChain = (q: CheckArgs) => sql`CASE WHEN h.group_id IS NULL THEN N
 /**
  * One statement — one snapshot, one round trip — returns the organization's revision, the
  * permission's tier and the nearest derivation, if any, with its `chain` (a column of `hit`, or an
- * expression over `h`). `lateral` (PostgreSQL): `hit` may read `p`, the permission's row (SQLite
- * has no LATERAL join).
+ * expression over `h`), and whether the API key it is answered for (if any) is active in the same
+ * snapshot (`key_live`: docs/adr/0028-*). `lateral` (PostgreSQL): `hit` may read `p`, the
+ * permission's row (SQLite has no LATERAL join).
  */
 const checkStatement = (q: CheckArgs, hit: SqlFragment, chain: SqlFragment, lateral = false) => sql`
   WITH RECURSIVE ${ancestors(q.org, q.resource)}, ${memberGroups(q.org, q.subject, q.now)}
-  SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource, ${chain} AS chain
+  SELECT o.revision, p.risk, h.assignment_id, h.group_id, h.role, h.resource, ${chain} AS chain,
+         (SELECT 1 FROM api_keys k WHERE k.id = ${q.key} AND k.revoked_at IS NULL) AS key_live
     FROM organizations o
     LEFT JOIN permissions p ON p.org_id = o.id AND p.slug = ${q.permission}
     LEFT JOIN ${lateral ? sql`LATERAL ` : sql.empty}(${hit}) h ON 1 = 1
@@ -126,6 +131,8 @@ interface CheckRow {
   role: RoleSlug | null;
   resource: ResourceRef | null;
   chain: string | null;
+  /** 1: the check's API key is active in the statement's snapshot; null: it is not, or there is none. */
+  key_live: number | null;
 }
 
 /**
@@ -134,7 +141,14 @@ interface CheckRow {
  * one statement — one snapshot, one round trip. Each item keeps its own clock (`now`), so its
  * answer is the one its lone statement would give on the same snapshot.
  */
-const ITEM: CheckArgs = { org: sql.raw('q.org'), resource: sql.raw('q.resource'), subject: sql.raw('q.subject'), permission: sql.raw('q.permission'), now: sql.raw('q.now') };
+const ITEM: CheckArgs = {
+  org: sql.raw('q.org'),
+  resource: sql.raw('q.resource'),
+  subject: sql.raw('q.subject'),
+  permission: sql.raw('q.permission'),
+  now: sql.raw('q.now'),
+  key: sql.raw('q.key'),
+};
 /** The batched statement's arguments: one array per column of `q`. */
 interface BatchArrays {
   i: number[];
@@ -143,13 +157,15 @@ interface BatchArrays {
   resource: unknown[];
   permission: unknown[];
   now: unknown[];
+  key: unknown[];
 }
-const BATCH_KEYS = ['i', 'org', 'subject', 'resource', 'permission', 'now'] as const;
+const BATCH_KEYS = ['i', 'org', 'subject', 'resource', 'permission', 'now', 'key'] as const;
 const batchStatement = (a: BatchArrays, flags: readonly number[]) => sql`
-  SELECT q.i, x.revision, x.risk, x.assignment_id, x.group_id, x.role, x.resource, x.chain
+  SELECT q.i, x.revision, x.risk, x.assignment_id, x.group_id, x.role, x.resource, x.chain, x.key_live
     FROM unnest(CAST(${a.i} AS INTEGER[]), CAST(${a.org} AS TEXT[]), CAST(${a.subject} AS TEXT[]),
-                CAST(${a.resource} AS TEXT[]), CAST(${a.permission} AS TEXT[]), CAST(${a.now} AS BIGINT[]))
-         AS q(i, org, subject, resource, permission, now)
+                CAST(${a.resource} AS TEXT[]), CAST(${a.permission} AS TEXT[]), CAST(${a.now} AS BIGINT[]),
+                CAST(${a.key} AS TEXT[]))
+         AS q(i, org, subject, resource, permission, now, key)
     LEFT JOIN LATERAL (${checkStatement(ITEM, candidate(ITEM, flags, true), candidateChain(ITEM), true)}) x ON TRUE
    ORDER BY q.i`;
 
@@ -161,6 +177,7 @@ async function runBatch(db: Sql, items: CheckValues[], statement: (a: BatchArray
     resource: items.map((c) => c.resource),
     permission: items.map((c) => c.permission),
     now: items.map((c) => c.now),
+    key: items.map((c) => c.key),
   });
   const rows = await db.all<CheckRow & { i: number }>(text, params);
   const out: (CheckRow | undefined)[] = items.map(() => undefined);
@@ -219,6 +236,17 @@ export interface CheckEnv {
   turnQueue?: boolean | undefined;
 }
 
+/**
+ * What `check(…, { liveKey })` throws when that API key was not active in the snapshot the check
+ * read (revoked, or unknown): the check answered nothing. The HTTP server answers 401 for it.
+ */
+export class KeyNotActiveError extends Error {
+  override readonly name = 'KeyNotActiveError';
+  constructor() {
+    super('the API key the check was made with is not active');
+  }
+}
+
 /** The most checks one `checkBatch` takes. */
 export const MAX_BATCH = 100;
 
@@ -273,7 +301,7 @@ export function createChecks(env: CheckEnv) {
   const batchOn = env.batch;
   // One statement out at a time: the checks that arrive meanwhile share the next (docs/adr/0018-*).
   // Built once: per check, only the parameters change.
-  const CHECK_KEYS = ['org', 'resource', 'subject', 'permission', 'now'] as const;
+  const CHECK_KEYS = ['org', 'resource', 'subject', 'permission', 'now', 'key'] as const;
   const lateral = db.dialect === 'postgres';
   const onReadModel = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, candidate(q, flags, lateral), candidateChain(q), lateral));
   const onSource = prepared<CheckValues>(CHECK_KEYS, (q) => checkStatement(q, source(q), sql`h.chain`));
@@ -316,7 +344,10 @@ export function createChecks(env: CheckEnv) {
   // Defined once, not per check: a check makes no closures.
   /** The statement's row as a check's evaluation: its revision and the permission's tier. */
   const evaluated = (q: CheckValues, row: CheckRow | undefined) => {
+    // No row: no such organization, and the key's liveness unread — the server confirms the key
+    // before it answers any error (docs/adr/0028-*). A row: the key was read in its snapshot.
     if (!row || row.revision === null) throw notFound('org', 'organization', q.org);
+    if (q.key !== null && row.key_live === null) throw new KeyNotActiveError();
     const risk = tierOfRank(row.risk);
     if (risk === null) throw notFound('permission', 'permission', q.permission);
     return { row, risk, revision: Number(row.revision) };
@@ -339,7 +370,7 @@ export function createChecks(env: CheckEnv) {
   }
 
   const checks = {
-    async check(orgIn: string, req: CheckRequest): Promise<CheckResult> {
+    async check(orgIn: string, req: CheckRequest, opts: CheckOptions = {}): Promise<CheckResult> {
       const org = parseOrgId(orgIn);
       const subject = parseSubjectId(req.subject);
       const permission = parsePermissionSlug(req.permission);
@@ -348,7 +379,7 @@ export function createChecks(env: CheckEnv) {
       if (requested !== undefined && !CONSISTENCY_MODES.includes(requested)) {
         throw validation('consistency.mode', `consistency.mode must be one of ${CONSISTENCY_MODES.join(', ')}`);
       }
-      const q: CheckValues = { org, resource, subject, permission, now: env.now() };
+      const q: CheckValues = { org, resource, subject, permission, now: env.now(), key: opts.liveKey ?? null };
       const t0 = process.hrtime.bigint();
       const result = await decide(q, requested, req.consistency?.revision);
       env.metrics?.checkLatency.observe(

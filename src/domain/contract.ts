@@ -134,6 +134,17 @@ export interface CheckRequest {
   consistency?: { mode: ConsistencyMode; revision?: number };
 }
 
+/** How a check is answered, beyond what it asks. */
+export interface CheckOptions {
+  /**
+   * The id of the API key the check is made with: the check answers only if that key is active
+   * (not revoked) in the same snapshot the answer is read from, and throws KeyNotActiveError
+   * otherwise — its own statement reads the key, so the server's check route needs no separate key
+   * lookup for a key it has seen before (docs/adr/0028-*).
+   */
+  liveKey?: string;
+}
+
 /** Many checks answered at one revision: the batch's `consistency` applies to every item. */
 export interface CheckBatchRequest {
   checks: readonly { subject: string; permission: string; resource: string }[];
@@ -256,7 +267,7 @@ export interface Lockstep {
   deleteAssignment(org: string, id: string, ctx?: WriteContext): Promise<WriteResult>;
 
   // — read side —
-  check(org: string, req: CheckRequest): Promise<CheckResult>;
+  check(org: string, req: CheckRequest, opts?: CheckOptions): Promise<CheckResult>;
   /** Up to MAX_BATCH checks in one snapshot of the database: every result is at the same revision. */
   checkBatch(org: string, req: CheckBatchRequest): Promise<CheckBatchResult>;
   /**

@@ -12,7 +12,11 @@ export function readRoutes(app: FastifyInstance, lockstep: Lockstep, delivery?: 
   const base = '/v1/organizations/:org';
   const check = { config: { access: 'check' as const } };
 
-  app.post<{ Params: Org; Body: CheckRequest }>(`${base}/check`, { schema: s.check, ...check }, (req) => lockstep.check(req.params.org, req.body));
+  // The check's own statement reads whether its key is still active (docs/adr/0028-*): a key seen
+  // before costs no lookup of its own.
+  app.post<{ Params: Org; Body: CheckRequest }>(`${base}/check`, { schema: s.check, config: { access: 'check', keyCheckedByStatement: true } }, (req) =>
+    lockstep.check(req.params.org, req.body, req.confirmKey ? { liveKey: req.apiKey!.id } : {}),
+  );
   app.post<{ Params: Org; Body: CheckBatchRequest }>(`${base}/check/batch`, { schema: s.checkBatch, ...check }, (req) => lockstep.checkBatch(req.params.org, req.body));
   type Page = { limit?: string; cursor?: string };
   app.get<{ Params: Org & { id: string }; Querystring: Page & { permission: string; type?: string } }>(
