@@ -183,7 +183,7 @@ try {
   const cores = (t1 - t0) / wall;
   console.log(JSON.stringify({
     cfg: CFG, subjects: N, secs: SECS, rate: RATE, wall: +wall.toFixed(2),
-    achieved: row.achievedRate, writes: { p50: row.writes?.p50, p99: row.writes?.p99 }, grantLag: { p50: row.grantLag?.p50, p99: row.grantLag?.p99, max: row.grantLag?.max },
+    achieved: row.achievedRate, issuedRate: row.issuedRate, drainMs: row.drainMs, writes: { p50: row.writes?.p50, p99: row.writes?.p99 }, grantLag: { p50: row.grantLag?.p50, p99: row.grantLag?.p99, max: row.grantLag?.max },
     grants: row.grants, neverGranted: row.neverGranted, staleAllows: row.staleAllows, checks: row.checks, checksPerSec: Math.round((row.checks ?? 0) / wall), checkMsMean: +(checkMs / (row.checks || 1)).toFixed(2), probeMinMs: gap,
     eventLoopDelayMs: { p50: +(eld.percentile(50) / 1e6).toFixed(2), p99: +(eld.percentile(99) / 1e6).toFixed(2), mean: +(eld.mean / 1e6).toFixed(2) },
     select1Ms: { p50: q(0.5), p90: q(0.9), p99: q(0.99) },

@@ -17,7 +17,12 @@ export interface PropagationRow {
   engine: string;
   notRun?: string;
   targetRate?: number;
+  /** writes issued ÷ (the offered window + the drain of the writes still in flight at its end) */
   achievedRate?: number;
+  /** the same writes ÷ the time the generator ran (the drain left out): shown beside achievedRate */
+  issuedRate?: number;
+  /** from the generator's end until the last write in flight returned */
+  drainMs?: number;
   seconds?: number;
   writes?: Summary;
   grants?: number;
@@ -141,6 +146,7 @@ export async function drive(sys: System, n: number, rate: number, seconds: numbe
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   }
+  const generated = performance.now();
   await Promise.all(inflight);
   const elapsed = (performance.now() - t0) / 1000;
   stop = true;
@@ -150,6 +156,8 @@ export async function drive(sys: System, n: number, rate: number, seconds: numbe
   return {
     targetRate: rate,
     achievedRate: round(issued / elapsed, 1),
+    issuedRate: round(issued / ((generated - t0) / 1000), 1),
+    drainMs: round(elapsed * 1000 - (generated - t0), 1),
     seconds,
     writes: summarize(writes),
     grants: grantLag.length + neverGranted,
