@@ -30,7 +30,7 @@
 import { LockstepError } from '../domain/errors.ts';
 import { ScimError } from '../scim/errors.ts';
 import { SqlFragment, type Database, type Sql, type Statement } from '../storage/database.ts';
-import { lockForWrite, unionOfLocks } from '../storage/locks.ts';
+import { lockAndReadOrganization, unionOfLocks, type OrganizationFrame } from '../storage/locks.ts';
 
 /**
  * What a write running in a shared transaction is told: the transaction took its locks already (the
@@ -47,6 +47,19 @@ export interface SharedTransaction {
    * refusal after it aborts the batch instead of committing it.
    */
   readonly unguarded: Sql;
+  /**
+   * The transaction without the guard and without tracking: for a statement whose change, if it
+   * made one, the write reports with `changedUnguarded` (a command's change conditioned in SQL on
+   * everything it refuses on: src/policy/write.ts `CommandFrame`). A failure on it is tracked.
+   */
+  readonly tentative: Sql;
+  /** Reports a change made on `tentative`: as one made on `unguarded`, a refusal after it aborts the batch. */
+  changedUnguarded(): void;
+  /**
+   * The organization's revision and policy as read with the transaction's locks, before any of its
+   * writes ran (src/storage/locks.ts `lockAndReadOrganization`).
+   */
+  readonly frame: OrganizationFrame;
 }
 
 /** Whether a statement only reads: its text starts with SELECT (a data-modifying CTE starts with WITH). */
@@ -147,7 +160,8 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
         // transaction that waits for this one's (docs/adr/0017-subject-locks.md).
         const locks = unionOfLocks(batch.map((p) => p.subjects));
         const memo = new Map<string, unknown>();
-        await lockForWrite(tx, org, locks);
+        // The organization's revision and policy come with the locks, in the same round trip.
+        const frame = await lockAndReadOrganization(tx, org, locks);
         // Tails left to the end, in the order of their writes, and the subjects their writes lock.
         let waiting: { i: number; tail: Tail<unknown> }[] = [];
         const held = new Set<string>();
@@ -168,8 +182,12 @@ export function createCombiner(db: Database, maxBatch = 64): Combiner {
           const unguarded = watched(tx, w, (st) => {
             if (!w.savepoint && !onlyReads(st)) w.bare = true;
           });
+          const tentative = watched(tx, w, () => undefined);
+          const changedUnguarded = () => {
+            if (!w.savepoint) w.bare = true;
+          };
           try {
-            const staged = await p.run(guarded, { locks, memo, unguarded });
+            const staged = await p.run(guarded, { locks, memo, unguarded, tentative, changedUnguarded, frame });
             // An organization-wide write's tail runs at once (every later write would have to
             // wait for it anyway).
             const value = subjects === undefined ? await settle(staged) : staged;

@@ -19,7 +19,7 @@ import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
 import { groupAncestors, notDerived, subjectsUnder } from '../derivation/rule.ts';
 import { addEdgeToClosure, loadGroupEdges, removeEdgeFromClosure } from '../derivation/closure.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
-import { ownerColumns, refuseOwned } from './directory-ownership.ts';
+import { ownerColumns, ownerValue, refuseOwned } from './directory-ownership.ts';
 
 export type Member = { type: 'subject'; id: SubjectId } | { type: 'group'; id: GroupId };
 
@@ -98,7 +98,7 @@ export function createMembershipCommands(env: WriteEnv) {
     // A subject's membership changes only that subject's rows: it locks the subject (and the
     // organization shared); a nested edge changes the rows of every member below it: the organization.
     const subjects = member.type === 'subject' ? [member.id] : undefined;
-    const written = await runWrite(env, { org, kind, body, ctx, ...(subjects ? { subjects } : {}) }, async (tx): Promise<Outcome> => {
+    const written = await runWrite(env, { org, kind, body, ctx, ...(subjects ? { subjects } : {}) }, async (tx, frame): Promise<Outcome> => {
       const now = env.now();
       // Every lookup in one round trip (this is the hot path, and its locks are held):
       // the group and the member (the group is reported first), the membership, the directory that
@@ -108,7 +108,7 @@ export function createMembershipCommands(env: WriteEnv) {
       const common = sql`(SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${group}) AS g, ${ownerColumns(org, 'Group', group)},
                          (SELECT 1 FROM event_streams WHERE org_id = ${org}) AS stream,
                          (SELECT 1 FROM jobs WHERE org_id = ${org} AND state <> 'done' LIMIT 1) AS open_jobs`;
-      const found = await tx.get<{
+      type Found = {
         g: number | null;
         m: number | null;
         exp: number | null;
@@ -119,17 +119,48 @@ export function createMembershipCommands(env: WriteEnv) {
         open_jobs: number | null;
         n?: number | null;
         r?: number | null;
-      }>(
+        changed_row?: number | null;
+      };
+      const columns =
         member.type === 'subject'
-          ? sql`SELECT ${common}, ${assignmentColumns(org, groupAncestors(org, group))},
-                       (SELECT active FROM subjects WHERE org_id = ${org} AND id = ${member.id}) AS m,
-                       (SELECT 1 FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}) AS present,
-                       (SELECT expires_at FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}) AS exp`
-          : sql`SELECT ${common},
-                       (SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${member.id}) AS m,
-                       (SELECT 1 FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}) AS present,
-                       (SELECT expires_at FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}) AS exp`,
-      );
+          ? sql`${common}, ${assignmentColumns(org, groupAncestors(org, group))},
+                (SELECT active FROM subjects WHERE org_id = ${org} AND id = ${member.id}) AS m,
+                (SELECT 1 FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}) AS present,
+                (SELECT expires_at FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}) AS exp`
+          : sql`${common},
+                (SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${member.id}) AS m,
+                (SELECT 1 FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}) AS present,
+                (SELECT expires_at FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}) AS exp`;
+      // PostgreSQL, a subject's membership: the row is inserted or deleted by the lookup itself, a
+      // data-modifying CTE whose condition is everything the command refuses the change for or does
+      // instead — for an add, the group and the subject exist, no directory owns the group, the row
+      // is absent; for a removal, the row is present (so are its group and subject: foreign keys),
+      // no directory owns the group (a removal) or its expiry has passed (the expiry job's) — read
+      // in the lookup's snapshot, the one its columns are read in. So the row changes exactly when
+      // the command below decides to change it, with nothing after that refuses the write
+      // (docs/adr/0026-*), and the tail's fan-out, a later statement, reads the source as changed.
+      // The row is written only by holders of the subject's lock and organization-wide writes,
+      // which cannot run beside this one. SQLite (no round trips, no data-modifying CTEs) leaves
+      // the change to the tail.
+      const sourceHere = member.type === 'subject' && tx.dialect === 'postgres';
+      const theRow = sql`org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
+      const unowned = sql`${ownerValue(org, 'Group', group)} IS NULL`;
+      const change =
+        op === 'add'
+          ? sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at)
+                SELECT ${org}::text, ${group}::text, ${member.id}::text, ${expiresAt}::bigint
+                 WHERE EXISTS (SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${group})
+                   AND EXISTS (SELECT 1 FROM subjects WHERE org_id = ${org} AND id = ${member.id})
+                   AND NOT EXISTS (SELECT 1 FROM memberships WHERE ${theRow}) AND ${unowned}`
+          : op === 'remove'
+            ? sql`DELETE FROM memberships WHERE ${theRow} AND ${unowned}`
+            : sql`DELETE FROM memberships WHERE ${theRow} AND expires_at <= ${now}`;
+      const found = sourceHere
+        ? await frame.unguarded<Found>(
+            sql`WITH changed AS (${change} RETURNING 1) SELECT ${columns}, (SELECT COUNT(*) FROM changed) AS changed_row`,
+            (row) => Number(row?.changed_row ?? 0) > 0,
+          )
+        : await tx.get<Found>(sql`SELECT ${columns}`);
       if (found?.g === null || found?.g === undefined) throw notFound('group', 'group', group);
       if (found.m === null || found.m === undefined) throw notFound(member.type === 'subject' ? 'subject' : 'member', member.type, member.id);
       // A directory-owned group's members change only through its directory (the expiry job is not a /v1 write).
@@ -140,6 +171,12 @@ export function createMembershipCommands(env: WriteEnv) {
       const present = found.present !== null && found.present !== undefined;
       const prevExpiry = found.exp === null || found.exp === undefined ? null : Number(found.exp);
       const active = member.type === 'group' || Number(found.m) === 1;
+      // What the command decides below, for the row (G, S), against what the lookup did: they
+      // agree by construction; should they not, nothing of the write may commit.
+      if (sourceHere) {
+        const decided = op === 'add' ? !present : op === 'remove' ? present : present && prevExpiry !== null && prevExpiry <= now;
+        if (decided !== Number(found.changed_row ?? 0) > 0) throw new Error(`membership (${group}, ${member.id}): the lookup's ${op} disagrees with what it read`);
+      }
 
       if (op === 'add') {
         if (present && prevExpiry === expiresAt) return NO_CHANGE;
@@ -151,10 +188,15 @@ export function createMembershipCommands(env: WriteEnv) {
           // be in the read model, or may have been cleaned: the fan-out restores them either way).
           if (isLive(prevExpiry, now)) return { changed: true, kind: 'membership.update', recording };
         } else if (member.type === 'subject') {
-          // Run by the frame, in its tail where it can (src/policy/write.ts): the row is absent
-          // (read under the subject's lock, which every writer of it holds), so the insert adds it.
-          const source = sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at) VALUES (${org}, ${group}, ${member.id}, ${expiresAt})`;
-          return { ...(active ? await fanout(tx, org, member, 'grant', groupAncestors(org, group), known) : { changed: true }), kind: 'membership.add', recording, source };
+          // PostgreSQL: inserted by the lookup. SQLite: run by the frame, in its tail (src/policy/write.ts):
+          // the row is absent (read under the subject's lock, which every writer of it holds), so the insert adds it.
+          const source = sourceHere ? undefined : sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at) VALUES (${org}, ${group}, ${member.id}, ${expiresAt})`;
+          return {
+            ...(active ? await fanout(tx, org, member, 'grant', groupAncestors(org, group), known) : { changed: true }),
+            kind: 'membership.add',
+            recording,
+            ...(source ? { source } : {}),
+          };
         } else {
           const edges = await loadGroupEdges(tx, org);
           assertEdgeAllowed(graphOf(edges), group, member.id);
@@ -169,11 +211,12 @@ export function createMembershipCommands(env: WriteEnv) {
       if (op === 'expire' && (prevExpiry === null || prevExpiry > now)) return NO_CHANGE;
       // A subject's removal leaves the groups above unchanged; an edge's changes them: read them first.
       const above = member.type === 'subject' ? groupAncestors(org, group) : sql.join(await ancestorsOf(tx, org, group));
-      // A subject's row goes in the frame's tail where it can (src/policy/write.ts): it is present
-      // (read under the subject's lock, which every writer of it holds), so the delete removes it.
+      // A subject's row: PostgreSQL, deleted by the lookup; SQLite, in the frame's tail
+      // (src/policy/write.ts): it is present (read under the subject's lock, which every writer of
+      // it holds), so the delete removes it.
       let source: SqlFragment | undefined;
       if (member.type === 'subject') {
-        source = sql`DELETE FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
+        if (!sourceHere) source = sql`DELETE FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
       } else {
         await tx.run(sql`DELETE FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}`);
         await removeEdgeFromClosure(tx, org, group, member.id);

@@ -17,7 +17,7 @@ import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Database, type Sql, type SqlFragment } from '../storage/database.ts';
 import { applyFanout, fanoutAsCte, type Fanout } from '../derivation/fanout.ts';
 import { isTransient } from '../storage/errors.ts';
-import { lockForWrite } from '../storage/locks.ts';
+import { lockAndReadOrganization, lockForWrite, readOrganization, type OrganizationFrame } from '../storage/locks.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { enqueueStatement, JOBS_CHANNEL } from '../propagation/queue.ts';
 import { recordEvents } from '../delivery/record-events.ts';
@@ -57,7 +57,19 @@ export interface Outcome<O = undefined> {
 
 export const NO_CHANGE: Outcome = { changed: false };
 
-export type Command<O = undefined> = (tx: Sql) => Promise<Outcome<O>>;
+/**
+ * What the frame offers a command besides its transaction. `unguarded` runs a statement that may
+ * change rows without a shared transaction's savepoint (src/policy/combiner.ts): for a change the
+ * command has conditioned, in the statement itself, on everything it would refuse the write for —
+ * so that a write that changed something there is not refused after. `changed` tells, from the
+ * statement's answer, whether it changed anything; should the write be refused after it did, a
+ * shared transaction aborts and every write in it is retried alone (a lone write rolls back).
+ */
+export interface CommandFrame {
+  unguarded<T>(statement: SqlFragment, changed: (row: T | undefined) => boolean): Promise<T | undefined>;
+}
+
+export type Command<O = undefined> = (tx: Sql, frame: CommandFrame) => Promise<Outcome<O>>;
 
 export interface WriteEnv {
   db: Database;
@@ -136,32 +148,28 @@ async function attemptWrite<O>(env: WriteEnv, spec: WriteSpec, command: Command<
   }
 }
 
-type FrameRow = { revision: number; policy: string | null } | undefined;
-
 /**
- * The organization's revision and propagation policy, read after the write's lock by a statement of
- * its own: under READ COMMITTED a statement that waits for a lock keeps the snapshot it took before
- * the wait, so the policy read with the lock could be the one from before a policy change that
- * committed while this write waited.
+ * The organization's revision and propagation policy for a write of a shared transaction. The
+ * transaction read them with its locks (src/storage/locks.ts `lockAndReadOrganization`: after the
+ * wait), before any of its writes ran, which serves its first write.
  *
- * In a shared transaction that holds subject locks only (the organization's shared), the first
- * write's read serves the rest: the policy is changed only by organization-wide writes, which take
- * the organization's lock exclusive and so cannot commit before this transaction does, and none of
- * its own writes is one. The revision it holds may be older than the transaction's own tails (which
- * take theirs from the organization row, not from this read); it is only what a write that changes
- * nothing answers, and it is no older than any commit before the write was submitted (the read comes
- * after the transaction's lock, which comes after every write in it was queued).
+ * In a shared transaction that holds subject locks only (the organization's shared), it serves every
+ * write: the policy is changed only by organization-wide writes, which take the organization's lock
+ * exclusive and so cannot commit before this transaction does, and none of its own writes is one.
+ * The revision it holds may be older than the transaction's own tails (which take theirs from the
+ * organization row, not from this read); it is only what a write that changes nothing answers, and
+ * it is no older than any commit before the write was submitted (the read comes after the
+ * transaction's lock, which comes after every write in it was queued). In an organization-wide one,
+ * every later write reads its own (an earlier one may have changed the policy).
  */
-async function frameRow(tx: Sql, org: string, shared: SharedTransaction | undefined): Promise<FrameRow> {
-  const reuse = shared !== undefined && shared.locks !== undefined;
-  const key = `frame:${org}`;
-  if (reuse && shared.memo.has(key)) return shared.memo.get(key) as FrameRow;
-  const row = await tx.get<{ revision: number; policy: string | null }>(
-    'SELECT o.revision, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id WHERE o.id = $1',
-    [org],
-  );
-  if (reuse) shared.memo.set(key, row);
-  return row;
+async function frameRow(tx: Sql, org: string, shared: SharedTransaction): Promise<OrganizationFrame> {
+  if (shared.locks !== undefined) return shared.frame;
+  const key = `frame-served:${org}`;
+  if (!shared.memo.has(key)) {
+    shared.memo.set(key, true);
+    return shared.frame;
+  }
+  return readOrganization(tx, org);
 }
 
 /**
@@ -172,13 +180,23 @@ async function frameRow(tx: Sql, org: string, shared: SharedTransaction | undefi
 async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined, shared: SharedTransaction | undefined): Promise<Staged<Written<O>>> {
   const decidedAt = env.now();
   const lockStart = process.hrtime.bigint();
-  // A group commit took the union of its writes' locks already (in one order: no deadlock).
-  if (!shared) await lockForWrite(tx, spec.org, lockSet(env, spec));
+  // The locks and, read after them in the same round trip, the organization's revision and policy.
+  // A group commit took the union of its writes' locks already (in one order: no deadlock), and
+  // read the organization with them.
+  const row = shared ? await frameRow(tx, spec.org, shared) : await lockAndReadOrganization(tx, spec.org, lockSet(env, spec));
   env.metrics?.lockWait.observe(Number(process.hrtime.bigint() - lockStart) / 1e9);
-  const row = await frameRow(tx, spec.org, shared);
   if (!row && !spec.mayCreateOrg) throw notFound('org', 'organization', spec.org);
   const current = Number(row?.revision ?? 0);
-  const outcome = await command(tx);
+  const frame: CommandFrame = {
+    unguarded: shared
+      ? async <T,>(statement: SqlFragment, changed: (row: T | undefined) => boolean) => {
+          const answer = await shared.tentative.get<T>(statement);
+          if (changed(answer)) shared.changedUnguarded();
+          return answer;
+        }
+      : <T,>(statement: SqlFragment) => tx.get<T>(statement),
+  };
+  const outcome = await command(tx, frame);
   // The frame's own statements from here on refuse nothing (a shared transaction runs them without
   // a savepoint of their own: src/policy/combiner.ts).
   const own = shared?.unguarded ?? tx;

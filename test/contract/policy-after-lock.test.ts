@@ -9,7 +9,8 @@ import { createLockstep } from '../../src/app.ts';
 import type { Lockstep } from '../../src/domain/contract.ts';
 import { SYNC_POLICY, type PropagationPolicy } from '../../src/domain/propagation.ts';
 import { lockOrganization } from '../../src/policy/write.ts';
-import type { Database } from '../../src/storage/database.ts';
+import type { Database, Sql } from '../../src/storage/database.ts';
+import { lockAndReadOrganization } from '../../src/storage/locks.ts';
 import { describeEachEngine } from '../helpers/engines.ts';
 import { someoneWaits } from '../helpers/lock-waits.ts';
 import { readerWorld } from '../helpers/lockstep-suite.ts';
@@ -49,6 +50,51 @@ describeEachEngine('the propagation policy a write applies', (engine) => {
       const written = await write;
       expect(written.propagation).toMatchObject({ mode: 'async', status: 'pending' });
       expect((await ls.getChange(org, written.revision)).mode).toBe('async');
+    });
+  }
+
+  if (engine.name === 'postgres') {
+    // The write's locks and its read of the organization are one statement (src/storage/locks.ts,
+    // migrations/023_lock_and_frame.postgres.sql): the read is a statement of its own inside a
+    // VOLATILE function, whose snapshot is taken after the wait. The control shows the hazard it
+    // avoids: one statement that waits for the lock and reads the row reads it as before the wait.
+    it('is read, with the locks in one round trip, as it is after the wait (a read in the snapshot of the lock statement is not)', async () => {
+      const waitAndRead = async (read: (tx: Sql) => Promise<{ revision: number; policy: string | null } | undefined>) => {
+        await db.run('DELETE FROM propagation_policies WHERE org_id = $1', [org]);
+        const before = (await db.get<{ revision: number }>('SELECT revision FROM organizations WHERE id = $1', [org]))!.revision;
+        let release!: () => void;
+        let locked!: () => void;
+        const isLocked = new Promise<void>((r) => (locked = r));
+        const change = db.transaction(async (tx) => {
+          await lockOrganization(tx, org);
+          await tx.run('UPDATE organizations SET revision = revision + 1 WHERE id = $1', [org]);
+          await tx.run(
+            `INSERT INTO propagation_policies (org_id, policy, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (org_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
+            [org, JSON.stringify(ASYNC), Date.now()],
+          );
+          locked();
+          await new Promise<void>((r) => (release = r));
+        });
+        await isLocked;
+        const reading = db.transaction((tx) => read(tx));
+        await someoneWaits(db, 'advisory');
+        release();
+        await change;
+        const row = await reading;
+        await db.run('DELETE FROM propagation_policies WHERE org_id = $1', [org]);
+        return { before, row };
+      };
+      const after = await waitAndRead((tx) => lockAndReadOrganization(tx, org, ['alice']));
+      expect(after.row).toEqual({ revision: after.before + 1, policy: JSON.stringify(ASYNC) });
+      const control = await waitAndRead((tx) =>
+        tx.get<{ revision: number; policy: string | null }>(
+          `SELECT o.revision, p.policy FROM organizations o LEFT JOIN propagation_policies p ON p.org_id = o.id
+            WHERE o.id = $1 AND lockstep_lock($1, ARRAY['alice']) IS NOT NULL`,
+          [org],
+        ),
+      );
+      expect(control.row).toEqual({ revision: control.before, policy: null });
     });
   }
 

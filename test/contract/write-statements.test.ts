@@ -2,13 +2,15 @@
  * What a sync membership change sends inside its transaction, and that it still does all of it.
  *
  * On PostgreSQL every statement is a round trip that every write waiting for the same locks pays too
- * (issue 13). A subject added to or removed from a group takes: the lock (PostgreSQL: the subject's,
- * with the organization's shared: docs/adr/0017-subject-locks.md), the organization's revision and
- * propagation policy (read after the lock: test/contract/policy-after-lock.test.ts), one lookup
- * (group, subject, membership, owning directory, event stream, the assignments its fan-out
- * multiplies), the membership row, and one statement for the fan-out, the revision bump and the
- * change log (data-modifying CTEs). SQLite takes no lock statement (one writer) and, having no
- * data-modifying CTEs and no round trips, runs the last one as three. Before: nine on both engines.
+ * (issue 13). A subject added to or removed from a group takes three: the locks (the subject's, with
+ * the organization's shared: docs/adr/0017-subject-locks.md) with, read after them in the same call,
+ * the organization's revision and propagation policy (test/contract/policy-after-lock.test.ts); one
+ * lookup (group, subject, membership, owning directory, event stream, the assignments its fan-out
+ * multiplies) that also inserts or deletes the membership row, conditioned on what the command
+ * refuses for; and one statement for the fan-out, the revision bump and the change log
+ * (data-modifying CTEs): docs/adr/0026-write-round-trips.md. SQLite takes no lock (one writer)
+ * and, having no data-modifying CTEs and no round trips, runs the row and the last one as four.
+ * Before: nine on both engines (ADR 0013), then five on PostgreSQL.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLockstep } from '../../src/app.ts';
@@ -53,7 +55,7 @@ describeEachEngine('statements of a sync membership change', (engine) => {
   let ls: Lockstep;
   let seen: { n: number };
   const org = 'o1';
-  const expected = engine.name === 'postgres' ? 5 : 6;
+  const expected = engine.name === 'postgres' ? 3 : 6;
 
   beforeAll(async () => {
     ({ raw, ls, seen } = await viewerOrg(engine, org));
@@ -92,15 +94,15 @@ describeEachEngine('statements of a sync membership change', (engine) => {
     expect((await ls.check(org, { subject: 'alice', permission: 'doc.read', resource: 'doc:d2' })).allowed).toBe(false);
   });
 
-  // PostgreSQL: the membership row joins the tail as well (nothing in it reads the source rows).
-  const expectedAsync = engine.name === 'postgres' ? 4 : 6;
+  // PostgreSQL: the membership row in the lookup, the job in the tail.
+  const expectedAsync = engine.name === 'postgres' ? 3 : 6;
   it(`an async add and remove run ${expectedAsync} statements each, enqueueing the job the change log names`, async () => {
     const c = counting(raw);
     const async_ = createLockstep(c.db, { defaultPolicy: ASYNC, groupCommit: false });
     for (const op of ['add', 'remove'] as const) {
       c.seen.n = 0;
       const r = op === 'add' ? await async_.addMember(org, 'g', 'alice') : await async_.removeMember(org, 'g', 'alice');
-      // PostgreSQL: the membership row, the job, the revision, the change log and the NOTIFY in one statement.
+      // PostgreSQL: the job, the revision, the change log and the NOTIFY in one statement.
       expect(c.seen.n).toBe(expectedAsync);
       expect(await raw.get('SELECT 1 AS x FROM memberships WHERE org_id = $1 AND group_id = $2 AND subject_id = $3', [org, 'g', 'alice'])).toEqual(op === 'add' ? { x: 1 } : undefined);
       expect(r.propagation).toMatchObject({ mode: 'async', status: 'pending' });
@@ -120,12 +122,12 @@ describeEachEngine('statements of a sync membership change', (engine) => {
 
   if (engine.name === 'postgres') {
     // Group commit (src/policy/combiner.ts) is PostgreSQL's. Three adds queued behind a lone one
-    // share a transaction: its lock statement, the organization read once (subject locks only: no
-    // policy change can commit beside them), and per write the lookup and the tail with the
-    // membership row in it — no savepoint: the command only reads, and nothing refuses the write
-    // after its tail. Before: 1 + 3 × 6 = 19 (a savepoint, its release, the organization read and
-    // the membership row each write).
-    it('three async adds sharing a transaction run 2 + 3 × 2 statements in it, and each commits its row, job and revision', async () => {
+    // share a transaction: its lock statement, which reads the organization once (subject locks
+    // only: no policy change can commit beside them), and per write the lookup with the membership
+    // row in it and the tail — no savepoint: the row is changed only when nothing refuses the
+    // write after it. Before: 1 + 3 × 6 = 19 (a savepoint, its release, the organization read and
+    // the membership row each write), then 2 + 3 × 2 (the organization read its own statement).
+    it('three async adds sharing a transaction run 1 + 3 × 2 statements in it, and each commits its row, job and revision', async () => {
       const perTx: number[] = [];
       const wrapped: Database = {
         ...raw,
@@ -146,7 +148,7 @@ describeEachEngine('statements of a sync membership change', (engine) => {
       perTx.length = 0;
       // The first starts a transaction of its own at once; the other three queue behind it.
       const written = await Promise.all(subjects.map((s) => shared.addMember(org, 'g', s)));
-      expect(perTx).toEqual([4, 2 + 3 * 2]);
+      expect(perTx).toEqual([3, 1 + 3 * 2]);
       expect(new Set(written.map((w) => w.revision)).size).toBe(4);
       for (const [i, s] of subjects.entries()) {
         expect(written[i]!.propagation).toMatchObject({ mode: 'async', status: 'pending' });
@@ -157,15 +159,71 @@ describeEachEngine('statements of a sync membership change', (engine) => {
       for (const s of subjects) await ls.removeMember(org, 'g', s);
       await raw.run("UPDATE jobs SET state = 'done' WHERE org_id = $1", [org]);
     });
+
+    // A subject's add inserts its row in its lookup, conditioned on everything the command refuses
+    // the add for (src/policy/membership-commands.ts): a refused add changes nothing there, so it
+    // rolls back alone — no savepoint, and the batch is not aborted and retried write by write, as
+    // it would be were the row inserted (or the insert to fail) before the refusal.
+    it('refused adds in a shared sync transaction insert nothing and leave the batch to commit the rest in 1 + 1 + 1 + 2 statements', async () => {
+      const perTx: number[] = [];
+      const wrapped: Database = {
+        ...raw,
+        transaction: (fn) =>
+          raw.transaction((tx) => {
+            const i = perTx.push(0) - 1;
+            return fn({
+              ...tx,
+              all: (st, p) => ((perTx[i]! += 1), tx.all(st, p)),
+              get: (st, p) => ((perTx[i]! += 1), tx.get(st, p)),
+              run: (st, p) => ((perTx[i]! += 1), tx.run(st, p)),
+            });
+          }),
+      };
+      const shared = createLockstep(wrapped, { defaultPolicy: SYNC_POLICY });
+      for (const s of ['t0', 't1', 't2']) await ls.putSubject(org, s, { kind: 'user' });
+      await ls.putGroup(org, 'owned', {});
+      await raw.run(
+        `INSERT INTO directories (id, org_id, name, provider, token_hash, token_created_at, created_at) VALUES ('dir1', $1, 'idp', 'generic', 'x', 0, 0)`,
+        [org],
+      );
+      await raw.run(
+        `INSERT INTO scim_resources (org_id, resource_type, id, directory_id, name_key, document, version, created_at, modified_at)
+         VALUES ($1, 'Group', 'owned', 'dir1', 'owned', '{}', 1, 0, 0)`,
+        [org],
+      );
+      perTx.length = 0;
+      // The first runs alone at once; the other three queue behind it and share a transaction.
+      const lone = shared.addMember(org, 'g', 't0');
+      const unknown = shared.addMember(org, 'g', 'nobody');
+      const owned = shared.addMember(org, 'owned', 't1');
+      const added = shared.addMember(org, 'g', 't2');
+      await expect(unknown).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(owned).rejects.toMatchObject({ code: 'CONFLICT' });
+      expect((await lone).propagation).toMatchObject({ mode: 'sync', status: 'effective' });
+      expect((await added).propagation).toMatchObject({ mode: 'sync', status: 'effective' });
+      // Lone: the locks with the organization, the lookup with the row, the tail. Shared: the
+      // locks with the organization; two refused lookups; a lookup with the row and its tail.
+      expect(perTx).toEqual([3, 1 + 1 + 1 + 2]);
+      const members = await raw.all<{ group_id: string; subject_id: string }>(
+        "SELECT group_id, subject_id FROM memberships WHERE org_id = $1 AND subject_id IN ('t0', 't1', 't2', 'nobody') ORDER BY subject_id",
+        [org],
+      );
+      expect(members).toEqual([
+        { group_id: 'g', subject_id: 't0' },
+        { group_id: 'g', subject_id: 't2' },
+      ]);
+      expect((await ls.check(org, { subject: 't2', permission: 'doc.read', resource: 'doc:d1' })).allowed).toBe(true);
+      for (const s of ['t0', 't2']) await ls.removeMember(org, 'g', s);
+    });
   }
 
-  it('a write that changes nothing takes the lock, reads the organization and runs its lookup only, and stamps no revision', async () => {
+  it('a write that changes nothing takes the locks with the organization and runs its lookup only, and stamps no revision', async () => {
     const before = (await ls.getOrganization(org)).revision;
     seen.n = 0;
     const r = await ls.removeMember(org, 'g', 'alice');
     expect(r.changed).toBe(false);
-    // PostgreSQL: the lock is a statement of its own (src/storage/locks.ts); SQLite takes none.
-    expect(seen.n).toBe(engine.name === 'postgres' ? 3 : 2);
+    // PostgreSQL: the locks and the organization's read in one statement (src/storage/locks.ts); SQLite: the read alone.
+    expect(seen.n).toBe(2);
     expect((await ls.getOrganization(org)).revision).toBe(before);
   });
 });
