@@ -81,3 +81,20 @@ export function joinTransaction(db: Database, tx: Sql): Database {
     close: () => Promise.resolve(),
   };
 }
+
+const openings = new Set<string>();
+
+/**
+ * Declares `text` a statement that may open a transaction: when it is a transaction's first
+ * statement, PostgreSQL's engine sends BEGIN and it in one round trip (one simple-protocol query of
+ * two statements, `text`'s `$n` replaced by its parameters as literals with the driver's own
+ * escaping). Its parameters must be strings, null, or arrays of strings. Returns `text`.
+ */
+export function opensTransaction(text: string): string {
+  openings.add(text);
+  return text;
+}
+
+/** Whether `statement` was declared with `opensTransaction`. */
+export const isOpening = (statement: Statement): statement is string => typeof statement === 'string' && openings.has(statement);
+

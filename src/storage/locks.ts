@@ -8,14 +8,15 @@
  * parallel and nothing organization-wide runs beside it. Held to commit. SQLite: nothing to take —
  * its write transactions are already exclusive.
  */
-import type { Sql } from './database.ts';
+import { opensTransaction, type Sql } from './database.ts';
 
 export async function lockForWrite(tx: Sql, org: string, subjects?: readonly string[]): Promise<void> {
   if (tx.dialect !== 'postgres') return;
   await tx.get('SELECT lockstep_lock($1, $2) AS n', [org, subjects === undefined ? null : [...subjects]]);
 }
 
-const LOCK_AND_READ = 'SELECT revision, policy FROM lockstep_lock_frame($1, $2)';
+/** A write's first statement: BEGIN goes with it (src/storage/database.ts `opensTransaction`). */
+const LOCK_AND_READ = opensTransaction('SELECT revision, policy FROM lockstep_lock_frame($1, $2)');
 
 /** The organization's revision and stored propagation policy (undefined: no organization row). */
 export type OrganizationFrame = { revision: number; policy: string | null } | undefined;

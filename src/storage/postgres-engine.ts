@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { Database, Sql, Statement } from './database.ts';
+import { isOpening, type Database, type Sql, type Statement } from './database.ts';
 import { wrapStorageError } from './errors.ts';
 import { loadMigrations, MIGRATIONS_TABLE, refuseNewerStore } from './migrations.ts';
 import { compileStatement } from './sql.ts';
@@ -45,6 +45,53 @@ function sqlOn(q: Queryable): Sql {
     get: async <T>(statement: Statement, params?: readonly unknown[]) => (await exec(statement, params)).rows[0] as T | undefined,
     run: async (sql, params) => (await exec(sql, params)).rowCount ?? 0,
   };
+}
+
+/** A parameter of an opening statement as a literal (pg's escaping): a string, null, or an array of strings. */
+function literal(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'string') return pg.escapeLiteral(v);
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return `ARRAY[${v.map((x) => pg.escapeLiteral(x)).join(', ')}]::text[]`;
+  throw new Error('an opening statement takes strings, null and arrays of strings only');
+}
+
+/**
+ * `client`'s statements in a transaction whose BEGIN is sent with its first statement: alone before
+ * it, or, for a statement declared with `opensTransaction`, in the same round trip (src/storage/database.ts).
+ */
+function transactionOn(client: pg.PoolClient): { tx: Sql; begun: () => boolean } {
+  const base = sqlOn(client);
+  let begun = false;
+  const first = async (statement: Statement, values: readonly unknown[] | undefined): Promise<pg.QueryResult | undefined> => {
+    begun = true;
+    if (!isOpening(statement)) {
+      await client.query('BEGIN');
+      return undefined;
+    }
+    const text = statement.replace(/\$(\d+)/g, (_, n: string) => literal(values?.[Number(n) - 1]));
+    try {
+      const results = (await client.query(`BEGIN; ${text}`)) as unknown as pg.QueryResult[];
+      return results[1];
+    } catch (e) {
+      wrapStorageError(e);
+    }
+  };
+  const wrap =
+    <R>(f: (st: Statement, p?: readonly unknown[]) => Promise<R>, from: (r: pg.QueryResult) => R) =>
+    async (st: Statement, p?: readonly unknown[]): Promise<R> => {
+      if (!begun) {
+        const r = await first(st, p);
+        if (r) return from(r);
+      }
+      return f(st, p);
+    };
+  const tx: Sql = {
+    ...base,
+    all: wrap(base.all, (r) => r.rows) as Sql['all'],
+    get: wrap(base.get, (r) => r.rows[0]) as Sql['get'],
+    run: wrap(base.run, (r) => r.rowCount ?? 0),
+  };
+  return { tx, begun: () => begun };
 }
 
 /** Drops a schema and everything in it (tests and benchmarks clean up their fresh schemas with it). */
@@ -128,13 +175,14 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Database 
       } catch (e) {
         wrapStorageError(e);
       }
+      // BEGIN goes with the first statement (a transaction that runs none sends nothing).
+      const { tx, begun } = transactionOn(client);
       try {
-        await client.query('BEGIN');
-        const result = await fn(sqlOn(client));
-        await client.query('COMMIT');
+        const result = await fn(tx);
+        if (begun()) await client.query('COMMIT');
         return result;
       } catch (e) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        if (begun()) await client.query('ROLLBACK').catch(() => undefined);
         throw e;
       } finally {
         client.release();

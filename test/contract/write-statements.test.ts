@@ -8,8 +8,9 @@
  * lookup (group, subject, membership, owning directory, event stream, the assignments its fan-out
  * multiplies) that also inserts or deletes the membership row, conditioned on what the command
  * refuses for; and one statement for the fan-out, the revision bump and the change log
- * (data-modifying CTEs): docs/adr/0026-write-round-trips.md. SQLite takes no lock (one writer)
- * and, having no data-modifying CTEs and no round trips, runs the row and the last one as four.
+ * (data-modifying CTEs). BEGIN goes with the first: docs/adr/0026-write-round-trips.md. SQLite
+ * takes no lock (one writer) and, having no data-modifying CTEs and no round trips, runs the row
+ * and the last one as four.
  * Before: nine on both engines (ADR 0013), then five on PostgreSQL.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
