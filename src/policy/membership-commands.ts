@@ -143,10 +143,10 @@ export function createMembershipCommands(env: WriteEnv) {
       // which cannot run beside this one. SQLite (no round trips, no data-modifying CTEs) leaves
       // the change to the tail.
       const sourceHere = member.type === 'subject' && tx.dialect === 'postgres';
-      const theRow = sql`org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
-      const unowned = sql`${ownerValue(org, 'Group', group)} IS NULL`;
-      const change =
-        op === 'add'
+      const sourceChange = (): SqlFragment => {
+        const theRow = sql`org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
+        const unowned = sql`${ownerValue(org, 'Group', group)} IS NULL`;
+        return op === 'add'
           ? sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at)
                 SELECT ${org}::text, ${group}::text, ${member.id}::text, ${expiresAt}::bigint
                  WHERE EXISTS (SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${group})
@@ -155,9 +155,10 @@ export function createMembershipCommands(env: WriteEnv) {
           : op === 'remove'
             ? sql`DELETE FROM memberships WHERE ${theRow} AND ${unowned}`
             : sql`DELETE FROM memberships WHERE ${theRow} AND expires_at <= ${now}`;
+      };
       const found = sourceHere
         ? await frame.unguarded<Found>(
-            sql`WITH changed AS (${change} RETURNING 1) SELECT ${columns}, (SELECT COUNT(*) FROM changed) AS changed_row`,
+            sql`WITH changed AS (${sourceChange()} RETURNING 1) SELECT ${columns}, (SELECT COUNT(*) FROM changed) AS changed_row`,
             (row) => Number(row?.changed_row ?? 0) > 0,
           )
         : await tx.get<Found>(sql`SELECT ${columns}`);
