@@ -9,8 +9,10 @@
  * A write's savepoint is taken just before the first statement of its that changes something
  * (every statement but a SELECT), so a write that only reads before it is refused needs none. The
  * frame's own statements after its command (src/policy/write.ts: the tail) run on
- * `shared.unguarded`, without one: a membership change, whose command only reads and leaves its row
- * to the tail, runs two statements in a shared transaction, not six. Should a write be refused after
+ * `shared.unguarded`, without one; so does a command's change conditioned, in its own statement, on
+ * everything the command refuses for (`shared.tentative`, reported by `changedUnguarded`): a
+ * membership change, whose lookup also writes its row, runs two statements in a shared transaction,
+ * not six (docs/adr/0026-write-round-trips.md). Should a write be refused after
  * an unguarded change (or after a statement that failed with no savepoint to return to), nothing can
  * undo it alone: the batch aborts, and every write in it is retried in a transaction of its own.
  *

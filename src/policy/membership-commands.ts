@@ -140,8 +140,8 @@ export function createMembershipCommands(env: WriteEnv) {
       // the command below decides to change it, with nothing after that refuses the write
       // (docs/adr/0026-*), and the tail's fan-out, a later statement, reads the source as changed.
       // The row is written only by holders of the subject's lock and organization-wide writes,
-      // which cannot run beside this one. SQLite (no round trips, no data-modifying CTEs) leaves
-      // the change to the tail.
+      // which cannot run beside this one. SQLite (no round trips, no data-modifying CTEs) changes
+      // the row by a statement of its own below.
       const sourceHere = member.type === 'subject' && tx.dialect === 'postgres';
       const sourceChange = (): SqlFragment => {
         const theRow = sql`org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
@@ -189,15 +189,8 @@ export function createMembershipCommands(env: WriteEnv) {
           // be in the read model, or may have been cleaned: the fan-out restores them either way).
           if (isLive(prevExpiry, now)) return { changed: true, kind: 'membership.update', recording };
         } else if (member.type === 'subject') {
-          // PostgreSQL: inserted by the lookup. SQLite: run by the frame, in its tail (src/policy/write.ts):
-          // the row is absent (read under the subject's lock, which every writer of it holds), so the insert adds it.
-          const source = sourceHere ? undefined : sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at) VALUES (${org}, ${group}, ${member.id}, ${expiresAt})`;
-          return {
-            ...(active ? await fanout(tx, org, member, 'grant', groupAncestors(org, group), known) : { changed: true }),
-            kind: 'membership.add',
-            recording,
-            ...(source ? { source } : {}),
-          };
+          // PostgreSQL: inserted by the lookup. SQLite: here.
+          if (!sourceHere) await tx.run(sql`INSERT INTO memberships (org_id, group_id, subject_id, expires_at) VALUES (${org}, ${group}, ${member.id}, ${expiresAt})`);
         } else {
           const edges = await loadGroupEdges(tx, org);
           assertEdgeAllowed(graphOf(edges), group, member.id);
@@ -212,17 +205,14 @@ export function createMembershipCommands(env: WriteEnv) {
       if (op === 'expire' && (prevExpiry === null || prevExpiry > now)) return NO_CHANGE;
       // A subject's removal leaves the groups above unchanged; an edge's changes them: read them first.
       const above = member.type === 'subject' ? groupAncestors(org, group) : sql.join(await ancestorsOf(tx, org, group));
-      // A subject's row: PostgreSQL, deleted by the lookup; SQLite, in the frame's tail
-      // (src/policy/write.ts): it is present (read under the subject's lock, which every writer of
-      // it holds), so the delete removes it.
-      let source: SqlFragment | undefined;
+      // A subject's row: PostgreSQL, deleted by the lookup; SQLite, here.
       if (member.type === 'subject') {
-        if (!sourceHere) source = sql`DELETE FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`;
+        if (!sourceHere) await tx.run(sql`DELETE FROM memberships WHERE org_id = ${org} AND group_id = ${group} AND subject_id = ${member.id}`);
       } else {
         await tx.run(sql`DELETE FROM group_members WHERE org_id = ${org} AND group_id = ${group} AND member_id = ${member.id}`);
         await removeEdgeFromClosure(tx, org, group, member.id);
       }
-      const effect: Outcome = { ...(active ? await fanout(tx, org, member, 'revoke', above, known, inSync) : { changed: true }), recording, ...(source ? { source } : {}) };
+      const effect: Outcome = { ...(active ? await fanout(tx, org, member, 'revoke', above, known, inSync) : { changed: true }), recording };
       // A removal of what had already expired revokes nothing new; its rows still go.
       if (op === 'remove' && !isLive(prevExpiry, now)) return { ...effect, revokeRank: null };
       return op === 'expire' ? { ...effect, decidedAt: prevExpiry! } : effect;

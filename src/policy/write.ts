@@ -45,14 +45,6 @@ export interface Outcome<O = undefined> {
   decidedAt?: number;
   /** Whether the organization records delivery events, if the command read it (saves the frame a round trip). */
   recording?: boolean;
-  /**
-   * The command's last source-table change, left for the frame to run (a changed outcome only): on
-   * PostgreSQL as a data-modifying CTE of the tail when nothing in the tail reads source rows (an
-   * asynchronous change, or one without a fan-out) — one round trip fewer —, else as a statement of
-   * its own just before the fan-out. The command must have decided, from what it read under its
-   * locks, that the statement changes what the outcome says it does.
-   */
-  source?: SqlFragment;
 }
 
 export const NO_CHANGE: Outcome = { changed: false };
@@ -173,9 +165,9 @@ async function frameRow(tx: Sql, org: string, shared: SharedTransaction): Promis
 }
 
 /**
- * One attempt in `tx`: the locks (unless taken), the command and the decision; then the tail — the
- * command's source change where the tail carries it, the fan-out or the job, the revision, the change
- * log and the delivery events — as a `Tail` its caller runs, in the same transaction.
+ * One attempt in `tx`: the locks (unless taken) with the organization's revision and policy, the
+ * command and the decision; then the tail — the fan-out or the job, the revision, the change log and
+ * the delivery events — as a `Tail` its caller runs, in the same transaction.
  */
 async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Command<O>, traceParent: string | undefined, shared: SharedTransaction | undefined): Promise<Staged<Written<O>>> {
   const decidedAt = env.now();
@@ -230,11 +222,6 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
     // Otherwise they run here, first.
     const cte = inline && tx.dialect === 'postgres' ? fanoutAsCte(inline) : null;
     const fuseJob = enqueue !== null && tx.dialect === 'postgres';
-    // The command's source change joins the tail unless the tail's fan-out reads the source rows
-    // (a data-modifying CTE's siblings see the snapshot from before it).
-    const fuseSource = outcome.source !== undefined && postgres && inline === null;
-    if (outcome.source && !fuseSource) await own.run(outcome.source);
-    const source = fuseSource ? sql`source AS (${outcome.source!}), ` : sql.empty;
     let added = 0;
     let removed = 0;
     let jobId: string | null = null;
@@ -286,12 +273,12 @@ async function writeOnce<O>(env: WriteEnv, spec: WriteSpec, tx: Sql, command: Co
       // other processes when this commits (transactional): one statement.
       returned(
         await own.get<{ revision: number }>(
-          sql`WITH ${source}bump AS (${bump}), job AS (${enqueue!})
+          sql`WITH bump AS (${bump}), job AS (${enqueue!})
               ${logChange(added, removed, sql`(SELECT id FROM job)`)} RETURNING revision, pg_notify(${JOBS_CHANNEL}, ${spec.org}) AS notified`,
         ),
       );
     } else if (postgres) {
-      returned(await own.get<{ revision: number }>(sql`WITH ${source}bump AS (${bump}) ${logChange(added, removed, jobId)} RETURNING revision`));
+      returned(await own.get<{ revision: number }>(sql`WITH bump AS (${bump}) ${logChange(added, removed, jobId)} RETURNING revision`));
     } else {
       // SQLite has no data-modifying CTEs; its statements cost no round trip.
       await own.run(bump);
