@@ -26,9 +26,9 @@ declare module 'fastify' {
      * Set when the key came from the cache and is not yet known to be active: the handler passes its
      * id to the statement that answers, and the error handler calls this before it answers any
      * error — it looks the key up and returns the error to answer instead (401, or 429) if the
-     * key is no longer active, else null.
+     * key is no longer active (or the store's error if the lookup failed), else null.
      */
-    confirmKey?: (() => Promise<ApiError | null>) | undefined;
+    confirmKey?: (() => Promise<Error | null>) | undefined;
   }
 }
 
@@ -62,7 +62,13 @@ export function installAuth(app: FastifyInstance, db: Database, limit: AuthFailu
     if (!key) throw failed(request);
     if (cached) {
       request.confirmKey = async () => {
-        if (await authenticate(db, header)) return null;
+        try {
+          if (await authenticate(db, header)) return null;
+        } catch (e) {
+          // The store did not answer: that is the error to answer (problem+json), not an escape
+          // from the error handler.
+          return e instanceof Error ? e : new Error(String(e));
+        }
         cache.forget(header);
         return failed(request);
       };

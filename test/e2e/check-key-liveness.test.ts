@@ -126,4 +126,21 @@ describeEachEngine('e2e: a check route confirms its key in the check statement',
     const after = await statementsOf(dbs(), async () => expectProblem(await check(key), 401, 'UNAUTHENTICATED'));
     expect(after.some((s) => /FROM api_keys/.test(s) && !/key_live/.test(s))).toBe(true);
   });
+
+  it('when the key\'s confirmation itself fails (the store broke), the error is still a problem+json', async () => {
+    const broken = await startHarness(engine, { authFailureLimit: 0 });
+    try {
+      await seed(broken, 'acme');
+      const { key } = await createKey(broken.app.db, { scope: 'check', org: 'acme' });
+      expect((await broken.req('POST', `${ORG}/acme/check`, { key, body: CHECK })).status).toBe(200);
+      // Both the check's statement and the confirming lookup fail from here on.
+      await broken.app.db.run('ALTER TABLE api_keys RENAME TO api_keys_gone');
+      const r = await broken.req('POST', `${ORG}/acme/check`, { key, body: CHECK });
+      expect(r.status).toBeGreaterThanOrEqual(500);
+      expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(r.json.allowed).toBeUndefined();
+    } finally {
+      await broken.close();
+    }
+  });
 });
