@@ -7,6 +7,7 @@ import { conflict, notFound } from '../domain/errors.ts';
 import { parseGroupId, parseName, parseOrgId, parseSubjectId, parseSubjectKind, type GroupId, type OrgId, type SubjectId } from '../domain/model.ts';
 import type { WriteContext, WriteResult } from '../domain/contract.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
+import { openJobProbe } from '../propagation/queue.ts';
 import { countDesired, countGroupRows, maxRiskOfRoles } from '../derivation/read-model.ts';
 import { desired, groupAncestors, notDerived, subjectsUnder } from '../derivation/rule.ts';
 import { addGroupToClosure, loadGroupEdges, removeEdgeFromClosure, removeGroupFromClosure } from '../derivation/closure.ts';
@@ -164,7 +165,7 @@ export async function deleteGroupOutcome(tx: Sql, orgIn: string, idIn: string, a
     // exclusive lock, under which jobs open and finish: docs/adr/0013-*) the read model is in step
     // and there are none, so the members' other rows are not read at all: probing them scans the
     // read model of every member, inside the delete's transaction.
-    const open = await tx.get("SELECT 1 AS x FROM jobs WHERE org_id = $1 AND state <> 'done' LIMIT 1", [org]);
+    const open = Boolean((await tx.get<{ x: number | null }>(sql`SELECT ${openJobProbe(org)} AS x`))?.x);
     const members = open ? (await tx.all<{ subject_id: string }>('SELECT subject_id FROM memberships WHERE org_id = $1 AND group_id = $2', [org, id])).map((r) => r.subject_id) : [];
     await deleteGroupRows(tx, org, id, [], also);
     const stale = await staleGroupRows(tx, org, id, members);

@@ -16,6 +16,7 @@ import { parseGroupId, parseOrgId, parseSubjectId, type GroupId, type OrgId, typ
 import type { GroupMember, MemberQuery, WriteContext, WriteResult } from '../domain/contract.ts';
 import { decodeCursor, pageLimit, pageOf } from '../domain/page.ts';
 import { sql, type Sql, type SqlFragment } from '../storage/database.ts';
+import { openJobProbe } from '../propagation/queue.ts';
 import { groupAncestors, notDerived, subjectsUnder } from '../derivation/rule.ts';
 import { addEdgeToClosure, loadGroupEdges, removeEdgeFromClosure } from '../derivation/closure.ts';
 import { NO_CHANGE, resultOf, runWrite, type Outcome, type WriteEnv } from './write.ts';
@@ -107,7 +108,7 @@ export function createMembershipCommands(env: WriteEnv) {
       // they are. (A nested edge changes the groups above its member: it reads them as it goes.)
       const common = sql`(SELECT 1 FROM groups WHERE org_id = ${org} AND id = ${group}) AS g, ${ownerColumns(org, 'Group', group)},
                          (SELECT 1 FROM event_streams WHERE org_id = ${org}) AS stream,
-                         (SELECT 1 FROM jobs WHERE org_id = ${org} AND state <> 'done' LIMIT 1) AS open_jobs`;
+                         ${openJobProbe(org)} AS open_jobs`;
       type Found = {
         g: number | null;
         m: number | null;

@@ -16,6 +16,14 @@ import { parseScope, totalMembers } from './scope.ts';
 /** The channel a commit that enqueued a job signals (PostgreSQL NOTIFY), so workers elsewhere wake. */
 export const JOBS_CHANNEL = 'lockstep_jobs';
 
+/**
+ * 1 if organization `org` has an open job (pending, running, retrying or failed), else NULL — as a
+ * scalar subquery. On the expression `org_id || ''`, which only the partial index jobs_open holds
+ * (migrations/024_open_jobs_probe.sql): the planner cannot take another index of `jobs` for it,
+ * whatever its statistics say (docs/adr/0027-open-jobs-probe.md).
+ */
+export const openJobProbe = (org: string): SqlFragment => sql`(SELECT 1 FROM jobs WHERE (org_id || '') = ${org} AND state <> 'done' LIMIT 1)`;
+
 export interface JobRow {
   id: string;
   org_id: string;
