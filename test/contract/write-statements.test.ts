@@ -40,6 +40,25 @@ function counting(db: Database) {
   return { db: wrapped, seen };
 }
 
+/** `db`, counting the statements of each transaction it runs, one entry per transaction in order. */
+function countingPerTransaction(db: Database) {
+  const perTx: number[] = [];
+  const wrapped: Database = {
+    ...db,
+    transaction: (fn) =>
+      db.transaction((tx) => {
+        const i = perTx.push(0) - 1;
+        return fn({
+          ...tx,
+          all: (st, p) => ((perTx[i]! += 1), tx.all(st, p)),
+          get: (st, p) => ((perTx[i]! += 1), tx.get(st, p)),
+          run: (st, p) => ((perTx[i]! += 1), tx.run(st, p)),
+        });
+      }),
+  };
+  return { db: wrapped, perTx };
+}
+
 /** A fresh store whose sync Lockstep counts its statements, with `org`, `doc.read` and the role `viewer` granting it. */
 async function viewerOrg(engine: TestEngine, org: string) {
   const raw = await engine.open();
@@ -129,20 +148,7 @@ describeEachEngine('statements of a sync membership change', (engine) => {
     // write after it. Before: 1 + 3 × 6 = 19 (a savepoint, its release, the organization read and
     // the membership row each write), then 2 + 3 × 2 (the organization read its own statement).
     it('three async adds sharing a transaction run 1 + 3 × 2 statements in it, and each commits its row, job and revision', async () => {
-      const perTx: number[] = [];
-      const wrapped: Database = {
-        ...raw,
-        transaction: (fn) =>
-          raw.transaction((tx) => {
-            const i = perTx.push(0) - 1;
-            return fn({
-              ...tx,
-              all: (st, p) => ((perTx[i]! += 1), tx.all(st, p)),
-              get: (st, p) => ((perTx[i]! += 1), tx.get(st, p)),
-              run: (st, p) => ((perTx[i]! += 1), tx.run(st, p)),
-            });
-          }),
-      };
+      const { db: wrapped, perTx } = countingPerTransaction(raw);
       const shared = createLockstep(wrapped, { defaultPolicy: ASYNC });
       const subjects = ['s0', 's1', 's2', 's3'];
       for (const s of subjects) await ls.putSubject(org, s, { kind: 'user' });
@@ -166,20 +172,7 @@ describeEachEngine('statements of a sync membership change', (engine) => {
     // rolls back alone — no savepoint, and the batch is not aborted and retried write by write, as
     // it would be were the row inserted (or the insert to fail) before the refusal.
     it('refused adds in a shared sync transaction insert nothing and leave the batch to commit the rest in 1 + 1 + 1 + 2 statements', async () => {
-      const perTx: number[] = [];
-      const wrapped: Database = {
-        ...raw,
-        transaction: (fn) =>
-          raw.transaction((tx) => {
-            const i = perTx.push(0) - 1;
-            return fn({
-              ...tx,
-              all: (st, p) => ((perTx[i]! += 1), tx.all(st, p)),
-              get: (st, p) => ((perTx[i]! += 1), tx.get(st, p)),
-              run: (st, p) => ((perTx[i]! += 1), tx.run(st, p)),
-            });
-          }),
-      };
+      const { db: wrapped, perTx } = countingPerTransaction(raw);
       const shared = createLockstep(wrapped, { defaultPolicy: SYNC_POLICY });
       for (const s of ['t0', 't1', 't2']) await ls.putSubject(org, s, { kind: 'user' });
       await ls.putGroup(org, 'owned', {});
