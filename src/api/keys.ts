@@ -193,12 +193,8 @@ export function createKeyCache(max = 10_000) {
       const h = hashOf(header);
       if (h !== undefined) byHash.delete(h);
     },
-    get size() {
-      return byHash.size;
-    },
   };
 }
-export type KeyCache = ReturnType<typeof createKeyCache>;
 
 /** LOCKSTEP_ADMIN_KEY's format, checked before anything is stored (serve checks it before it listens). */
 export function checkAdminKeyFormat(adminKey: string): void {
